@@ -1,0 +1,24 @@
+// Text normalisation applied to every document before chunking.
+// Offsets reported by search hits refer to the normalised text, which is what
+// ragd stores, so normalisation must happen exactly once, here.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace ragd {
+
+// Thrown for input that is not valid UTF-8; carries the byte offset.
+struct Utf8Error {
+  size_t byte_offset;
+};
+
+// Returns the byte offset of the first invalid UTF-8 sequence, or npos.
+size_t find_invalid_utf8(std::string_view s);
+
+// Normalises line endings (CRLF and lone CR become LF) and drops control
+// characters other than TAB and LF (NUL, form feeds, escape codes pasted from
+// terminals), which carry no meaning for retrieval and confuse tokenisers.
+// Throws Utf8Error on invalid UTF-8.
+std::string normalize_text(std::string_view s);
+
+}  // namespace ragd
