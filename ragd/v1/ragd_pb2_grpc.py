@@ -111,7 +111,8 @@ class RagServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Delete(self, request, context):
-        """Delete documents by id (optionally versioned).
+        """Delete documents by id (optionally versioned). Applied before the reply
+        whatever `wait` says (deletes need no embedding).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -28,7 +28,8 @@ module Ragd
         rpc :Upsert, ::Ragd::V1::UpsertRequest, ::Ragd::V1::UpsertResponse
         # Documents in, one ack per document out, acked when durable and searchable.
         rpc :IndexStream, stream(::Ragd::V1::IndexStreamRequest), stream(::Ragd::V1::IndexStreamResponse)
-        # Delete documents by id (optionally versioned).
+        # Delete documents by id (optionally versioned). Applied before the reply
+        # whatever `wait` says (deletes need no embedding).
         rpc :Delete, ::Ragd::V1::DeleteRequest, ::Ragd::V1::DeleteResponse
         rpc :Search, ::Ragd::V1::SearchRequest, ::Ragd::V1::SearchResponse
         # Pipelined queries, answered in order.

@@ -1,0 +1,122 @@
+"""Client-side conversion between the typed dataclasses and ragd.v1 messages."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict
+from typing import Any, Iterable, Mapping, Union
+
+import numpy as np
+
+from ragd.v1 import ragd_pb2 as pb
+
+from . import types as t
+
+DocLike = Union[t.Document, Mapping[str, Any]]
+
+_ACK = {1: "indexed", 2: "unchanged", 3: "stale", 4: "deleted", 5: "not_found", 6: "failed", 7: "queued"}
+MODES = {"auto": pb.SEARCH_MODE_AUTO, "vector": pb.SEARCH_MODE_VECTOR,
+         "keyword": pb.SEARCH_MODE_KEYWORD, "hybrid": pb.SEARCH_MODE_HYBRID}
+_MODE_NAMES = {v: k for k, v in MODES.items()}
+# Service config: gRPC retries UNAVAILABLE itself, with backoff, on every
+# RagService method (all unary writes are idempotent: upsert replaces, delete removes).
+SERVICE_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": "ragd.v1.RagService"}],
+    "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "2s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+}]})
+
+
+def _ts(value: dt.datetime | str | int | float, out) -> None:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, (int, float)):
+        value = dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    out.FromDatetime(value)
+
+
+def document_pb(doc: DocLike) -> pb.Document:
+    d = asdict(doc) if isinstance(doc, t.Document) else dict(doc)
+    updated = d.pop("updated_at", None)
+    msg = pb.Document(**{k: v for k, v in d.items() if v is not None})
+    if updated:
+        _ts(updated, msg.updated_at)
+    return msg
+
+
+def filter_pb(flt: t.Filter | Mapping[str, Any] | None) -> pb.Filter | None:
+    if flt is None:
+        return None
+    f = asdict(flt) if isinstance(flt, t.Filter) else dict(flt)
+    ranges = f.pop("metadata_ranges", []) or []
+    after, before = f.pop("updated_after", None), f.pop("updated_before", None)
+    msg = pb.Filter(**{k: v for k, v in f.items() if v is not None})
+    for r in ranges:
+        r = r if isinstance(r, dict) else asdict(r)
+        msg.metadata_ranges.add(**{k: v for k, v in r.items() if v is not None})
+    if after:
+        _ts(after, msg.updated_after)
+    if before:
+        _ts(before, msg.updated_before)
+    return msg
+
+
+def delete_request(collection: str, ids: Iterable[str], versions: Mapping[str, int] | None) -> pb.DeleteRequest:
+    req = pb.DeleteRequest(collection=collection, wait=True)
+    for doc_id in ids:
+        if versions and doc_id in versions:
+            req.refs.add(id=doc_id, version=versions[doc_id])
+        else:
+            req.ids.append(doc_id)
+    return req
+
+
+def timings(m: pb.Timings) -> t.Timings:
+    return t.Timings(m.queue_ms, m.tokenize_ms, m.embed_ms, m.search_ms, m.store_ms, m.total_ms, m.cache_hit)
+
+
+def acks(items) -> list[t.Ack]:
+    return [t.Ack(a.id, _ACK.get(a.status, "unspecified"), a.version, a.chunks, a.error, a.truncated)
+            for a in items]
+
+
+def write_result(resp) -> t.WriteResult:
+    return t.WriteResult(acks(resp.acks), resp.sequence, getattr(resp, "job_id", ""),
+                         timings(resp.timings) if hasattr(resp, "timings") else t.Timings())
+
+
+def document(m: pb.Document) -> t.Document:
+    return t.Document(id=m.id, text=m.text, title=m.title, project_id=m.project_id, type=m.type,
+                      is_private=m.is_private, author_id=m.author_id,
+                      updated_at=m.updated_at.ToDatetime(dt.timezone.utc) if m.HasField("updated_at") else None,
+                      version=m.version, metadata=dict(m.metadata), viewer_ids=list(m.viewer_ids))
+
+
+def search_result(m: pb.SearchResponse) -> t.SearchResult:
+    hits = [t.Hit(h.document_id, h.chunk_id, h.text, h.start, h.end, h.score, document(h.document),
+                  h.vector_score, h.keyword_score) for h in m.hits]
+    return t.SearchResult(hits, _MODE_NAMES.get(m.mode, "auto"), timings(m.timings))
+
+
+def embed_result(m: pb.EmbedResponse) -> t.EmbedResult:
+    vectors = np.array([e.values for e in m.embeddings], dtype=np.float32).reshape(len(m.embeddings), m.dimension)
+    return t.EmbedResult(vectors, [e.tokens for e in m.embeddings], [e.truncated for e in m.embeddings],
+                         m.model, timings(m.timings))
+
+
+def stats(m: pb.StatsResponse) -> t.Stats:
+    colls = [t.CollectionStats(c.name, c.documents, c.chunks, c.index_kind, c.index_vectors, c.tombstones,
+                               c.sequence, c.dimension) for c in m.collections]
+    mi = m.model
+    return t.Stats(colls, t.ModelInfo(mi.name, mi.dimension, mi.max_tokens, mi.provider, mi.sha256),
+                   m.version, m.uptime_s, m.disk_bytes)
+
+
+def search_request(collection: str, query: str, top_k: int, flt, mode: str, group_by_document: bool,
+                   min_score: float) -> pb.SearchRequest:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {sorted(MODES)}, not {mode!r}")
+    return pb.SearchRequest(collection=collection, query=query, top_k=top_k, mode=MODES[mode],
+                            filter=filter_pb(flt), group_by_document=group_by_document, min_score=min_score)

@@ -1,0 +1,80 @@
+"""asyncio client: the same methods as RagClient, awaitable."""
+from __future__ import annotations
+
+from typing import AsyncIterator, Iterable, Mapping, Sequence
+
+import grpc
+
+from ragd.v1 import ragd_pb2 as pb
+from ragd.v1 import ragd_pb2_grpc
+
+from . import _convert as c
+from . import types as t
+from .client import DEFAULT_ADDRESS, channel_options
+from .errors import from_rpc_error
+
+
+class AsyncRagClient:
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = 30.0, collection: str = "default"):
+        self.address = address
+        self.timeout = timeout
+        self.collection = collection
+        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
+        self._stub = ragd_pb2_grpc.RagServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> "AsyncRagClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def _call(self, method, request, timeout: float | None):
+        try:
+            return await method(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def upsert(self, docs: Sequence[c.DocLike], *, collection: str | None = None, wait: bool = True,
+                     timeout: float | None = None) -> t.WriteResult:
+        req = pb.UpsertRequest(collection=collection or self.collection, wait=wait,
+                               documents=[c.document_pb(d) for d in docs])
+        return c.write_result(await self._call(self._stub.Upsert, req, timeout))
+
+    async def index_stream(self, batches: Iterable[Sequence[c.DocLike]], *, collection: str | None = None,
+                           timeout: float | None = None) -> AsyncIterator[t.WriteResult]:
+        coll = collection or self.collection
+        requests = (pb.IndexStreamRequest(collection=coll, documents=[c.document_pb(d) for d in batch])
+                    for batch in batches)
+        try:
+            async for resp in self._stub.IndexStream(requests, timeout=timeout):
+                yield c.write_result(resp)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def delete(self, ids: Iterable[str], *, versions: Mapping[str, int] | None = None,
+                     collection: str | None = None, timeout: float | None = None) -> t.WriteResult:
+        req = c.delete_request(collection or self.collection, ids, versions)
+        return c.write_result(await self._call(self._stub.Delete, req, timeout))
+
+    async def search(self, query: str, top_k: int = 10, *, filter: t.Filter | Mapping | None = None,
+                     mode: str = "auto", group_by_document: bool = False, min_score: float = 0.0,
+                     collection: str | None = None, timeout: float | None = None) -> t.SearchResult:
+        req = c.search_request(collection or self.collection, query, top_k, filter, mode,
+                               group_by_document, min_score)
+        return c.search_result(await self._call(self._stub.Search, req, timeout))
+
+    async def similar(self, doc_id: str, top_k: int = 10, *, filter: t.Filter | Mapping | None = None,
+                      min_score: float = 0.0, collection: str | None = None,
+                      timeout: float | None = None) -> t.SearchResult:
+        req = pb.SimilarRequest(collection=collection or self.collection, document_id=doc_id, top_k=top_k,
+                                filter=c.filter_pb(filter), min_score=min_score)
+        return c.search_result(await self._call(self._stub.Similar, req, timeout))
+
+    async def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> t.EmbedResult:
+        return c.embed_result(await self._call(self._stub.Embed, pb.EmbedRequest(texts=list(texts)), timeout))
+
+    async def stats(self, collection: str = "", *, timeout: float | None = None) -> t.Stats:
+        return c.stats(await self._call(self._stub.Stats, pb.StatsRequest(collection=collection), timeout))

@@ -1,0 +1,107 @@
+"""Synchronous client. Every call carries a deadline (the client's `timeout`
+unless the call passes its own); UNAVAILABLE is retried by gRPC with backoff."""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import grpc
+
+from ragd.v1 import ragd_pb2 as pb
+from ragd.v1 import ragd_pb2_grpc
+
+from . import _convert as c
+from . import types as t
+from .errors import from_rpc_error
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+
+def channel_options(max_message_bytes: int = 64 * 1024 * 1024) -> list[tuple[str, object]]:
+    return [("grpc.service_config", c.SERVICE_CONFIG), ("grpc.enable_retries", 1),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes)]
+
+
+class RagClient:
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = 30.0, collection: str = "default"):
+        self.address = address
+        self.timeout = timeout
+        self.collection = collection
+        self._channel = grpc.insecure_channel(address, options=channel_options())
+        self._stub = ragd_pb2_grpc.RagServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "RagClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method, request, timeout: float | None):
+        try:
+            return method(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until the daemon reports SERVING (model and indexes loaded)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        import time
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service="ragd.v1.RagService"), timeout=2)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ragd at {self.address} not SERVING after {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def upsert(self, docs: Sequence[c.DocLike], *, collection: str | None = None, wait: bool = True,
+               timeout: float | None = None) -> t.WriteResult:
+        req = pb.UpsertRequest(collection=collection or self.collection, wait=wait,
+                               documents=[c.document_pb(d) for d in docs])
+        return c.write_result(self._call(self._stub.Upsert, req, timeout))
+
+    def index_stream(self, batches: Iterable[Sequence[c.DocLike]], *, collection: str | None = None,
+                     timeout: float | None = None) -> Iterator[t.WriteResult]:
+        """Stream batches of documents; yields one result (acks) per batch, in order.
+        `timeout` bounds the whole stream (default: none)."""
+        coll = collection or self.collection
+        requests = (pb.IndexStreamRequest(collection=coll, documents=[c.document_pb(d) for d in batch])
+                    for batch in batches)
+        try:
+            for resp in self._stub.IndexStream(requests, timeout=timeout):
+                yield c.write_result(resp)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def delete(self, ids: Iterable[str], *, versions: Mapping[str, int] | None = None,
+               collection: str | None = None, timeout: float | None = None) -> t.WriteResult:
+        req = c.delete_request(collection or self.collection, ids, versions)
+        return c.write_result(self._call(self._stub.Delete, req, timeout))
+
+    def search(self, query: str, top_k: int = 10, *, filter: t.Filter | Mapping | None = None,
+               mode: str = "auto", group_by_document: bool = False, min_score: float = 0.0,
+               collection: str | None = None, timeout: float | None = None) -> t.SearchResult:
+        req = c.search_request(collection or self.collection, query, top_k, filter, mode,
+                               group_by_document, min_score)
+        return c.search_result(self._call(self._stub.Search, req, timeout))
+
+    def similar(self, doc_id: str, top_k: int = 10, *, filter: t.Filter | Mapping | None = None,
+                min_score: float = 0.0, collection: str | None = None,
+                timeout: float | None = None) -> t.SearchResult:
+        req = pb.SimilarRequest(collection=collection or self.collection, document_id=doc_id, top_k=top_k,
+                                filter=c.filter_pb(filter), min_score=min_score)
+        return c.search_result(self._call(self._stub.Similar, req, timeout))
+
+    def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> t.EmbedResult:
+        return c.embed_result(self._call(self._stub.Embed, pb.EmbedRequest(texts=list(texts)), timeout))
+
+    def stats(self, collection: str = "", *, timeout: float | None = None) -> t.Stats:
+        return c.stats(self._call(self._stub.Stats, pb.StatsRequest(collection=collection), timeout))

@@ -1,0 +1,133 @@
+"""Typed values the client takes and returns (plain dataclasses, no protobuf)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass
+class Document:
+    id: str
+    text: str
+    title: str = ""
+    project_id: int = 0
+    type: str = ""
+    is_private: bool = False
+    author_id: int = 0
+    updated_at: Optional[dt.datetime] = None
+    version: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+    viewer_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class MetadataRange:
+    key: str
+    gte: Optional[float] = None
+    lte: Optional[float] = None
+
+
+@dataclass
+class Filter:
+    """Permission and attribute filter (see proto ragd.v1.Filter); applied inside the index search."""
+    project_ids: list[int] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    private_project_ids: list[int] = field(default_factory=list)
+    user_id: int = 0
+    all_private: bool = False
+    metadata_equals: dict[str, str] = field(default_factory=dict)
+    metadata_ranges: list[MetadataRange] = field(default_factory=list)
+    updated_after: Optional[dt.datetime] = None
+    updated_before: Optional[dt.datetime] = None
+    exclude_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Timings:
+    queue_ms: float = 0.0
+    tokenize_ms: float = 0.0
+    embed_ms: float = 0.0
+    search_ms: float = 0.0
+    store_ms: float = 0.0
+    total_ms: float = 0.0
+    cache_hit: bool = False
+
+
+@dataclass
+class Ack:
+    id: str
+    status: str  # "indexed", "unchanged", "stale", "deleted", "not_found", "failed", "queued"
+    version: int = 0
+    chunks: int = 0
+    error: str = ""
+    truncated: bool = False
+
+
+@dataclass
+class WriteResult:
+    acks: list[Ack]
+    sequence: int
+    job_id: str = ""
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass
+class Hit:
+    document_id: str
+    chunk_id: int
+    text: str
+    start: int
+    end: int
+    score: float
+    document: Document
+    vector_score: float = 0.0
+    keyword_score: float = 0.0
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    mode: str  # the route actually taken: "vector", "keyword" or "hybrid"
+    timings: Timings
+
+
+@dataclass
+class EmbedResult:
+    vectors: np.ndarray  # float32 [n, dimension], L2-normalised
+    tokens: list[int]
+    truncated: list[bool]
+    model: str
+    timings: Timings
+
+
+@dataclass
+class CollectionStats:
+    name: str
+    documents: int
+    chunks: int
+    index_kind: str
+    index_vectors: int
+    tombstones: int
+    sequence: int
+    dimension: int
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    dimension: int
+    max_tokens: int
+    provider: str
+    sha256: str
+
+
+@dataclass
+class Stats:
+    collections: list[CollectionStats]
+    model: ModelInfo
+    version: str
+    uptime_s: float
+    disk_bytes: int

@@ -1,0 +1,75 @@
+"""proto <-> domain conversion. The only module besides the servicer that knows ragd.v1."""
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ragd import domain
+from ragd.v1 import ragd_pb2 as pb
+
+
+def _ts_to_us(ts: Timestamp) -> int:
+    return ts.seconds * 1_000_000 + ts.nanos // 1000
+
+
+def _us_to_ts(us: int, out: Timestamp) -> None:
+    out.seconds, rem = divmod(us, 1_000_000)
+    out.nanos = rem * 1000
+
+
+def document(d: pb.Document) -> domain.Document:
+    return domain.Document(
+        id=d.id, text=d.text, title=d.title, project_id=d.project_id, type=d.type, is_private=d.is_private,
+        author_id=d.author_id, updated_at_us=_ts_to_us(d.updated_at) if d.HasField("updated_at") else 0,
+        version=d.version, metadata=dict(d.metadata), viewer_ids=list(d.viewer_ids))
+
+
+def document_pb(d: domain.Document, out: pb.Document) -> None:
+    out.id, out.title, out.text = d.id, d.title, d.text
+    out.project_id, out.type, out.is_private = d.project_id, d.type, d.is_private
+    out.author_id, out.version = d.author_id, d.version
+    if d.updated_at_us:
+        _us_to_ts(d.updated_at_us, out.updated_at)
+    out.metadata.update(d.metadata)
+    out.viewer_ids.extend(d.viewer_ids)
+
+
+def refs(req: pb.DeleteRequest) -> list[domain.DocumentRef]:
+    return [domain.DocumentRef(i) for i in req.ids] + [domain.DocumentRef(r.id, r.version) for r in req.refs]
+
+
+def filter_(f: pb.Filter) -> domain.Filter:
+    return domain.Filter(
+        project_ids=list(f.project_ids), types=list(f.types), private_project_ids=list(f.private_project_ids),
+        user_id=f.user_id, all_private=f.all_private, metadata_equals=dict(f.metadata_equals),
+        metadata_ranges=[domain.MetadataRange(r.key, r.gte if r.HasField("gte") else None,
+                                              r.lte if r.HasField("lte") else None) for r in f.metadata_ranges],
+        updated_after_us=_ts_to_us(f.updated_after) if f.HasField("updated_after") else None,
+        updated_before_us=_ts_to_us(f.updated_before) if f.HasField("updated_before") else None,
+        exclude_ids=list(f.exclude_ids))
+
+
+def search_query(r: pb.SearchRequest, mode: domain.SearchMode) -> domain.SearchQuery:
+    return domain.SearchQuery(collection=r.collection, query=r.query, top_k=r.top_k, mode=mode,
+                              filter=filter_(r.filter), group_by_document=r.group_by_document,
+                              min_score=r.min_score, exact=r.params.exact)
+
+
+def timings(t: domain.Timings, out: pb.Timings) -> None:
+    out.queue_ms, out.tokenize_ms, out.embed_ms = t.queue_ms, t.tokenize_ms, t.embed_ms
+    out.search_ms, out.store_ms, out.total_ms, out.cache_hit = t.search_ms, t.store_ms, t.total_ms, t.cache_hit
+
+
+def acks(items: list[domain.Ack], out) -> None:
+    for a in items:
+        out.add(id=a.id, status=int(a.status), version=a.version, chunks=a.chunks, error=a.error,
+                truncated=a.truncated)
+
+
+def search_response(res: domain.SearchResult) -> pb.SearchResponse:
+    resp = pb.SearchResponse(mode=int(res.mode))
+    for h in res.hits:
+        hit = resp.hits.add(document_id=h.document.id, chunk_id=h.chunk_id, text=h.text, start=h.start,
+                            end=h.end, score=h.score, vector_score=h.vector_score, keyword_score=h.keyword_score)
+        document_pb(h.document, hit.document)
+    timings(res.timings, resp.timings)
+    return resp

@@ -1,0 +1,249 @@
+"""The `ragd` command: serve, index, search, model, config.
+
+Flags override RAGD_* environment variables, which override the TOML file
+(--config or $RAGD_CONFIG), which overrides the defaults (see ragd/config.py).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ragd import __version__
+from ragd.config import Config, ConfigError, env_name, iter_options, load_config
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+
+def _config(args) -> Config:
+    overrides = {
+        "data_dir": getattr(args, "data_dir", None),
+        "log_level": getattr(args, "log_level", None),
+        "server.listen": getattr(args, "listen", None),
+        "server.port_file": getattr(args, "port_file", None),
+        "model.device": getattr(args, "device", None),
+        "model.source": getattr(args, "source", None),
+    }
+    return load_config(getattr(args, "config", None), overrides=overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# ---------------------------------------------------------------- serve
+
+def cmd_serve(args) -> int:
+    cfg = _config(args)
+    _setup_logging(cfg.log_level)
+    from ragd.server import serve
+    return asyncio.run(serve(cfg))
+
+
+# ---------------------------------------------------------------- index
+
+def _read_jsonl(path: Path):
+    """Yields (line number, document dict); raises SystemExit naming the line on bad input."""
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+            if not isinstance(doc, dict) or not isinstance(doc.get("id"), str) or not isinstance(doc.get("text"), str):
+                raise SystemExit(f"{path}:{lineno}: need an object with string fields \"id\" and \"text\"")
+            yield lineno, doc
+
+
+_DOC_FIELDS = {"id", "title", "text", "project_id", "type", "is_private", "author_id", "updated_at",
+               "version", "metadata", "viewer_ids"}
+
+
+def cmd_index(args) -> int:
+    from tqdm import tqdm
+
+    from ragd_client import RagClient, RagError
+    path = Path(args.file)
+    if not path.exists():
+        raise SystemExit(f"{path}: no such file")
+    # First pass: parse everything, so a bad line stops the run before anything is sent.
+    total = 0
+    for _, doc in _read_jsonl(path):
+        unknown = set(doc) - _DOC_FIELDS
+        if unknown:
+            raise SystemExit(f"{path}: unknown field(s) {sorted(unknown)}; known: {sorted(_DOC_FIELDS)}")
+        total += 1
+
+    def batches():
+        batch = []
+        for _, doc in _read_jsonl(path):
+            batch.append(doc)
+            if len(batch) == args.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    counts: dict[str, int] = {}
+    with RagClient(args.address, collection=args.collection) as client, \
+            tqdm(total=total, unit="doc", desc="indexing", disable=args.quiet) as bar:
+        try:
+            for result in client.index_stream(batches()):
+                for ack in result.acks:
+                    counts[ack.status] = counts.get(ack.status, 0) + 1
+                bar.update(len(result.acks))
+        except RagError as exc:
+            print(f"ragd index: {exc}", file=sys.stderr)
+            return 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    print(f"{total} documents from {path}: {summary}")
+    return 0
+
+
+# ---------------------------------------------------------------- search
+
+def cmd_search(args) -> int:
+    from ragd_client import RagClient, RagError
+    flt = {}
+    if args.project:
+        flt["project_ids"] = args.project
+    if args.type:
+        flt["types"] = args.type
+    with RagClient(args.address, collection=args.collection) as client:
+        try:
+            result = client.search(args.query, top_k=args.top_k, filter=flt or None, mode=args.mode,
+                                   group_by_document=not args.chunks)
+        except RagError as exc:
+            print(f"ragd search: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps([{"score": h.score, "document_id": h.document_id, "title": h.document.title,
+                           "start": h.start, "end": h.end, "text": h.text} for h in result.hits], indent=2))
+        return 0
+    width = max([len(h.document_id) for h in result.hits] + [8])
+    print(f"{'score':>6}  {'document':<{width}}  text")
+    for h in result.hits:
+        title = f"{h.document.title} — " if h.document.title else ""
+        snippet = " ".join((title + h.text).split())
+        print(f"{h.score:6.3f}  {h.document_id:<{width}}  {snippet[:100]}")
+    t = result.timings
+    print(f"{len(result.hits)} hits, mode {result.mode}, {t.total_ms:.1f} ms "
+          f"(embed {t.embed_ms:.1f}, search {t.search_ms:.1f})", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- model
+
+def cmd_model(args) -> int:
+    from ragd.embed.errors import ModelError
+    from ragd.embed.provision import model_info, provision_model, verify_model
+    cfg = _config(args)
+    _setup_logging(cfg.log_level)
+    models_dir = cfg.data_path / "models"
+    model_dir = models_dir / cfg.model.name
+    try:
+        if args.model_cmd == "export":
+            out = provision_model(models_dir, cfg.model.source or None, force=args.force)
+            print(json.dumps(model_info(out), indent=2))
+        elif args.model_cmd == "verify":
+            problems = verify_model(model_dir)
+            for p in problems:
+                print(f"{model_dir}: {p}", file=sys.stderr)
+            if problems:
+                return 1
+            print(f"{model_dir}: ok")
+        else:
+            print(json.dumps(model_info(model_dir), indent=2))
+    except ModelError as exc:
+        print(f"ragd model {args.model_cmd}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------- config
+
+def cmd_config(args) -> int:
+    if args.markdown:
+        print("| option | environment | default | meaning |\n| --- | --- | --- | --- |")
+        for section, key, value, doc in iter_options(Config()):
+            name = f"{section}.{key}" if section else key
+            print(f"| `{name}` | `{env_name(section, key)}` | `{value!r}` | {doc} |")
+        return 0
+    cfg = _config(args)
+    for section, key, value, _ in iter_options(cfg):
+        print(f"{section + '.' if section else ''}{key} = {value!r}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ragd", description="Retrieval daemon for RedMica/Redmine semantic search.")
+    p.add_argument("--version", action="version", version=f"ragd {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def daemon_flags(sp):
+        sp.add_argument("--config", help="TOML configuration file (default: $RAGD_CONFIG)")
+        sp.add_argument("--data-dir", help="data directory (default ./var/ragd)")
+        sp.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    s = sub.add_parser("serve", help="run the gRPC daemon")
+    daemon_flags(s)
+    s.add_argument("--listen", help=f"HOST:PORT to listen on (default {DEFAULT_ADDRESS}; port 0 = any free port)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="inference device (default auto)")
+    s.add_argument("--port-file", help="write the bound port here once SERVING")
+    s.set_defaults(fn=cmd_serve)
+
+    def client_flags(sp):
+        sp.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+        sp.add_argument("--collection", default="default")
+
+    s = sub.add_parser("index", help="index a JSON-lines file of documents (one object per line)")
+    s.add_argument("file")
+    client_flags(s)
+    s.add_argument("--batch-size", type=int, default=64, help="documents per stream message (default 64)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(fn=cmd_index)
+
+    s = sub.add_parser("search", help="search and print a table of hits")
+    s.add_argument("query")
+    client_flags(s)
+    s.add_argument("--top-k", type=int, default=10)
+    s.add_argument("--mode", default="auto", choices=["auto", "vector", "keyword", "hybrid"])
+    s.add_argument("--project", type=int, action="append", help="restrict to project id (repeatable)")
+    s.add_argument("--type", action="append", help="restrict to document type (repeatable)")
+    s.add_argument("--chunks", action="store_true", help="show every matching chunk, not one per document")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.set_defaults(fn=cmd_search)
+
+    s = sub.add_parser("model", help="provision, inspect or verify the embedding model")
+    s.add_argument("model_cmd", choices=["info", "export", "verify"])
+    daemon_flags(s)
+    s.add_argument("--source", help="BERT-family directory or .onnx file (default: bundled all-MiniLM-L6-v2)")
+    s.add_argument("--force", action="store_true", help="export again even if provisioned")
+    s.set_defaults(fn=cmd_model)
+
+    s = sub.add_parser("config", help="print the effective configuration")
+    daemon_flags(s)
+    s.add_argument("--markdown", action="store_true", help="print the options table for the README")
+    s.set_defaults(fn=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args) or 0
+    except ConfigError as exc:
+        print(f"ragd: configuration: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Domain types shared by the engine, store and index (no protobuf here)."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Document:
+    id: str
+    text: str
+    title: str = ""
+    project_id: int = 0
+    type: str = ""
+    is_private: bool = False
+    author_id: int = 0
+    updated_at_us: int = 0  # microseconds since the epoch; 0 = unknown
+    version: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+    viewer_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class DocumentRef:
+    id: str
+    version: int = 0  # 0 = unversioned delete
+
+
+class AckStatus(enum.IntEnum):
+    # Values mirror ragd.v1.AckStatus so conversion is a cast.
+    INDEXED = 1
+    UNCHANGED = 2
+    STALE = 3
+    DELETED = 4
+    NOT_FOUND = 5
+    FAILED = 6
+    QUEUED = 7
+
+
+@dataclass
+class Ack:
+    id: str
+    status: AckStatus
+    version: int = 0
+    chunks: int = 0
+    error: str = ""
+    truncated: bool = False
+
+
+class SearchMode(enum.IntEnum):
+    # Values mirror ragd.v1.SearchMode.
+    AUTO = 0
+    VECTOR = 1
+    KEYWORD = 2
+    HYBRID = 3
+
+
+@dataclass
+class MetadataRange:
+    key: str
+    gte: float | None = None
+    lte: float | None = None
+
+
+@dataclass
+class Filter:
+    project_ids: list[int] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    private_project_ids: list[int] = field(default_factory=list)
+    user_id: int = 0
+    all_private: bool = False
+    metadata_equals: dict[str, str] = field(default_factory=dict)
+    metadata_ranges: list[MetadataRange] = field(default_factory=list)
+    updated_after_us: int | None = None
+    updated_before_us: int | None = None
+    exclude_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SearchQuery:
+    collection: str
+    query: str
+    top_k: int = 10
+    mode: SearchMode = SearchMode.AUTO
+    filter: Filter = field(default_factory=Filter)
+    group_by_document: bool = False
+    min_score: float = 0.0
+    exact: bool = False
+
+
+@dataclass
+class Timings:
+    queue_ms: float = 0.0
+    tokenize_ms: float = 0.0
+    embed_ms: float = 0.0
+    search_ms: float = 0.0
+    store_ms: float = 0.0
+    total_ms: float = 0.0
+    cache_hit: bool = False
+
+
+@dataclass
+class Hit:
+    document: Document  # text omitted (empty): the chunk is in `text`
+    chunk_id: int
+    text: str
+    start: int
+    end: int
+    score: float
+    vector_score: float = 0.0
+    keyword_score: float = 0.0
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    mode: SearchMode
+    timings: Timings
+
+
+@dataclass
+class WriteResult:
+    acks: list[Ack]
+    sequence: int
+    timings: Timings
+
+
+@dataclass
+class CollectionStats:
+    name: str
+    documents: int
+    chunks: int
+    index_kind: str
+    index_vectors: int
+    tombstones: int
+    sequence: int
+    dimension: int

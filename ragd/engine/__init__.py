@@ -1,0 +1,1 @@
+"""Ingestion (chunk -> embed -> index), search, validation, collections."""

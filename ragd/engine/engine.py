@@ -1,0 +1,192 @@
+"""The engine facade the API layer talks to: lifecycle (open the store, load the
+model, rebuild indexes) and async entry points that run the CPU-bound work
+(tokenising, ONNX inference, FAISS, fsync) on a thread pool, so the event loop
+stays free to accept calls. ONNX Runtime, FAISS and LMDB release the GIL.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from ragd import __version__
+from ragd.config import Config
+from ragd.domain import (CollectionStats, Document, DocumentRef, Filter, SearchQuery, SearchResult,
+                         Timings, WriteResult)
+from ragd.embed.onnx_embedder import OnnxEmbedder
+from ragd.embed.provision import provision_model
+from ragd.engine import validate
+from ragd.engine.chunking import Chunker
+from ragd.engine.collection import Collection, get_collection
+from ragd.engine.ingest import Ingestor
+from ragd.engine.search import Searcher
+from ragd.errors import Unavailable
+from ragd.store.lmdb_store import Store
+
+log = logging.getLogger("ragd.engine")
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def build_chunker(cfg: Config, model_dir: Path, max_tokens: int) -> Chunker:
+    c = cfg.chunking
+    size = c.size or None  # 0 and -1 mean "the mode's default" (ragd/config.py)
+    overlap = None if c.overlap < 0 else c.overlap
+    if c.mode == "tokens":
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        return Chunker(mode="tokens", chunk_size=size, chunk_overlap=overlap, tokenizer=tokenizer,
+                       max_tokens=max_tokens)
+    return Chunker(mode="chars", chunk_size=size, chunk_overlap=overlap)
+
+
+class Engine:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.limits = cfg.limits
+        self.ready = False
+        self.started = time.time()
+        self.store: Store | None = None
+        self.embedder: OnnxEmbedder | None = None
+        self.collections: dict[str, Collection] = {}
+        self._write_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max(4, (os.cpu_count() or 2) * 2),
+                                        thread_name_prefix="ragd-engine")
+
+    # ------------------------------------------------------------ lifecycle
+
+    def load(self) -> None:
+        """Blocking: provision/load the model, open LMDB, rebuild every collection's index."""
+        t0 = time.perf_counter()
+        data = self.cfg.data_path
+        model_dir = data / "models" / self.cfg.model.name
+        if not (model_dir / "manifest.json").exists():
+            log.info("model %s not provisioned under %s; provisioning it (offline)", self.cfg.model.name, model_dir)
+            model_dir = provision_model(data / "models", self.cfg.model.source or None)
+        self.embedder = OnnxEmbedder(model_dir, device=self.cfg.model.device,
+                                     intra_op_threads=self.cfg.model.threads or None)
+        log.info("model %s loaded (%d-d, provider %s)", self.embedder.name, self.embedder.dimension,
+                 self.embedder.provider)
+        self.chunker = build_chunker(self.cfg, model_dir, self.embedder.max_tokens)
+        self.store = Store(data / "store", self.cfg.store.map_size_gb << 30)
+        for name, meta in self.store.collections().items():
+            if meta.dim != self.embedder.dimension:
+                raise RuntimeError(f"collection {name!r} holds {meta.dim}-d vectors of model {meta.model!r}, "
+                                   f"but model {self.embedder.name!r} is {self.embedder.dimension}-d; "
+                                   "start with that model or use a new data dir")
+            t1 = time.perf_counter()
+            self.collections[name] = Collection.load(self.store, meta)
+            log.info("collection %s: %d documents, %d chunks, index rebuilt in %.0f ms",
+                     name, meta.docs, meta.chunks, _ms(t1))
+        self.ingestor = Ingestor(self.store, self.embedder, self.chunker, self.collections,
+                                 self._write_lock, self.embedder.name)
+        self.searcher = Searcher(self.store, self.embedder, self.collections)
+        self.ready = True
+        log.info("engine ready in %.1f s", _ms(t0) / 1000)
+
+    def close(self) -> None:
+        self.ready = False
+        self._pool.shutdown(wait=True)
+        with self._write_lock:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+
+    async def _run(self, fn, *args, **kwargs):
+        if not self.ready:
+            raise Unavailable("ragd is loading (model and indexes); retry shortly")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args, **kwargs))
+
+    # ------------------------------------------------------------ writes
+
+    async def upsert(self, collection: str, docs: list[Document]) -> WriteResult:
+        t0 = time.perf_counter()
+        name = validate.collection_name(collection)
+        validate.documents(docs, self.limits)
+        timings = Timings()
+        t1 = time.perf_counter()
+        prepared = await self._run(self.ingestor.prepare, name, docs)
+        timings.embed_ms = _ms(t1)
+        t2 = time.perf_counter()
+        acks, seq = await self._run(self.ingestor.commit, name, prepared)
+        timings.store_ms = _ms(t2)
+        timings.total_ms = _ms(t0)
+        return WriteResult(acks=acks, sequence=seq, timings=timings)
+
+    async def delete(self, collection: str, refs: list[DocumentRef]) -> WriteResult:
+        t0 = time.perf_counter()
+        name = validate.collection_name(collection)
+        validate.refs(refs, self.limits)
+        acks, seq = await self._run(self.ingestor.delete, name, refs)
+        return WriteResult(acks=acks, sequence=seq, timings=Timings(total_ms=_ms(t0)))
+
+    # ------------------------------------------------------------ reads
+
+    async def search(self, q: SearchQuery) -> SearchResult:
+        t0 = time.perf_counter()
+        q.collection = validate.collection_name(q.collection)
+        validate.query_text(q.query, self.limits)
+        q.top_k = validate.top_k(q.top_k, self.limits)
+        validate.min_score(q.min_score)
+        validate.filter_(q.filter)
+        result = await self._run(self.searcher.search, q)
+        result.timings.total_ms = _ms(t0)
+        return result
+
+    async def similar(self, collection: str, doc_id: str, top_k: int, flt: Filter,
+                      min_score: float) -> SearchResult:
+        t0 = time.perf_counter()
+        name = validate.collection_name(collection)
+        validate.document_id(doc_id, "document_id", self.limits)
+        top_k = validate.top_k(top_k, self.limits)
+        validate.min_score(min_score)
+        validate.filter_(flt)
+        result = await self._run(self.searcher.similar, name, doc_id, top_k, flt, min_score)
+        result.timings.total_ms = _ms(t0)
+        return result
+
+    async def embed(self, texts: list[str]):
+        t0 = time.perf_counter()
+        validate.embed_texts(texts, self.limits)
+        result = await self._run(self.embedder.embed, texts)
+        return result, Timings(embed_ms=_ms(t0), total_ms=_ms(t0))
+
+    def stats(self, collection: str = "") -> list[CollectionStats]:
+        if not self.ready:
+            raise Unavailable("ragd is loading; retry shortly")
+        names = [validate.collection_name(collection)] if collection else sorted(self.collections)
+        seq = self.store.sequence()
+        out = []
+        for name in names:
+            coll = get_collection(self.collections, name)
+            m = coll.meta
+            out.append(CollectionStats(name=name, documents=m.docs, chunks=m.chunks, index_kind=coll.index.kind,
+                                       index_vectors=coll.index.ntotal, tombstones=m.tombstones,
+                                       sequence=seq, dimension=m.dim))
+        return out
+
+    def model_info(self) -> dict:
+        e = self.embedder
+        if e is None:
+            return {"name": self.cfg.model.name}
+        return {"name": e.name, "dimension": e.dimension, "max_tokens": e.max_tokens,
+                "provider": e.provider, "sha256": e.sha256}
+
+    @property
+    def version(self) -> str:
+        return __version__
+
+    def uptime_s(self) -> float:
+        return time.time() - self.started
+
+    def disk_bytes(self) -> int:
+        return self.store.disk_bytes() if self.store else 0
+

@@ -1,0 +1,169 @@
+"""Ingestion: normalise -> chunk -> embed (no lock held), then one durable
+LMDB transaction and the in-memory index update (under the write lock).
+
+Version rules (design.md): an upsert older than the stored version (or than a
+versioned delete's tombstone) is STALE and ignored; the same version is a
+no-op (UNCHANGED); version 0 is unversioned and always applied.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ragd import _native
+from ragd.domain import Ack, AckStatus, Document, DocumentRef
+from ragd.engine import records
+from ragd.engine.collection import Collection, get_collection
+from ragd.errors import InvalidArgument
+from ragd.index.vector_index import VectorIndex
+from ragd.store.lmdb_store import Store
+
+
+@dataclass
+class PreparedDoc:
+    doc: Document  # text normalised
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    truncated: bool = False
+    skip: AckStatus | None = None  # decided by the version pre-check
+
+
+def version_verdict(stored: dict | None, version: int) -> AckStatus | None:
+    """None when the write applies, else the ack status that explains why not."""
+    if stored is None or version == 0:
+        return None
+    if version < stored["v"]:
+        return AckStatus.STALE
+    if version == stored["v"]:
+        return AckStatus.STALE if records.is_tombstone(stored) else AckStatus.UNCHANGED
+    return None
+
+
+def embedding_text(title: str, chunk: str) -> str:
+    # Every chunk carries its document's title: an issue's subject is its most
+    # informative sentence, and a chunk from the middle of a long description
+    # would otherwise lose what it is about.
+    return f"{title}\n{chunk}" if title else chunk
+
+
+class Ingestor:
+    def __init__(self, store: Store, embedder, chunker, collections: dict[str, Collection],
+                 write_lock: threading.Lock, model_name: str):
+        self.store = store
+        self.embedder = embedder
+        self.chunker = chunker
+        self.collections = collections
+        self.write_lock = write_lock
+        self.model_name = model_name
+
+    def prepare(self, name: str, docs: list[Document]) -> list[PreparedDoc]:
+        """Everything that can fail on bad input happens here, before any write."""
+        coll = self.collections.get(name)
+        stored = self.store.get_docs(coll.meta.id, [d.id for d in docs]) if coll else {}
+        prepared: list[PreparedDoc] = []
+        for i, doc in enumerate(docs):
+            try:
+                doc.text = _native.normalize_text(doc.text.encode("utf-8"))
+            except (UnicodeEncodeError, ValueError) as exc:
+                raise InvalidArgument(f"documents[{i}].text", f"not valid UTF-8 ({exc})") from None
+            p = PreparedDoc(doc=doc, skip=version_verdict(stored.get(doc.id), doc.version))
+            if p.skip is None:
+                chunks = self.chunker.chunk(doc.text)
+                if not chunks:
+                    raise InvalidArgument(f"documents[{i}].text", "no indexable text after normalisation")
+                p.spans = [(c.start, c.end) for c in chunks]
+                p.texts = [c.text for c in chunks]
+            prepared.append(p)
+        todo = [p for p in prepared if p.skip is None]
+        if todo:
+            inputs = [embedding_text(p.doc.title, t) for p in todo for t in p.texts]
+            result = self.embedder.embed(inputs)
+            at = 0
+            for p in todo:
+                n = len(p.texts)
+                p.vectors = result.vectors[at:at + n]
+                p.truncated = bool(np.any(result.truncated[at:at + n]))
+                at += n
+        return prepared
+
+    def _collection(self, name: str, meta) -> Collection:
+        coll = self.collections.get(name)
+        if coll is None:
+            coll = Collection(meta=meta, index=VectorIndex(meta.dim))
+            self.collections[name] = coll
+        return coll
+
+    def commit(self, name: str, prepared: list[PreparedDoc]) -> tuple[list[Ack], int]:
+        with self.write_lock:
+            applied: list[tuple[PreparedDoc, list[int], list[int]]] = []  # (doc, new ids, old ids)
+            acks: list[Ack] = []
+            with self.store.write() as w:
+                meta = w.collection(name, self.embedder.dimension, self.model_name, create=True)
+                for p in prepared:
+                    doc = p.doc
+                    stored = w.get_doc(meta, doc.id)
+                    # Re-check under the lock: another writer may have won since prepare().
+                    verdict = version_verdict(stored, doc.version)
+                    if verdict is not None or p.skip is not None:
+                        status = verdict or p.skip
+                        acks.append(Ack(doc.id, status, stored["v"] if stored else doc.version,
+                                        len(stored["c"]) if stored else 0))
+                        continue
+                    old_ids: list[int] = []
+                    if stored is not None:
+                        if records.is_tombstone(stored):
+                            meta.tombstones -= 1
+                        else:
+                            old_ids = list(stored["c"])
+                            w.remove_chunks(meta, old_ids)
+                            meta.docs -= 1
+                    new_ids = w.add_chunks(meta, doc.id, p.spans, p.texts, p.vectors)
+                    w.put_doc(meta, doc.id, records.to_record(doc, new_ids))
+                    meta.docs += 1
+                    applied.append((p, new_ids, old_ids))
+                    acks.append(Ack(doc.id, AckStatus.INDEXED, doc.version, len(new_ids), truncated=p.truncated))
+            # Durable now; make it searchable. The index is derived state, rebuilt
+            # from LMDB on start, so a crash between the two loses nothing.
+            coll = self._collection(name, meta)
+            coll.meta = meta
+            for p, new_ids, old_ids in applied:
+                coll.index.remove(old_ids)
+                coll.columns.clear_chunks(old_ids)
+                coll.index.add(np.asarray(new_ids, dtype=np.int64), p.vectors)
+                coll.columns.set_chunks(new_ids, p.doc)
+            return acks, w.sequence or self.store.sequence()
+
+    def delete(self, name: str, refs: list[DocumentRef]) -> tuple[list[Ack], int]:
+        with self.write_lock:
+            coll = get_collection(self.collections, name)
+            acks: list[Ack] = []
+            removed: list[int] = []
+            with self.store.write() as w:
+                meta = w.collection(name, coll.meta.dim, coll.meta.model, create=False)
+                for ref in refs:
+                    stored = w.get_doc(meta, ref.id)
+                    if stored is not None and ref.version and stored["v"] > ref.version:
+                        acks.append(Ack(ref.id, AckStatus.STALE, stored["v"]))
+                        continue
+                    live = stored is not None and not records.is_tombstone(stored)
+                    if live:
+                        w.remove_chunks(meta, stored["c"])
+                        removed.extend(stored["c"])
+                        meta.docs -= 1
+                    if ref.version:
+                        if stored is None or live:
+                            meta.tombstones += 1
+                        w.put_doc(meta, ref.id, records.tombstone(ref.version))
+                    elif stored is not None:
+                        if not live:
+                            meta.tombstones -= 1
+                        w.delete_doc(meta, ref.id)
+                    acks.append(Ack(ref.id, AckStatus.DELETED if live else AckStatus.NOT_FOUND, ref.version))
+            coll.meta = meta
+            coll.index.remove(removed)
+            coll.columns.clear_chunks(removed)
+            return acks, w.sequence or self.store.sequence()
+

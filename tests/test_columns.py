@@ -1,0 +1,69 @@
+"""Filter columns: masks agree with a direct per-document permission oracle."""
+import random
+
+import numpy as np
+
+from ragd.domain import Document, Filter, MetadataRange
+from ragd.index.columns import FilterColumns
+
+
+def oracle(doc: Document, f: Filter) -> bool:
+    if f.project_ids and doc.project_id not in f.project_ids:
+        return False
+    if f.types and doc.type not in f.types:
+        return False
+    if doc.is_private and not (f.all_private or doc.project_id in f.private_project_ids or
+                               (f.user_id and (f.user_id == doc.author_id or f.user_id in doc.viewer_ids))):
+        return False
+    for k, v in f.metadata_equals.items():
+        if doc.metadata.get(k) != v:
+            return False
+    for r in f.metadata_ranges:
+        try:
+            x = float(doc.metadata[r.key])
+        except (KeyError, ValueError):
+            return False
+        if (r.gte is not None and x < r.gte) or (r.lte is not None and x > r.lte):
+            return False
+    if f.updated_after_us is not None and doc.updated_at_us < f.updated_after_us:
+        return False
+    if f.updated_before_us is not None and doc.updated_at_us > f.updated_before_us:
+        return False
+    return doc.id not in f.exclude_ids
+
+
+def test_masks_match_the_oracle_on_random_documents_and_filters():
+    rng = random.Random(7)
+    cols = FilterColumns()
+    docs, chunk_doc = [], []
+    next_id = 0
+    for i in range(400):
+        doc = Document(id=f"d{i}", text="x", project_id=rng.randint(1, 6), type=rng.choice(["issue", "wiki", "news"]),
+                       is_private=rng.random() < 0.3, author_id=rng.randint(1, 8), updated_at_us=rng.randint(0, 100),
+                       metadata={"tracker": rng.choice(["bug", "feature"]), "prio": str(rng.randint(1, 5))},
+                       viewer_ids=rng.sample(range(1, 9), rng.randint(0, 2)))
+        n = rng.randint(1, 3)
+        ids = list(range(next_id, next_id + n))
+        next_id += n
+        cols.set_chunks(ids, doc)
+        docs.append(doc)
+        chunk_doc += [doc] * n
+    # Delete some documents' chunks: they must never be admitted again.
+    dead = set(rng.sample(range(next_id), 50))
+    cols.clear_chunks(sorted(dead))
+    for _ in range(300):
+        f = Filter(project_ids=rng.sample(range(1, 7), rng.randint(0, 3)),
+                   types=rng.sample(["issue", "wiki", "news", "zzz"], rng.randint(0, 2)),
+                   private_project_ids=rng.sample(range(1, 7), rng.randint(0, 2)),
+                   user_id=rng.choice([0, rng.randint(1, 8)]), all_private=rng.random() < 0.1,
+                   metadata_equals={"tracker": "bug"} if rng.random() < 0.3 else {},
+                   metadata_ranges=[MetadataRange("prio", gte=2, lte=4)] if rng.random() < 0.3 else [],
+                   updated_after_us=rng.choice([None, 30]), updated_before_us=rng.choice([None, 70]),
+                   exclude_ids=[f"d{rng.randint(0, 399)}"] if rng.random() < 0.3 else [])
+        mask = cols.mask(f)
+        got = np.ones(next_id, bool) if mask is None else mask
+        for cid, doc in enumerate(chunk_doc):
+            if cid in dead:
+                assert mask is None or not got[cid]
+            else:
+                assert got[cid] == oracle(doc, f), (cid, doc, f)
