@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from ragd.domain import Document
+
 from ragd.engine import records
 from ragd.errors import InvalidArgument
 from ragd.index.columns import FilterColumns
@@ -26,6 +30,19 @@ class Collection:
         ids, vectors = store.load_vectors(meta.id, meta.dim, meta.chunks)
         coll.index.add(ids, vectors)
         return coll
+
+    # The two methods below make a committed (durable) write searchable. They
+    # run under the engine's write lock, right after the LMDB commit.
+
+    def apply_upsert(self, doc: Document, new_ids: list[int], old_ids: list[int], vectors: np.ndarray) -> None:
+        self.index.remove(old_ids)
+        self.columns.clear_chunks(old_ids)
+        self.index.add(np.asarray(new_ids, dtype=np.int64), vectors)
+        self.columns.set_chunks(new_ids, doc)
+
+    def apply_delete(self, removed_ids: list[int]) -> None:
+        self.index.remove(removed_ids)
+        self.columns.clear_chunks(removed_ids)
 
 
 def get_collection(collections: dict[str, Collection], name: str) -> Collection:

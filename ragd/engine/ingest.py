@@ -130,10 +130,7 @@ class Ingestor:
             coll = self._collection(name, meta)
             coll.meta = meta
             for p, new_ids, old_ids in applied:
-                coll.index.remove(old_ids)
-                coll.columns.clear_chunks(old_ids)
-                coll.index.add(np.asarray(new_ids, dtype=np.int64), p.vectors)
-                coll.columns.set_chunks(new_ids, p.doc)
+                coll.apply_upsert(p.doc, new_ids, old_ids, p.vectors)
             return acks, w.sequence or self.store.sequence()
 
     def delete(self, name: str, refs: list[DocumentRef]) -> tuple[list[Ack], int]:
@@ -163,7 +160,6 @@ class Ingestor:
                         w.delete_doc(meta, ref.id)
                     acks.append(Ack(ref.id, AckStatus.DELETED if live else AckStatus.NOT_FOUND, ref.version))
             coll.meta = meta
-            coll.index.remove(removed)
-            coll.columns.clear_chunks(removed)
+            coll.apply_delete(removed)
             return acks, w.sequence or self.store.sequence()
 

@@ -162,6 +162,14 @@ class Store:
                     n += 1
         return ids[:n].copy(), vecs[:n].copy()
 
+    def iter_oplog(self, after: int = 0) -> Iterator[tuple[int, dict]]:
+        """Op-log entries with sequence > after, in order: (seq, {c, a, r})."""
+        with self.env.begin() as txn:
+            cur = txn.cursor(db=self._db["oplog"])
+            if cur.set_range(_U64.pack(after + 1)):
+                for k, v in cur:
+                    yield _U64.unpack(bytes(k))[0], _unpack(v)
+
     def disk_bytes(self) -> int:
         info = self.env.info()
         stat = self.env.stat()
