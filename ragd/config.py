@@ -45,6 +45,14 @@ class ModelConfig:
 
 
 @dataclass
+class BatchingConfig:
+    max_batch_tokens: int = opt(8192, "Most padded tokens (rows x longest row) in one inference batch.")
+    max_batch_texts: int = opt(64, "Most texts in one inference batch.")
+    max_queue_tokens: int = opt(262144, "Tokens waiting for the model before calls get RESOURCE_EXHAUSTED "
+                                        "(streams and jobs wait instead).")
+
+
+@dataclass
 class ChunkingConfig:
     mode: str = opt("chars", "chars (RecursiveCharacterTextSplitter semantics) or tokens (model tokens).")
     size: int = opt(0, "Chunk size in characters (chars mode) or tokens (tokens mode); "
@@ -74,6 +82,7 @@ class Config:
     log_level: str = opt("info", "debug, info, warning or error.")
     server: ServerConfig = field(default_factory=ServerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)

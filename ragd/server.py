@@ -70,6 +70,7 @@ async def serve(cfg: Config) -> int:
             stop.set()
             code = 1
     if code == 0 and not stop.is_set():
+        await engine.start()
         for name in ("", SERVICE.full_name):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         if cfg.server.port_file:
@@ -80,6 +81,7 @@ async def serve(cfg: Config) -> int:
     log.info("shutting down: draining in-flight calls (grace %.1f s)", cfg.server.grace_s)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(cfg.server.grace_s)
+    await engine.stop()
     if not load.done():
         await load  # model loading cannot be interrupted; wait so LMDB closes cleanly
     await loop.run_in_executor(None, engine.close)

@@ -39,7 +39,8 @@ class RagServicer:
             collection = collection if collection is not None else req.collection
             if not req.documents:
                 continue
-            result = await self.engine.upsert(collection, [convert.document(d) for d in req.documents])
+            result = await self.engine.upsert(collection, [convert.document(d) for d in req.documents],
+                                              stream=True)
             resp = pb.IndexStreamResponse(sequence=result.sequence)
             convert.acks(result.acks, resp.acks)
             yield resp

@@ -23,6 +23,7 @@ from ragd.domain import (CollectionStats, Document, DocumentRef, Filter, SearchQ
 from ragd.embed.onnx_embedder import OnnxEmbedder
 from ragd.embed.provision import provision_model
 from ragd.engine import validate
+from ragd.engine.batcher import BlockingEmbedder, EmbedBatcher
 from ragd.engine.chunking import Chunker
 from ragd.engine.collection import Collection, get_collection
 from ragd.engine.ingest import Ingestor
@@ -58,8 +59,12 @@ class Engine:
         self.embedder: OnnxEmbedder | None = None
         self.collections: dict[str, Collection] = {}
         self._write_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max(4, (os.cpu_count() or 2) * 2),
+        # Request work (chunking, LMDB, FAISS) and model work have separate pools:
+        # request threads block on the batcher, which needs an inference thread.
+        self._pool = ThreadPoolExecutor(max_workers=max(8, (os.cpu_count() or 2) * 4),
                                         thread_name_prefix="ragd-engine")
+        self._infer_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ragd-infer")
+        self.batcher: EmbedBatcher | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -76,6 +81,8 @@ class Engine:
         log.info("model %s loaded (%d-d, provider %s)", self.embedder.name, self.embedder.dimension,
                  self.embedder.provider)
         self.chunker = build_chunker(self.cfg, model_dir, self.embedder.max_tokens)
+        # Warm the session: the first run allocates ONNX Runtime's buffers.
+        self.embedder.embed(["warm up"])
         self.store = Store(data / "store", self.cfg.store.map_size_gb << 30)
         for name, meta in self.store.collections().items():
             if meta.dim != self.embedder.dimension:
@@ -86,15 +93,33 @@ class Engine:
             self.collections[name] = Collection.load(self.store, meta)
             log.info("collection %s: %d documents, %d chunks, index rebuilt in %.0f ms",
                      name, meta.docs, meta.chunks, _ms(t1))
-        self.ingestor = Ingestor(self.store, self.embedder, self.chunker, self.collections,
-                                 self._write_lock, self.embedder.name)
-        self.searcher = Searcher(self.store, self.embedder, self.collections)
+        log.info("engine loaded in %.1f s", _ms(t0) / 1000)
+
+    async def start(self) -> None:
+        """After load(), on the event loop: start the micro-batcher and accept calls."""
+        b = self.cfg.batching
+        self.batcher = EmbedBatcher(self.embedder, self._infer_pool, max_batch_tokens=b.max_batch_tokens,
+                                    max_batch_texts=b.max_batch_texts, max_queue_tokens=b.max_queue_tokens)
+        self.batcher.start()
+        loop = asyncio.get_running_loop()
+        # Unary calls fail fast with RESOURCE_EXHAUSTED when the queue is full;
+        # streams and jobs wait for room, which slows their producers down.
+        self.ingestor = Ingestor(self.store, BlockingEmbedder(self.batcher, loop, wait=False), self.chunker,
+                                 self.collections, self._write_lock, self.embedder.name)
+        self.stream_ingestor = Ingestor(self.store, BlockingEmbedder(self.batcher, loop, wait=True), self.chunker,
+                                        self.collections, self._write_lock, self.embedder.name)
+        self.searcher = Searcher(self.store, BlockingEmbedder(self.batcher, loop, wait=False), self.collections)
         self.ready = True
-        log.info("engine ready in %.1f s", _ms(t0) / 1000)
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self.batcher is not None:
+            await self.batcher.stop()
 
     def close(self) -> None:
         self.ready = False
         self._pool.shutdown(wait=True)
+        self._infer_pool.shutdown(wait=True)
         with self._write_lock:
             if self.store is not None:
                 self.store.close()
@@ -107,16 +132,17 @@ class Engine:
 
     # ------------------------------------------------------------ writes
 
-    async def upsert(self, collection: str, docs: list[Document]) -> WriteResult:
+    async def upsert(self, collection: str, docs: list[Document], *, stream: bool = False) -> WriteResult:
         t0 = time.perf_counter()
         name = validate.collection_name(collection)
         validate.documents(docs, self.limits)
+        ingestor = self.stream_ingestor if stream else self.ingestor
         timings = Timings()
         t1 = time.perf_counter()
-        prepared = await self._run(self.ingestor.prepare, name, docs)
+        prepared = await self._run(ingestor.prepare, name, docs)
         timings.embed_ms = _ms(t1)
         t2 = time.perf_counter()
-        acks, seq = await self._run(self.ingestor.commit, name, prepared)
+        acks, seq = await self._run(ingestor.commit, name, prepared)
         timings.store_ms = _ms(t2)
         timings.total_ms = _ms(t0)
         return WriteResult(acks=acks, sequence=seq, timings=timings)
@@ -156,8 +182,11 @@ class Engine:
     async def embed(self, texts: list[str]):
         t0 = time.perf_counter()
         validate.embed_texts(texts, self.limits)
-        result = await self._run(self.embedder.embed, texts)
-        return result, Timings(embed_ms=_ms(t0), total_ms=_ms(t0))
+        if not self.ready:
+            raise Unavailable("ragd is loading (model and indexes); retry shortly")
+        out = await self.batcher.embed(texts)
+        return out, Timings(tokenize_ms=out.tokenize_ms, queue_ms=out.queue_ms, embed_ms=out.inference_ms,
+                            total_ms=_ms(t0))
 
     def stats(self, collection: str = "") -> list[CollectionStats]:
         if not self.ready:

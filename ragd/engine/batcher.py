@@ -1,0 +1,232 @@
+"""Dynamic micro-batching of embedding work, shared by every RPC.
+
+Requests from concurrent callers (a query from Search, 300 chunks from an
+Upsert, texts from Embed) are tokenised off the event loop, queued, and packed
+into batches by a token budget, as text-embeddings-inference does:
+
+- a batch holds at most `max_batch_tokens` padded tokens (rows x longest row)
+  and `max_batch_texts` rows;
+- the texts waiting at the head of the queue are sorted by length before they
+  are cut into batches, so a batch pads little (padding is where CPU time goes);
+- one inference runs at a time (ONNX Runtime already uses every core) while
+  the event loop assembles the next batch;
+- texts of a caller that went away (its future cancelled) are dropped before
+  they reach the model;
+- the queue is bounded in tokens: `submit(..., wait=False)` fails at once with
+  ResourceExhausted (and a retry hint), `wait=True` waits for room, which is how
+  streams and jobs slow their producers down instead of growing memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ragd.errors import ResourceExhausted
+
+
+@dataclass
+class EmbedOutput:
+    vectors: np.ndarray  # float32 [n, dim], in input order
+    token_counts: np.ndarray  # int32 [n]
+    truncated: np.ndarray  # bool [n]
+    tokenize_ms: float = 0.0
+    queue_ms: float = 0.0  # from enqueue to the start of this request's first batch
+    inference_ms: float = 0.0  # wall time of the batches that carried this request
+
+
+@dataclass(eq=False)
+class _Request:
+    tokens: list
+    future: asyncio.Future
+    out: EmbedOutput
+    enqueued: float
+    remaining: int
+    started: bool = False
+    cost: int = 0  # tokens held in the queue, released when done
+
+
+@dataclass(order=True)
+class _Item:
+    length: int
+    seq: int
+    request: _Request = field(compare=False)
+    row: int = field(compare=False)
+
+
+class EmbedBatcher:
+    def __init__(self, embedder, executor: Executor, *, max_batch_tokens: int = 8192,
+                 max_batch_texts: int = 64, max_queue_tokens: int = 262144):
+        self.embedder = embedder
+        self.executor = executor
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_texts = max_batch_texts
+        self.max_queue_tokens = max_queue_tokens
+        self._queue: collections.deque[_Request] = collections.deque()
+        self._queued_tokens = 0
+        self._seq = 0
+        self._wakeup: asyncio.Event | None = None
+        self._room: asyncio.Event | None = None  # set whenever queued tokens are released
+        self._task: asyncio.Task | None = None
+        self.batches_run = 0  # counters for Stats and tests
+        self.rows_run = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._worker(), name="ragd-embed-batcher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    @property
+    def queued_tokens(self) -> int:
+        return self._queued_tokens
+
+    # ------------------------------------------------------------ callers
+
+    async def embed(self, texts: list[str], *, wait: bool = False) -> EmbedOutput:
+        """Vectors for `texts` (input order). wait=False: ResourceExhausted when the queue is full."""
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        tokens = await loop.run_in_executor(self.executor, self.embedder.tokenize, texts)
+        tokenize_ms = (time.perf_counter() - t0) * 1000
+        counts = np.fromiter((len(t) for t in tokens), dtype=np.int32, count=len(tokens))
+        cost = int(counts.sum())
+        await self._reserve(cost, wait)
+        out = EmbedOutput(vectors=np.empty((len(tokens), self.embedder.dimension), dtype=np.float32),
+                          token_counts=counts,
+                          truncated=np.fromiter((t.truncated for t in tokens), dtype=np.bool_, count=len(tokens)),
+                          tokenize_ms=tokenize_ms)
+        req = _Request(tokens=tokens, future=loop.create_future(), out=out, enqueued=time.perf_counter(),
+                       remaining=len(tokens), cost=cost)
+        if not tokens:
+            self._release(req)
+            return out
+        self._queue.append(req)
+        self._wakeup.set()
+        try:
+            return await asyncio.shield(req.future)
+        except asyncio.CancelledError:
+            # The caller went away: its texts are skipped when their batch is cut.
+            req.future.cancel()
+            raise
+
+    async def _reserve(self, cost: int, wait: bool) -> None:
+        # A request larger than the whole queue is admitted alone rather than never.
+        def fits() -> bool:
+            return self._queued_tokens == 0 or self._queued_tokens + cost <= self.max_queue_tokens
+        while not fits():
+            if not wait:
+                raise ResourceExhausted(
+                    f"embedding queue full ({self._queued_tokens} tokens waiting); retry shortly",
+                    retry_after_s=0.2 + self._queued_tokens / 20000)
+            self._room.clear()
+            await self._room.wait()
+        self._queued_tokens += cost
+
+    def _release(self, req: _Request) -> None:
+        self._queued_tokens -= req.cost
+        req.cost = 0
+        self._room.set()
+
+    # ------------------------------------------------------------ worker
+
+    def _next_batches(self) -> tuple[list[list[_Item]], list[_Request]]:
+        """Cut the head of the queue into length-sorted batches under the token budget."""
+        pool: list[_Item] = []
+        taken: list[_Request] = []
+        budget = self.max_batch_tokens * 4  # sort a few batches' worth at a time: FIFO across pools
+        pooled = 0
+        while self._queue and pooled < budget:
+            req = self._queue.popleft()
+            taken.append(req)
+            if req.future.done():  # cancelled while queued
+                continue
+            for row, tok in enumerate(req.tokens):
+                self._seq += 1
+                pool.append(_Item(len(tok), self._seq, req, row))
+                pooled += len(tok)
+        pool.sort()
+        batches, batch = [], []
+        for item in pool:
+            longest = max(item.length, batch[-1].length if batch else 0)
+            if batch and (len(batch) + 1 > self.max_batch_texts or (len(batch) + 1) * longest > self.max_batch_tokens):
+                batches.append(batch)
+                batch = []
+            batch.append(item)
+        if batch:
+            batches.append(batch)
+        return batches, taken
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batches, taken = self._next_batches()
+                for batch in batches:
+                    live = [it for it in batch if not it.request.future.done()]
+                    if not live:
+                        continue
+                    now = time.perf_counter()
+                    for it in live:
+                        if not it.request.started:
+                            it.request.started = True
+                            it.request.out.queue_ms = (now - it.request.enqueued) * 1000
+                    padded = self.embedder.pad([it.request.tokens[it.row] for it in live])
+                    try:
+                        vectors = await loop.run_in_executor(self.executor, self.embedder.run, padded)
+                    except Exception as exc:  # noqa: BLE001 - delivered to every caller of the batch
+                        for req in {id(it.request): it.request for it in live}.values():
+                            if not req.future.done():
+                                req.future.set_exception(exc)
+                            self._release(req)
+                        continue
+                    ms = (time.perf_counter() - now) * 1000
+                    self.batches_run += 1
+                    self.rows_run += len(live)
+                    touched = {}
+                    for it, vec in zip(live, vectors):
+                        it.request.out.vectors[it.row] = vec
+                        it.request.remaining -= 1
+                        touched[id(it.request)] = it.request
+                    for req in touched.values():
+                        req.out.inference_ms += ms
+                        if req.remaining == 0:
+                            self._release(req)
+                            if not req.future.done():
+                                req.future.set_result(req.out)
+                for req in taken:  # cancelled callers: give their queue room back
+                    if req.cost:
+                        self._release(req)
+
+
+class BlockingEmbedder:
+    """The batcher seen from a worker thread (search, ingestion): `embed(texts)`
+    blocks that thread, not the event loop, until the batched vectors arrive.
+    Other attributes (dimension, name, max_tokens, ...) are the model's."""
+
+    def __init__(self, batcher: EmbedBatcher, loop: asyncio.AbstractEventLoop, *, wait: bool):
+        self._batcher = batcher
+        self._loop = loop
+        self._wait = wait
+
+    def embed(self, texts) -> EmbedOutput:
+        return asyncio.run_coroutine_threadsafe(self._batcher.embed(list(texts), wait=self._wait),
+                                                self._loop).result()
+
+    def __getattr__(self, name):
+        return getattr(self._batcher.embedder, name)
