@@ -1,0 +1,138 @@
+# frozen_string_literal: true
+
+require "time"
+
+module Ragd
+  # Ruby values <-> ragd.v1 messages. Internal to the gem: the only file besides
+  # client.rb that touches the generated classes.
+  module Convert
+    DOCUMENT_KEYS = Document.members.freeze
+    FILTER_KEYS = Filter.members.freeze
+    MODES = { auto: :SEARCH_MODE_AUTO, vector: :SEARCH_MODE_VECTOR,
+              keyword: :SEARCH_MODE_KEYWORD, hybrid: :SEARCH_MODE_HYBRID }.freeze
+
+    module_function
+
+    def document(doc)
+      h = fields(doc, DOCUMENT_KEYS, "document")
+      msg = V1::Document.new(
+        id: h[:id].to_s, title: h[:title].to_s, text: h[:text].to_s, type: h[:type].to_s,
+        project_id: h[:project_id].to_i, author_id: h[:author_id].to_i, version: h[:version].to_i,
+        is_private: h[:is_private] ? true : false,
+        metadata: strings(h[:metadata]), viewer_ids: Array(h[:viewer_ids]).compact.map(&:to_i)
+      )
+      msg.updated_at = timestamp(h[:updated_at]) if h[:updated_at]
+      msg
+    end
+
+    def filter(flt)
+      return nil if flt.nil?
+
+      h = fields(flt, FILTER_KEYS, "filter")
+      msg = V1::Filter.new(
+        project_ids: ints(h[:project_ids]), private_project_ids: ints(h[:private_project_ids]),
+        types: Array(h[:types]).map(&:to_s), user_id: h[:user_id].to_i, all_private: h[:all_private] ? true : false,
+        metadata_equals: strings(h[:metadata_equals]), exclude_ids: Array(h[:exclude_ids]).map(&:to_s),
+        metadata_ranges: Array(h[:metadata_ranges]).map { |r| metadata_range(r) }
+      )
+      msg.updated_after = timestamp(h[:updated_after]) if h[:updated_after]
+      msg.updated_before = timestamp(h[:updated_before]) if h[:updated_before]
+      msg
+    end
+
+    def mode(name)
+      MODES.fetch(name.to_sym) { raise ArgumentError, "mode must be one of #{MODES.keys.join(', ')}, not #{name.inspect}" }
+    end
+
+    def timestamp(value)
+      time = case value
+             when Time then value
+             when String then Time.iso8601(value) # strict: a zone-less string would be guessed as local time
+             when Numeric then Time.at(value)
+             else
+               raise ArgumentError, "not a time: #{value.inspect}" unless value.respond_to?(:to_time)
+
+               value.to_time # Date, DateTime, ActiveSupport::TimeWithZone
+             end
+      Google::Protobuf::Timestamp.new(seconds: time.to_i, nanos: time.nsec)
+    end
+
+    def time(ts)
+      ts && Time.at(ts.seconds, ts.nanos, :nsec).utc
+    end
+
+    def write_result(resp)
+      WriteResult.new(acks: resp.acks.map { |a| ack(a) }, sequence: resp.sequence,
+                      job_id: resp.respond_to?(:job_id) ? resp.job_id : "",
+                      timings: timings(resp.respond_to?(:timings) ? resp.timings : nil))
+    end
+
+    def ack(a)
+      Ack.new(id: a.id, status: enum_name(a.status, "ACK_STATUS_"), version: a.version, chunks: a.chunks,
+              error: a.error, truncated: a.truncated)
+    end
+
+    def search_result(resp)
+      hits = resp.hits.map do |h|
+        Hit.new(document_id: h.document_id, chunk_id: h.chunk_id, text: h.text, start: h.start, end: h.end,
+                score: h.score, document: h.document && document_value(h.document),
+                vector_score: h.vector_score, keyword_score: h.keyword_score,
+                highlights: h.highlights.map { |s| s.start...s.end })
+      end
+      SearchResult.new(hits: hits, mode: enum_name(resp.mode, "SEARCH_MODE_"), timings: timings(resp.timings))
+    end
+
+    def document_value(d)
+      Document.new(id: d.id, title: d.title, text: d.text, project_id: d.project_id, type: d.type,
+                   is_private: d.is_private, author_id: d.author_id, updated_at: time(d.updated_at),
+                   version: d.version, metadata: d.metadata.to_h, viewer_ids: d.viewer_ids.to_a)
+    end
+
+    def stats(resp)
+      colls = resp.collections.map do |c|
+        CollectionStats.new(name: c.name, documents: c.documents, chunks: c.chunks, index_kind: c.index_kind,
+                            index_vectors: c.index_vectors, tombstones: c.tombstones, sequence: c.sequence,
+                            dimension: c.dimension)
+      end
+      m = resp.model
+      model = m && ModelInfo.new(name: m.name, dimension: m.dimension, max_tokens: m.max_tokens,
+                                 provider: m.provider, sha256: m.sha256)
+      Stats.new(collections: colls, model: model, version: resp.version, uptime_s: resp.uptime_s,
+                disk_bytes: resp.disk_bytes)
+    end
+
+    def timings(t)
+      return Timings.new if t.nil?
+
+      Timings.new(queue_ms: t.queue_ms, tokenize_ms: t.tokenize_ms, embed_ms: t.embed_ms, search_ms: t.search_ms,
+                  store_ms: t.store_ms, total_ms: t.total_ms, cache_hit: t.cache_hit)
+    end
+
+    # A Struct or a Hash with Symbol or String keys; unknown keys are an error
+    # (a typo like :project would otherwise silently drop a permission field).
+    def fields(value, keys, what)
+      h = value.to_h.transform_keys(&:to_sym)
+      unknown = h.keys - keys
+      raise ArgumentError, "unknown #{what} field(s): #{unknown.join(', ')}" unless unknown.empty?
+
+      h
+    end
+
+    def metadata_range(r)
+      h = r.to_h.transform_keys(&:to_sym)
+      msg = V1::MetadataRange.new(key: h.fetch(:key).to_s)
+      msg.gte = h[:gte].to_f unless h[:gte].nil?
+      msg.lte = h[:lte].to_f unless h[:lte].nil?
+      msg
+    end
+
+    def ints(list) = Array(list).compact.map(&:to_i)
+
+    def strings(map) = (map || {}).to_h { |k, v| [k.to_s, v.to_s] }
+
+    # :ACK_STATUS_INDEXED -> :indexed; an Integer (a value newer than these stubs) stays as is.
+    def enum_name(value, prefix)
+      value.is_a?(Symbol) ? value.to_s.delete_prefix(prefix).downcase.to_sym : value
+    end
+  end
+end

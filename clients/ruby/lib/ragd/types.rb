@@ -1,0 +1,49 @@
+# frozen_string_literal: true
+
+module Ragd
+  # Plain Ruby values in and out of Ragd::Client: no protobuf leaks into Redmine.
+  # Each mirrors the ragd.v1 message of the same name (see proto/ragd/v1/ragd.proto).
+
+  # Input (a Hash with the same keys works too) and the document carried by a Hit.
+  # updated_at: a Time (or anything with #to_time, or an ISO 8601 String).
+  Document = Struct.new(:id, :title, :text, :project_id, :type, :is_private, :author_id,
+                        :updated_at, :version, :metadata, :viewer_ids, keyword_init: true)
+
+  # Permission and attribute filter, applied inside the index search. Empty lists
+  # mean "no restriction". Private documents are hidden unless their project is in
+  # private_project_ids, user_id is their author or a viewer, or all_private.
+  Filter = Struct.new(:project_ids, :types, :private_project_ids, :user_id, :all_private,
+                      :metadata_equals, :metadata_ranges, :updated_after, :updated_before,
+                      :exclude_ids, keyword_init: true)
+
+  Timings = Struct.new(:queue_ms, :tokenize_ms, :embed_ms, :search_ms, :store_ms, :total_ms,
+                       :cache_hit, keyword_init: true)
+
+  # status: :indexed, :unchanged, :stale, :deleted, :not_found, :failed or :queued.
+  Ack = Struct.new(:id, :status, :version, :chunks, :error, :truncated, keyword_init: true) do
+    def failed? = status == :failed
+  end
+
+  WriteResult = Struct.new(:acks, :sequence, :job_id, :timings, keyword_init: true) do
+    def failed = acks.select(&:failed?)
+  end
+
+  # start/end: code-point offsets of the chunk in the (normalised) document text;
+  # highlights: Ranges (code points) of matched terms within text; document: its fields,
+  # its text omitted (the chunk is in text).
+  Hit = Struct.new(:document_id, :chunk_id, :text, :start, :end, :score, :document,
+                   :vector_score, :keyword_score, :highlights, keyword_init: true)
+
+  # mode: the route the daemon actually took (:vector, :keyword or :hybrid).
+  SearchResult = Struct.new(:hits, :mode, :timings, keyword_init: true) do
+    include Enumerable
+
+    def each(&block) = hits.each(&block)
+    def document_ids = hits.map(&:document_id).uniq
+  end
+
+  CollectionStats = Struct.new(:name, :documents, :chunks, :index_kind, :index_vectors, :tombstones,
+                               :sequence, :dimension, keyword_init: true)
+  ModelInfo = Struct.new(:name, :dimension, :max_tokens, :provider, :sha256, keyword_init: true)
+  Stats = Struct.new(:collections, :model, :version, :uptime_s, :disk_bytes, keyword_init: true)
+end
