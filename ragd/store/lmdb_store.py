@@ -7,6 +7,7 @@ One environment under DATA_DIR/store holds named databases:
   chunks       coll(u32) + chunk id (u64) -> msgpack {d: doc id, s: start, e: end, t: text}
   vectors      coll(u32) + chunk id (u64) -> float32 bytes (dimension x 4)
   oplog        seq (u64) -> msgpack {c: coll, a: [chunk ids added], r: [chunk ids removed]}
+  jobs, job_docs   asynchronous ingestion jobs (see ragd/store/jobs.py)
 
 Every write is one LMDB transaction committed with sync (the environment is
 opened with sync=True), so a write is durable before ragd acknowledges it, and
@@ -27,7 +28,7 @@ import numpy as np
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-_DBS = ("meta", "collections", "docs", "chunks", "vectors", "oplog")
+_DBS = ("meta", "collections", "docs", "chunks", "vectors", "oplog", "jobs", "job_docs")
 
 
 def _pack(obj) -> bytes:
@@ -77,6 +78,10 @@ class Store:
         self.env = lmdb.open(str(path), map_size=map_size_bytes, max_dbs=len(_DBS),
                              sync=True, metasync=True, readahead=False, max_readers=512)
         self._db = {name: self.env.open_db(name.encode()) for name in _DBS}
+
+    def db(self, name: str):
+        """A named database handle, for modules that keep their own tables (jobs)."""
+        return self._db[name]
 
     def close(self) -> None:
         self.env.sync(True)
@@ -190,6 +195,66 @@ class Store:
             txn.abort()
             raise
 
+    # ------------------------------------------------------------ index support (snapshots, re-rank)
+
+    def get_vectors_found(self, coll: int, chunk_ids, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of chunk ids as (float32 [n, dim], found bool [n]); a missing id was deleted."""
+        prefix = _U32.pack(coll)
+        out = np.zeros((len(chunk_ids), dim), dtype=np.float32)
+        found = np.zeros(len(chunk_ids), dtype=bool)
+        with self.env.begin(buffers=True) as txn:
+            get = txn.get
+            db = self._db["vectors"]
+            for i, cid in enumerate(chunk_ids):
+                raw = get(prefix + _U64.pack(int(cid)), db=db)
+                if raw is not None:
+                    out[i] = np.frombuffer(raw, dtype=np.float32)
+                    found[i] = True
+        return out, found
+
+    def scan_vectors(self, coll: int, dim: int, batch: int = 65536) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """All vectors of a collection in one read transaction (a consistent cut), in
+        batches of (sequence of that cut, chunk ids int64, vectors float32)."""
+        prefix = _U32.pack(coll)
+        with self.env.begin(buffers=True) as txn:
+            raw = txn.get(b"seq", db=self._db["meta"])
+            seq = _U64.unpack(raw)[0] if raw else 0
+            ids = np.empty(batch, dtype=np.int64)
+            vecs = np.empty((batch, dim), dtype=np.float32)
+            n = 0
+            cur = txn.cursor(db=self._db["vectors"])
+            if cur.set_range(prefix):
+                for k, v in cur:
+                    if bytes(k[:4]) != prefix:
+                        break
+                    ids[n] = _U64.unpack(bytes(k[4:12]))[0]
+                    vecs[n] = np.frombuffer(v, dtype=np.float32)
+                    n += 1
+                    if n == batch:
+                        yield seq, ids.copy(), vecs.copy()
+                        n = 0
+            yield seq, ids[:n].copy(), vecs[:n].copy()
+
+    def backup(self, dest: Path) -> tuple[int, int]:
+        """A consistent, compacted copy of the environment into the directory `dest`
+        (which must not exist); returns (sequence it contains, bytes written)."""
+        dest.mkdir(parents=True)
+        with self.env.begin() as txn:
+            raw = txn.get(b"seq", db=self._db["meta"])
+            seq = _U64.unpack(raw)[0] if raw else 0
+            # copy() runs its own read transaction; taking it while ours is open
+            # sees the same or a later commit, so read the sequence back from the copy.
+        self.env.copy(str(dest), compact=True)
+        copied = lmdb.open(str(dest), readonly=True, max_dbs=len(_DBS), lock=False)
+        try:
+            with copied.begin() as txn:
+                raw = txn.get(b"seq", db=copied.open_db(b"meta", txn=txn, create=False))
+                seq = _U64.unpack(raw)[0] if raw else 0
+        finally:
+            copied.close()
+        size = sum(p.stat().st_size for p in dest.iterdir() if p.is_file())
+        return seq, size
+
 
 class WriteTxn:
     def __init__(self, store: Store, txn: lmdb.Transaction):
@@ -200,6 +265,11 @@ class WriteTxn:
         self._removed: dict[int, list[int]] = {}
         self._metas: dict[str, CollectionMeta] = {}
         self.sequence = 0
+
+    @property
+    def txn(self) -> lmdb.Transaction:
+        """The raw transaction, so other tables (job progress) commit atomically with this write."""
+        return self._txn
 
     def collection(self, name: str, dim: int, model: str, create: bool) -> CollectionMeta | None:
         if name in self._metas:
