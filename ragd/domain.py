@@ -109,6 +109,8 @@ class Hit:
     score: float
     vector_score: float = 0.0
     keyword_score: float = 0.0
+    # Spans of `text` (code points, relative to the chunk) that match the query's terms.
+    highlights: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
