@@ -166,6 +166,39 @@ def cmd_model(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- snapshot / restore
+
+def cmd_snapshot(args) -> int:
+    """Ask a running daemon for a consistent backup (Snapshot RPC)."""
+    import grpc
+
+    from ragd.v1 import ragd_pb2 as pb
+    from ragd.v1 import ragd_pb2_grpc
+    with grpc.insecure_channel(args.address) as channel:
+        stub = ragd_pb2_grpc.RagServiceStub(channel)
+        try:
+            resp = stub.Snapshot(pb.SnapshotRequest(path=str(Path(args.path).resolve())), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"ragd snapshot: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    print(json.dumps({"path": resp.path, "sequence": resp.sequence, "bytes": resp.bytes}))
+    return 0
+
+
+def cmd_restore(args) -> int:
+    """Bring a backup back into the data dir (the daemon must be stopped)."""
+    from ragd.engine.collection import restore
+    cfg = _config(args)
+    _setup_logging(cfg.log_level)
+    try:
+        seq = restore(Path(args.backup), cfg.data_path, force=args.force)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"ragd restore: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"data_dir": str(cfg.data_path), "sequence": seq}))
+    return 0
+
+
 # ---------------------------------------------------------------- config
 
 def cmd_config(args) -> int:
@@ -228,6 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--source", help="BERT-family directory or .onnx file (default: bundled all-MiniLM-L6-v2)")
     s.add_argument("--force", action="store_true", help="export again even if provisioned")
     s.set_defaults(fn=cmd_model)
+
+    s = sub.add_parser("snapshot", help="ask the daemon for a consistent backup of its data dir")
+    s.add_argument("path", help="new directory on the daemon's host to write the backup into")
+    s.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+    s.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
+    s.set_defaults(fn=cmd_snapshot)
+
+    s = sub.add_parser("restore", help="restore a backup made by `ragd snapshot` into the data dir "
+                                       "(daemon stopped)")
+    s.add_argument("backup", help="the backup directory")
+    daemon_flags(s)
+    s.add_argument("--force", action="store_true", help="move an existing store/index aside instead of refusing")
+    s.set_defaults(fn=cmd_restore)
 
     s = sub.add_parser("config", help="print the effective configuration")
     daemon_flags(s)

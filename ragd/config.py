@@ -32,6 +32,8 @@ class ServerConfig:
     grace_s: float = opt(10.0, "On SIGTERM, seconds to let in-flight calls finish before cancelling them.")
     max_message_bytes: int = opt(64 * MiB, "Largest gRPC message accepted or sent.")
     port_file: str = opt("", "If set, the bound port is written to this file once serving (for tests and supervisors).")
+    stream_depth: int = opt(4, "Messages of one IndexStream/SearchStream worked on at once (the next batch is "
+                               "chunked and embedded while the previous one commits); bounds server-side buffering.")
 
 
 @dataclass
@@ -50,6 +52,13 @@ class BatchingConfig:
     max_batch_texts: int = opt(64, "Most texts in one inference batch.")
     max_queue_tokens: int = opt(262144, "Tokens waiting for the model before calls get RESOURCE_EXHAUSTED "
                                         "(streams and jobs wait instead).")
+
+
+@dataclass
+class JobsConfig:
+    batch_size: int = opt(32, "Documents a job worker chunks, embeds and commits per transaction.")
+    max_attempts: int = opt(3, "Tries per document before a job marks it failed.")
+    retry_backoff_s: float = opt(0.5, "Wait before the second try of a failing document; doubles each try.")
 
 
 @dataclass
@@ -72,8 +81,57 @@ class LimitsConfig:
 
 
 @dataclass
+class IndexConfig:
+    ivf_threshold: int = opt(50_000, "Vectors in a collection before an IVF-PQ index is trained in the background "
+                                     "and swapped in (below it, search is exact over a flat index).")
+    retrain_growth: float = opt(4.0, "Retrain IVF-PQ when the collection has grown this many times since training.")
+    nlist_factor: float = opt(4.0, "IVF lists = this x sqrt(vectors) (FAISS advises 4..16).")
+    pq_m: int = opt(0, "PQ sub-quantizers (8 bits each); 0 = dimension / 8 (48 bytes per 384-d vector).")
+    nprobe: int = opt(0, "IVF lists probed per search unless the request sets SearchParams.nprobe; "
+                         "0 = nlist / 32, at least 32.")
+    rerank_factor: int = opt(40, "IVF-PQ candidates re-ranked with the exact stored vectors = top_k x this "
+                                 "(unless the request sets SearchParams.rerank_factor).")
+    compact_fraction: float = opt(0.05, "Remove tombstoned vectors from the index in the background once "
+                                        "they exceed this share of it.")
+    snapshot_every_ops: int = opt(10_000, "Snapshot an index after this many op-log entries since its last snapshot "
+                                          "(also on graceful shutdown and after an IVF-PQ swap).")
+    snapshot_every_s: float = opt(300.0, "Snapshot a changed index at least this often, in seconds.")
+    gpu: bool = opt(True, "Search a GPU clone of IVF-PQ indexes when FAISS sees a GPU "
+                          "(unfiltered searches; the CPU index stays the mutable one).")
+
+
+@dataclass
 class StoreConfig:
     map_size_gb: int = opt(256, "LMDB map size (virtual address space, not disk; the file grows as needed).")
+
+
+@dataclass
+class SearchConfig:
+    fusion: str = opt("relative", "HYBRID: how the vector and keyword lists are fused: relative (each list's scores "
+                                  "min-max normalised, then weighted and summed) or rrf (reciprocal rank fusion). "
+                                  "On CISI: relative 0.454 nDCG@10, rrf (k=60) 0.435 (benchmarks/quality.py).")
+    rrf_k: float = opt(60.0, "HYBRID with fusion = rrf: the constant k (score = sum of weight / (k + rank)).")
+    hybrid_candidates: int = opt(100, "HYBRID: candidates taken from each of the vector and keyword lists "
+                                      "(documents when grouping, else chunks); at least top_k.")
+    vector_weight: float = opt(1.0, "HYBRID: weight of the vector list in the fusion.")
+    keyword_weight: float = opt(1.0, "HYBRID: weight of the keyword (BM25) list in the fusion.")
+    auto_max_words: int = opt(4, "AUTO: a query of at most this many words with an identifier in it "
+                                 "(#1234, foo_bar.rb, ERR_42, a quoted phrase) goes to KEYWORD without the model; "
+                                 "anything else goes HYBRID.")
+    highlights: bool = opt(True, "Fill each hit's highlight spans (words of the chunk matching the query's terms).")
+
+
+@dataclass
+class CacheConfig:
+    enabled: bool = opt(True, "Cache query embeddings and result pages in process (LRU with a TTL); "
+                              "a write to a collection invalidates its pages at once.")
+    max_pages: int = opt(4096, "Result pages kept in the in-process cache.")
+    max_embeddings: int = opt(8192, "Query embeddings kept in the in-process cache.")
+    ttl_s: float = opt(300.0, "Seconds a cached page or embedding lives (also the Redis expiry).")
+    redis_url: str = opt("", "Optional shared second-tier cache, e.g. redis://127.0.0.1:6379/0 (empty = none). "
+                             "Best effort: an unreachable Redis never fails a search.")
+    redis_prefix: str = opt("ragd:", "Key prefix in Redis; daemons sharing one Redis over different data need their own.")
+    redis_timeout_s: float = opt(0.05, "Redis socket timeout; after a failure Redis is skipped for 10 s.")
 
 
 @dataclass
@@ -84,8 +142,12 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
 
     @property
     def data_path(self) -> Path:
@@ -204,5 +266,7 @@ def validate(cfg: Config) -> None:
     host, sep, port = cfg.server.listen.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ConfigError(f"server.listen: {cfg.server.listen!r} is not HOST:PORT")
+    if cfg.server.stream_depth < 1 or cfg.jobs.batch_size < 1 or cfg.jobs.max_attempts < 1:
+        raise ConfigError("server.stream_depth, jobs.batch_size and jobs.max_attempts must be at least 1")
     if cfg.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: {cfg.log_level!r} is not debug, info, warning or error")

@@ -86,3 +86,20 @@ def test_cancelled_caller_is_dropped_before_inference(embedder):
     rows, queued = run(_with_batcher(embedder, go, max_batch_tokens=4096))
     assert rows == 64
     assert queued == 0
+
+
+def test_stop_fails_waiting_callers_instead_of_leaving_them_blocked(embedder):
+    async def go():
+        pool = ThreadPoolExecutor(2)
+        b = EmbedBatcher(embedder, pool, max_batch_tokens=2048)
+        b.start()
+        waiting = [asyncio.ensure_future(b.embed(["long text " * 100] * 32)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        await b.stop()
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        pool.shutdown()
+        return results
+    from ragd.errors import Unavailable
+    results = run(go())
+    assert any(isinstance(r, Unavailable) for r in results)
+    assert all(isinstance(r, (Unavailable,)) or r.vectors.shape == (32, 384) for r in results)

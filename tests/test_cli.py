@@ -38,7 +38,7 @@ def test_index_jsonl_then_search_table(daemon, tmp_path):
     lines = out.stdout.splitlines()
     assert lines[0].split()[:3] == ["score", "document", "text"]
     assert lines[1].split()[1] == docs[5]["id"]
-    assert "hits, mode vector" in out.stderr
+    assert "hits, mode hybrid" in out.stderr  # AUTO: a natural-language query goes hybrid
 
 
 def test_bad_jsonl_line_stops_before_sending_anything(daemon, tmp_path):

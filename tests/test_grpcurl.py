@@ -64,7 +64,7 @@ def test_upsert_then_search(daemon):
     # grpcurl prints proto field names; it accepts them or lowerCamelCase as input.
     assert out["hits"][0]["document_id"] == "issue:1"
     assert out["hits"][0]["document"]["updated_at"] == "2026-11-01T10:00:00Z"
-    assert out["mode"] == "SEARCH_MODE_VECTOR"
+    assert out["mode"] == "SEARCH_MODE_HYBRID"  # AUTO routed a natural-language query
     assert "total_ms" in out["timings"]
 
 

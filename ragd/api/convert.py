@@ -71,5 +71,21 @@ def search_response(res: domain.SearchResult) -> pb.SearchResponse:
         hit = resp.hits.add(document_id=h.document.id, chunk_id=h.chunk_id, text=h.text, start=h.start,
                             end=h.end, score=h.score, vector_score=h.vector_score, keyword_score=h.keyword_score)
         document_pb(h.document, hit.document)
+        for start, end in h.highlights:
+            hit.highlights.add(start=start, end=end)
     timings(res.timings, resp.timings)
     return resp
+
+
+_JOB_STATES = {"queued": pb.JOB_STATE_QUEUED, "running": pb.JOB_STATE_RUNNING, "succeeded": pb.JOB_STATE_SUCCEEDED,
+               "partial": pb.JOB_STATE_PARTIAL, "failed": pb.JOB_STATE_FAILED}
+
+
+def job(j: dict) -> pb.Job:
+    out = pb.Job(id=j["id"], collection=j["collection"], state=_JOB_STATES[j["state"]], total=j["total"],
+                 done=j["done"], failed=j["failed"])
+    for e in j["errors"]:
+        out.errors.add(document_id=e["document_id"], error=e["error"], attempts=e["attempts"])
+    _us_to_ts(int(j["created"] * 1e6), out.created_at)
+    _us_to_ts(int(j["updated"] * 1e6), out.updated_at)
+    return out

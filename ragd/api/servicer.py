@@ -1,14 +1,18 @@
 """ragd.v1.RagService: protobuf in, engine call, protobuf out. No logic lives here."""
 from __future__ import annotations
 
+import asyncio
+import collections
+
 import grpc
 
 from ragd.api import convert
 from ragd.api.errors import rpc, status_for
 from ragd.api.lenient import BadRequest, check, deserializer
+from ragd.domain import Ack, AckStatus
 from ragd.engine import validate
 from ragd.engine.engine import Engine
-from ragd.errors import Unimplemented
+from ragd.errors import InvalidArgument, Unimplemented
 from ragd.v1 import ragd_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["RagService"]
@@ -21,9 +25,13 @@ class RagServicer:
     @rpc
     async def Upsert(self, request, context):
         req = check(request)
+        docs = [convert.document(d) for d in req.documents]
         if not req.wait:
-            raise Unimplemented("wait=false (asynchronous jobs) is coming; send wait=true")
-        result = await self.engine.upsert(req.collection, [convert.document(d) for d in req.documents])
+            job = await self.engine.submit_job(req.collection, docs)
+            resp = pb.UpsertResponse(job_id=job["id"])
+            convert.acks([Ack(d.id, AckStatus.QUEUED, d.version) for d in docs], resp.acks)
+            return resp
+        result = await self.engine.upsert(req.collection, docs)
         resp = pb.UpsertResponse(sequence=result.sequence)
         convert.acks(result.acks, resp.acks)
         convert.timings(result.timings, resp.timings)
@@ -31,19 +39,31 @@ class RagServicer:
 
     @rpc
     async def IndexStream(self, request_iterator, context):
-        # Each message is written and acked before the next is read, so a slow
-        # embedder slows the client (HTTP/2 flow control) instead of growing memory.
+        # Up to `stream_depth` messages are worked on at once: the next batch is
+        # chunked and embedded while the previous one commits (commits stay in
+        # stream order). The reader stops pulling messages while that many are
+        # in flight, so a slow embedder slows the client (HTTP/2 flow control)
+        # instead of growing server memory.
+        depth = self.engine.cfg.server.stream_depth
         collection = None
-        async for request in request_iterator:
-            req = check(request)
-            collection = collection if collection is not None else req.collection
-            if not req.documents:
-                continue
-            result = await self.engine.upsert(collection, [convert.document(d) for d in req.documents],
-                                              stream=True)
-            resp = pb.IndexStreamResponse(sequence=result.sequence)
-            convert.acks(result.acks, resp.acks)
-            yield resp
+        pending: collections.deque[asyncio.Task] = collections.deque()
+        try:
+            async for request in request_iterator:
+                req = check(request)
+                collection = collection if collection is not None else req.collection
+                if not req.documents:
+                    continue
+                docs = [convert.document(d) for d in req.documents]
+                after = pending[-1] if pending else None
+                pending.append(asyncio.ensure_future(
+                    self.engine.upsert(collection, docs, stream=True, after=after)))
+                while len(pending) >= depth:
+                    yield _stream_ack(await pending.popleft())
+            while pending:
+                yield _stream_ack(await pending.popleft())
+        finally:
+            for task in pending:
+                task.cancel()
 
     @rpc
     async def Delete(self, request, context):
@@ -63,16 +83,34 @@ class RagServicer:
         return convert.search_response(result)
 
     async def SearchStream(self, request_iterator, context):
-        # Per-query errors are reported in the response and the stream goes on.
-        async for request in request_iterator:
-            tag = "" if isinstance(request, BadRequest) else request.tag
+        # Queries are answered in order, up to `stream_depth` concurrently (their
+        # embeddings share micro-batches); a bad query gets an error in its own
+        # response and the stream goes on.
+        depth = self.engine.cfg.server.stream_depth
+        pending: collections.deque[tuple[str, asyncio.Task]] = collections.deque()
+
+        async def one(request):
+            req = check(request)
+            return await self.engine.search(convert.search_query(req.request, validate.mode(req.request.mode)))
+
+        async def answer(tag: str, task: asyncio.Task) -> pb.SearchStreamResponse:
             try:
-                req = check(request)
-                result = await self.engine.search(convert.search_query(req.request, validate.mode(req.request.mode)))
-                yield pb.SearchStreamResponse(tag=req.tag, response=convert.search_response(result))
+                return pb.SearchStreamResponse(tag=tag, response=convert.search_response(await task))
             except Exception as exc:  # noqa: BLE001 - reported per query
                 code, message = status_for(exc)
-                yield pb.SearchStreamResponse(tag=tag, error_code=code.value[0], error_message=message)
+                return pb.SearchStreamResponse(tag=tag, error_code=code.value[0], error_message=message)
+
+        try:
+            async for request in request_iterator:
+                tag = "" if isinstance(request, BadRequest) else request.tag
+                pending.append((tag, asyncio.ensure_future(one(request))))
+                while len(pending) >= depth:
+                    yield await answer(*pending.popleft())
+            while pending:
+                yield await answer(*pending.popleft())
+        finally:
+            for _, task in pending:
+                task.cancel()
 
     @rpc
     async def Similar(self, request, context):
@@ -93,12 +131,14 @@ class RagServicer:
 
     @rpc
     async def GetJob(self, request, context):
-        raise Unimplemented("jobs are coming with asynchronous ingestion (Upsert wait=false)")
+        req = check(request)
+        return convert.job(self.engine.get_job(req.job_id))
 
     @rpc
     async def WatchJob(self, request, context):
-        raise Unimplemented("jobs are coming with asynchronous ingestion (Upsert wait=false)")
-        yield  # pragma: no cover - makes this a server-streaming handler
+        req = check(request)
+        async for job in self.engine.watch_job(req.job_id):
+            yield convert.job(job)
 
     @rpc
     async def Stats(self, request, context):
@@ -114,7 +154,23 @@ class RagServicer:
 
     @rpc
     async def Snapshot(self, request, context):
-        raise Unimplemented("snapshots are coming with the IVF-PQ index work")
+        req = check(request)
+        if not req.path:
+            raise InvalidArgument("path", "name a directory (on the daemon's host) to write the backup into")
+        from pathlib import Path
+
+        from ragd.engine.collection import backup
+        dest = Path(req.path)
+        if dest.exists():
+            raise InvalidArgument("path", f"{req.path!r} exists; name a new directory")
+        seq, size = await self.engine._run(backup, self.engine.store, self.engine.collections, dest)
+        return pb.SnapshotResponse(path=str(dest.resolve()), sequence=seq, bytes=size)
+
+
+def _stream_ack(result) -> pb.IndexStreamResponse:
+    resp = pb.IndexStreamResponse(sequence=result.sequence)
+    convert.acks(result.acks, resp.acks)
+    return resp
 
 
 def generic_handler(servicer: RagServicer) -> grpc.GenericRpcHandler:

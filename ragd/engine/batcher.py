@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ragd.errors import ResourceExhausted
+from ragd.errors import ResourceExhausted, Unavailable
 
 
 @dataclass
@@ -72,6 +72,8 @@ class EmbedBatcher:
         self._wakeup: asyncio.Event | None = None
         self._room: asyncio.Event | None = None  # set whenever queued tokens are released
         self._task: asyncio.Task | None = None
+        self._unresolved: set[_Request] = set()  # queued or in a batch, future not yet set
+        self._stopped = False
         self.batches_run = 0  # counters for Stats and tests
         self.rows_run = 0
 
@@ -83,12 +85,21 @@ class EmbedBatcher:
         self._task = asyncio.get_running_loop().create_task(self._worker(), name="ragd-embed-batcher")
 
     async def stop(self) -> None:
+        """Stop the worker and fail every caller still waiting (UNAVAILABLE), so
+        no thread blocked in BlockingEmbedder.embed waits forever at shutdown."""
+        self._stopped = True
         if self._task:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        for req in list(self._unresolved):
+            if not req.future.done():
+                req.future.set_exception(Unavailable("ragd is shutting down; retry on another replica or later"))
+        self._unresolved.clear()
+        if self._room is not None:
+            self._room.set()
 
     @property
     def queued_tokens(self) -> int:
@@ -104,6 +115,8 @@ class EmbedBatcher:
         tokenize_ms = (time.perf_counter() - t0) * 1000
         counts = np.fromiter((len(t) for t in tokens), dtype=np.int32, count=len(tokens))
         cost = int(counts.sum())
+        if self._stopped:
+            raise Unavailable("ragd is shutting down; retry on another replica or later")
         await self._reserve(cost, wait)
         out = EmbedOutput(vectors=np.empty((len(tokens), self.embedder.dimension), dtype=np.float32),
                           token_counts=counts,
@@ -115,6 +128,8 @@ class EmbedBatcher:
             self._release(req)
             return out
         self._queue.append(req)
+        self._unresolved.add(req)
+        req.future.add_done_callback(lambda _: self._unresolved.discard(req))
         self._wakeup.set()
         try:
             return await asyncio.shield(req.future)
@@ -128,6 +143,8 @@ class EmbedBatcher:
         def fits() -> bool:
             return self._queued_tokens == 0 or self._queued_tokens + cost <= self.max_queue_tokens
         while not fits():
+            if self._stopped:
+                raise Unavailable("ragd is shutting down; retry on another replica or later")
             if not wait:
                 raise ResourceExhausted(
                     f"embedding queue full ({self._queued_tokens} tokens waiting); retry shortly",

@@ -25,10 +25,15 @@ from ragd.embed.provision import provision_model
 from ragd.engine import validate
 from ragd.engine.batcher import BlockingEmbedder, EmbedBatcher
 from ragd.engine.chunking import Chunker
-from ragd.engine.collection import Collection, get_collection
+from ragd.engine.collection import Collection, get_collection, set_index_context
+from ragd.index.lifecycle import index_context_from
 from ragd.engine.ingest import Ingestor
-from ragd.engine.search import Searcher
+from ragd.engine.jobs import JobRunner
+from ragd.engine.cache import SearchCache
+from ragd.engine.search import Searcher, SearchSettings
+from ragd.index import keyword as keyword_index
 from ragd.errors import Unavailable
+from ragd.store.jobs import JobStore
 from ragd.store.lmdb_store import Store
 
 log = logging.getLogger("ragd.engine")
@@ -65,6 +70,7 @@ class Engine:
                                         thread_name_prefix="ragd-engine")
         self._infer_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ragd-infer")
         self.batcher: EmbedBatcher | None = None
+        self.jobs: JobRunner | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -84,6 +90,8 @@ class Engine:
         # Warm the session: the first run allocates ONNX Runtime's buffers.
         self.embedder.embed(["warm up"])
         self.store = Store(data / "store", self.cfg.store.map_size_gb << 30)
+        set_index_context(self.store, index_context_from(self.cfg, data / "index", self._write_lock))
+        keyword_index.bind(self.store, data / "keyword")  # BM25 indexes, derived from LMDB like FAISS
         for name, meta in self.store.collections().items():
             if meta.dim != self.embedder.dimension:
                 raise RuntimeError(f"collection {name!r} holds {meta.dim}-d vectors of model {meta.model!r}, "
@@ -108,17 +116,34 @@ class Engine:
                                  self.collections, self._write_lock, self.embedder.name)
         self.stream_ingestor = Ingestor(self.store, BlockingEmbedder(self.batcher, loop, wait=True), self.chunker,
                                         self.collections, self._write_lock, self.embedder.name)
-        self.searcher = Searcher(self.store, BlockingEmbedder(self.batcher, loop, wait=False), self.collections)
+        c, sc = self.cfg.cache, self.cfg.search
+        self.cache = SearchCache(enabled=c.enabled, max_pages=c.max_pages, max_embeddings=c.max_embeddings,
+                                 ttl_s=c.ttl_s, model=f"{self.embedder.name}:{self.embedder.sha256}",
+                                 redis_url=c.redis_url, redis_prefix=c.redis_prefix,
+                                 redis_timeout_s=c.redis_timeout_s)
+        self.searcher = Searcher(self.store, BlockingEmbedder(self.batcher, loop, wait=False), self.collections,
+                                 SearchSettings(fusion=sc.fusion, rrf_k=sc.rrf_k, hybrid_candidates=sc.hybrid_candidates,
+                                                vector_weight=sc.vector_weight, keyword_weight=sc.keyword_weight,
+                                                auto_max_words=sc.auto_max_words, highlights=sc.highlights),
+                                 self.cache)
+        j = self.cfg.jobs
+        self.jobs = JobRunner(JobStore(self.store), self.stream_ingestor, self._run_blocking,
+                              batch_size=j.batch_size, max_attempts=j.max_attempts, backoff_s=j.retry_backoff_s)
         self.ready = True
+        self.jobs.start()
 
     async def stop(self) -> None:
         self.ready = False
+        if self.jobs is not None:
+            await self.jobs.stop()  # the batch in flight commits atomically or not at all
         if self.batcher is not None:
             await self.batcher.stop()
 
     def close(self) -> None:
         self.ready = False
         self._pool.shutdown(wait=True)
+        for coll in list(self.collections.values()):
+            coll.close(snapshot=self.store is not None)  # final index snapshot
         self._infer_pool.shutdown(wait=True)
         with self._write_lock:
             if self.store is not None:
@@ -128,11 +153,17 @@ class Engine:
     async def _run(self, fn, *args, **kwargs):
         if not self.ready:
             raise Unavailable("ragd is loading (model and indexes); retry shortly")
+        return await self._run_blocking(fn, *args, **kwargs)
+
+    async def _run_blocking(self, fn, *args, **kwargs):
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args, **kwargs))
 
     # ------------------------------------------------------------ writes
 
-    async def upsert(self, collection: str, docs: list[Document], *, stream: bool = False) -> WriteResult:
+    async def upsert(self, collection: str, docs: list[Document], *, stream: bool = False,
+                     after: asyncio.Future | None = None) -> WriteResult:
+        """Validate, chunk and embed, then commit. `after`: a previous write of the
+        same stream that must commit first (streams pipeline but apply in order)."""
         t0 = time.perf_counter()
         name = validate.collection_name(collection)
         validate.documents(docs, self.limits)
@@ -141,11 +172,31 @@ class Engine:
         t1 = time.perf_counter()
         prepared = await self._run(ingestor.prepare, name, docs)
         timings.embed_ms = _ms(t1)
+        if after is not None:
+            await after  # raises if the earlier write failed: this one must not commit
         t2 = time.perf_counter()
         acks, seq = await self._run(ingestor.commit, name, prepared)
         timings.store_ms = _ms(t2)
         timings.total_ms = _ms(t0)
         return WriteResult(acks=acks, sequence=seq, timings=timings)
+
+    async def submit_job(self, collection: str, docs: list[Document]) -> dict:
+        """Upsert(wait=false): validate now (nothing is queued on bad input), then enqueue durably."""
+        name = validate.collection_name(collection)
+        validate.documents(docs, self.limits)
+        if not self.ready:
+            raise Unavailable("ragd is loading; retry shortly")
+        return await self.jobs.submit(name, docs)
+
+    def get_job(self, job_id: str) -> dict:
+        if not self.ready:
+            raise Unavailable("ragd is loading; retry shortly")
+        return self.jobs.get(job_id)
+
+    def watch_job(self, job_id: str):
+        if not self.ready:
+            raise Unavailable("ragd is loading; retry shortly")
+        return self.jobs.watch(job_id)
 
     async def delete(self, collection: str, refs: list[DocumentRef]) -> WriteResult:
         t0 = time.perf_counter()

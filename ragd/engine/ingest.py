@@ -17,7 +17,6 @@ from ragd.domain import Ack, AckStatus, Document, DocumentRef
 from ragd.engine import records
 from ragd.engine.collection import Collection, get_collection
 from ragd.errors import InvalidArgument
-from ragd.index.vector_index import VectorIndex
 from ragd.store.lmdb_store import Store
 
 
@@ -92,11 +91,13 @@ class Ingestor:
     def _collection(self, name: str, meta) -> Collection:
         coll = self.collections.get(name)
         if coll is None:
-            coll = Collection(meta=meta, index=VectorIndex(meta.dim))
+            coll = Collection.create(self.store, meta)
             self.collections[name] = coll
         return coll
 
-    def commit(self, name: str, prepared: list[PreparedDoc]) -> tuple[list[Ack], int]:
+    def commit(self, name: str, prepared: list[PreparedDoc], on_commit=None) -> tuple[list[Ack], int]:
+        """Write prepared documents in one durable transaction, then make them searchable.
+        `on_commit(write_txn, acks)` runs inside the transaction (job progress)."""
         with self.write_lock:
             applied: list[tuple[PreparedDoc, list[int], list[int]]] = []  # (doc, new ids, old ids)
             acks: list[Ack] = []
@@ -125,6 +126,8 @@ class Ingestor:
                     meta.docs += 1
                     applied.append((p, new_ids, old_ids))
                     acks.append(Ack(doc.id, AckStatus.INDEXED, doc.version, len(new_ids), truncated=p.truncated))
+                if on_commit is not None:
+                    on_commit(w, acks)
             # Durable now; make it searchable. The index is derived state, rebuilt
             # from LMDB on start, so a crash between the two loses nothing.
             coll = self._collection(name, meta)

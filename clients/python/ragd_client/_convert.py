@@ -6,11 +6,13 @@ import json
 from dataclasses import asdict
 from typing import Any, Iterable, Mapping, Union
 
+import grpc
 import numpy as np
 
 from ragd.v1 import ragd_pb2 as pb
 
 from . import types as t
+from .errors import from_code
 
 DocLike = Union[t.Document, Mapping[str, Any]]
 
@@ -96,7 +98,7 @@ def document(m: pb.Document) -> t.Document:
 
 def search_result(m: pb.SearchResponse) -> t.SearchResult:
     hits = [t.Hit(h.document_id, h.chunk_id, h.text, h.start, h.end, h.score, document(h.document),
-                  h.vector_score, h.keyword_score) for h in m.hits]
+                  h.vector_score, h.keyword_score, [(s.start, s.end) for s in h.highlights]) for h in m.hits]
     return t.SearchResult(hits, _MODE_NAMES.get(m.mode, "auto"), timings(m.timings))
 
 
@@ -120,3 +122,21 @@ def search_request(collection: str, query: str, top_k: int, flt, mode: str, grou
         raise ValueError(f"mode must be one of {sorted(MODES)}, not {mode!r}")
     return pb.SearchRequest(collection=collection, query=query, top_k=top_k, mode=MODES[mode],
                             filter=filter_pb(flt), group_by_document=group_by_document, min_score=min_score)
+
+
+_JOB_STATES = {1: "queued", 2: "running", 3: "succeeded", 4: "partial", 5: "failed"}
+
+
+def job(m: pb.Job) -> t.Job:
+    return t.Job(m.id, m.collection, _JOB_STATES.get(m.state, "unspecified"), m.total, m.done, m.failed,
+                 [t.JobError(e.document_id, e.error, e.attempts) for e in m.errors])
+
+
+_STATUS = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def stream_result(m: pb.SearchStreamResponse):
+    """(tag, SearchResult or RagError) for one SearchStream answer."""
+    if m.error_code:
+        return m.tag, from_code(_STATUS[m.error_code], m.error_message)
+    return m.tag, search_result(m.response)

@@ -37,6 +37,9 @@ class AsyncRagClient:
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
+    async def get_job(self, job_id: str, *, timeout: float | None = None) -> t.Job:
+        return c.job(await self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout))
+
     async def upsert(self, docs: Sequence[c.DocLike], *, collection: str | None = None, wait: bool = True,
                      timeout: float | None = None) -> t.WriteResult:
         req = pb.UpsertRequest(collection=collection or self.collection, wait=wait,
@@ -51,6 +54,13 @@ class AsyncRagClient:
         try:
             async for resp in self._stub.IndexStream(requests, timeout=timeout):
                 yield c.write_result(resp)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def watch_job(self, job_id: str, *, timeout: float | None = None) -> AsyncIterator[t.Job]:
+        try:
+            async for m in self._stub.WatchJob(pb.GetJobRequest(job_id=job_id), timeout=timeout):
+                yield c.job(m)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 

@@ -2,9 +2,11 @@
 unless the call passes its own); UNAVAILABLE is retried by gRPC with backoff."""
 from __future__ import annotations
 
+import time
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ragd.v1 import ragd_pb2 as pb
 from ragd.v1 import ragd_pb2_grpc
@@ -47,8 +49,6 @@ class RagClient:
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Block until the daemon reports SERVING (model and indexes loaded)."""
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-        import time
         stub = health_pb2_grpc.HealthStub(self._channel)
         deadline = time.monotonic() + timeout
         while True:
@@ -61,6 +61,9 @@ class RagClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"ragd at {self.address} not SERVING after {timeout:.0f} s")
             time.sleep(0.1)
+
+    def get_job(self, job_id: str, *, timeout: float | None = None) -> t.Job:
+        return c.job(self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout))
 
     def upsert(self, docs: Sequence[c.DocLike], *, collection: str | None = None, wait: bool = True,
                timeout: float | None = None) -> t.WriteResult:
@@ -78,6 +81,27 @@ class RagClient:
         try:
             for resp in self._stub.IndexStream(requests, timeout=timeout):
                 yield c.write_result(resp)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def watch_job(self, job_id: str, *, timeout: float | None = None) -> Iterator[t.Job]:
+        """The job's state now and after every change, until finished. `timeout` bounds the whole watch."""
+        try:
+            for m in self._stub.WatchJob(pb.GetJobRequest(job_id=job_id), timeout=timeout):
+                yield c.job(m)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def search_stream(self, queries: Iterable[tuple[str, str]], top_k: int = 10, *,
+                      filter: t.Filter | Mapping | None = None, mode: str = "auto",
+                      collection: str | None = None, timeout: float | None = None):
+        """Pipelined searches: (tag, query) in, (tag, SearchResult or RagError) out, in order."""
+        coll = collection or self.collection
+        requests = (pb.SearchStreamRequest(tag=tag, request=c.search_request(coll, q, top_k, filter, mode, False, 0.0))
+                    for tag, q in queries)
+        try:
+            for m in self._stub.SearchStream(requests, timeout=timeout):
+                yield c.stream_result(m)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 

@@ -43,6 +43,10 @@ _BY_CODE = {
 }
 
 
+def from_code(code: grpc.StatusCode, message: str) -> RagError:
+    return _BY_CODE.get(code, RagError)(code, message)
+
+
 def from_rpc_error(err: grpc.RpcError) -> RagError:
     code, message = err.code(), err.details() or ""
     cls = _BY_CODE.get(code, RagError)

@@ -85,6 +85,7 @@ class Hit:
     document: Document
     vector_score: float = 0.0
     keyword_score: float = 0.0
+    highlights: list[tuple[int, int]] = field(default_factory=list)  # code points within `text`
 
 
 @dataclass
@@ -131,3 +132,25 @@ class Stats:
     version: str
     uptime_s: float
     disk_bytes: int
+
+
+@dataclass
+class JobError:
+    document_id: str
+    error: str
+    attempts: int
+
+
+@dataclass
+class Job:
+    id: str
+    collection: str
+    state: str  # "queued", "running", "succeeded", "partial" (some documents failed), "failed"
+    total: int
+    done: int
+    failed: int
+    errors: list[JobError]
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("succeeded", "partial", "failed")
