@@ -5,15 +5,9 @@
 #include <string>
 #include <string_view>
 
+#include "utf8.hpp"
+
 namespace ragd {
-
-// Thrown for input that is not valid UTF-8; carries the byte offset.
-struct Utf8Error {
-  size_t byte_offset;
-};
-
-// Returns the byte offset of the first invalid UTF-8 sequence, or npos.
-size_t find_invalid_utf8(std::string_view s);
 
 // Normalises line endings (CRLF and lone CR become LF) and drops control
 // characters other than TAB and LF (NUL, form feeds, escape codes pasted from

@@ -1,0 +1,248 @@
+"""Chars mode of ragd.engine.chunking: chunk for chunk LangChain's
+RecursiveCharacterTextSplitter (differential tests on CISI and generated text),
+plus the properties every split must have (hypothesis)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+
+import cisi
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from ragd.engine.chunking import Chunk, Chunker
+
+DEFAULT = ["\n\n", "\n", " ", ""]
+
+
+def assert_like_langchain(text: str, size: int = 500, overlap: int = 50, separators: list[str] | None = None) -> None:
+    """Same chunk texts as LangChain; offsets where the chunks lie, which are
+    add_start_index's except where it finds an earlier copy of the chunk."""
+    chunks = Chunker(chunk_size=size, chunk_overlap=overlap, separators=separators).chunk(text)
+    splitter = RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap, separators=separators,
+                                              add_start_index=True)
+    docs = splitter.create_documents([text])
+    assert [c.text for c in chunks] == [d.page_content for d in docs]
+    for c, d in zip(chunks, docs):
+        assert text[c.start : c.end] == c.text
+        found = d.metadata["start_index"]
+        assert c.start == found or (found < c.start and text[found : found + len(c.text)] == c.text)
+
+
+# ------------------------------------------------------------ differential
+
+
+@pytest.mark.parametrize(("size", "overlap"), [(500, 50), (200, 20), (100, 0), (1000, 200), (50, 50), (7, 3)])
+def test_cisi_documents_chunk_as_langchain_does(size, overlap):
+    for doc in cisi.documents():
+        assert_like_langchain(doc["text"], size, overlap)
+
+
+def test_cisi_as_one_long_document():
+    text = (cisi.cisi_dir() / "CISI.ALL").read_text(encoding="latin-1")
+    assert_like_langchain(text)
+    assert_like_langchain(text, 300, 0, ["\n.W\n", "\n", ""])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\t  ",
+        "\n\n" * 600,
+        "a" + "\n" * 1001 + "b",
+        "x" * 20_000,  # one long line, no separator: split by code point
+        "".join(random.Random(3).choices("abcdefghij", k=30_000)),
+        "word " * 3000 + "\n\n" + "y" * 1500,
+        "  lead and trail  \n\n  spaces  ",
+    ],
+    ids=["empty", "blank", "newlines", "two-words-far-apart", "x-line", "letters-line", "words-then-blob", "padded"],
+)
+@pytest.mark.parametrize(("size", "overlap"), [(500, 50), (37, 36), (1, 0), (10, 10)])
+def test_degenerate_texts(text, size, overlap):
+    assert_like_langchain(text, size, overlap)
+
+
+MARKUP = """h1. Installation guide
+
+{{toc}}
+
+h2. Requirements
+
+* Ruby 3.1 or later, see [[RubyVersions|supported versions]]
+* A database: _MySQL_, *PostgreSQL* or @SQLite@
+** nested item with a link: https://www.redmine.org/projects/redmine/wiki/RedmineInstall#Step-1
+
+|_. Component |_. Version |
+| Rails | 7.1 |
+| Puma | 6.4 |
+
+<pre><code class="ruby">
+Rails.application.configure do
+  config.action_mailer.delivery_method = :smtp
+end
+</code></pre>
+
+## Markdown section
+
+1. First, run `bundle install --without development test`
+2. Then `RAILS_ENV=production bundle exec rake db:migrate`
+
+> Quoted note from #1234: the migration takes a while on large `journals` tables.
+"""
+
+UNICODE = (
+    "東京都の図書館では、情報検索の研究が進んでいる。大規模な目録を扱うためである。\n\n"
+    "Größe, naïve café, Ελληνικά κείμενα και русский текст.\u2028Línea\u00a0dura\u3000全角スペース\n"
+    "emoji 😀👍🏽🇯🇵 and combining e\u0301 marks, RTL مرحبا بالعالم עברית\u0085NEL\u2029PS\n"
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 mathematical letters beyond the BMP " * 3
+)
+
+
+@pytest.mark.parametrize("text", [MARKUP, UNICODE, MARKUP * 40, UNICODE * 40], ids=["markup", "unicode", "markup-long", "unicode-long"])
+@pytest.mark.parametrize(
+    "separators",
+    [None, ["\n\n", "\n", "。", " ", ""], ["\nh2. ", "\n", " "], ["|", "*", ""], ["\u3000", "\u2028", ""]],
+    ids=["default", "cjk-period", "no-empty", "markup-chars", "unicode-spaces"],
+)
+@pytest.mark.parametrize(("size", "overlap"), [(500, 50), (60, 20), (13, 0)])
+def test_markup_and_unicode(text, separators, size, overlap):
+    assert_like_langchain(text, size, overlap, separators)
+
+
+FRAGMENTS = ["a", "bc", "word", "Größe", "東京", "😀", "e\u0301", " ", "  ", "\t", "\n", "\n\n", "\n\n\n",
+             "\u3000", "\u00a0", "\u2028", "\u0085", ". ", "。", "--", "* ", "|", "http://x.y/z?q=1", "```"]
+texts = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=4), max_size=120).map("".join)
+separator_lists = st.sampled_from([DEFAULT, ["\n\n", "\n", " "], ["--", ""], ["。", ". ", ""], [" ", "\n"]]) | st.lists(
+    st.sampled_from(["\n\n", "\n", " ", "", "--", "。", "a", "\u3000", "ab"]), min_size=1, max_size=5)
+
+
+@st.composite
+def settings_(draw):
+    size = draw(st.integers(1, 60))
+    return size, draw(st.integers(0, size)), draw(separator_lists)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts, setting=settings_())
+def test_generated_texts_chunk_as_langchain_does(text, setting):
+    size, overlap, separators = setting
+    assert_like_langchain(text, size, overlap, separators)
+
+
+# ------------------------------------------------------------ properties
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=texts, setting=settings_())
+def test_chunks_fit_reconstruct_overlap_and_cover(text, setting):
+    size, overlap, separators = setting
+    chunks = Chunker(chunk_size=size, chunk_overlap=overlap, separators=separators).chunk(text)
+    covered = 0
+    for prev, c in zip([None, *chunks], chunks):
+        assert text[c.start : c.end] == c.text and c.text
+        if "" in separators:  # the last resort that bounds the size
+            assert len(c.text) <= size
+        if prev is not None:
+            # Never backwards (a large overlap can repeat a chunk once stripped).
+            assert c.start >= prev.start and c.end >= prev.end
+            assert max(0, prev.end - c.start) <= overlap
+        assert text[covered : c.start].strip() == ""  # nothing but whitespace left out
+        covered = max(covered, c.end)
+    assert text[covered:].strip() == ""
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="abcxyz東😀", min_size=1, max_size=400), size=st.integers(1, 50), data=st.data())
+def test_text_without_separators_overlaps_exactly(text, size, data):
+    # Split by code point, consecutive chunks share all that the overlap
+    # allows while leaving room for one new code point.
+    overlap = data.draw(st.integers(0, size))
+    chunks = Chunker(chunk_size=size, chunk_overlap=overlap).chunk(text)
+    assert all(len(c.text) == size for c in chunks[:-1])
+    for prev, c in zip(chunks, chunks[1:]):
+        assert prev.end - c.start == min(overlap, size - 1)
+
+
+# ------------------------------------------------------------ interface
+
+
+def test_bytes_give_the_same_chunks_as_str():
+    chunker = Chunker(chunk_size=40, chunk_overlap=10)
+    assert chunker.chunk(UNICODE.encode()) == chunker.chunk(UNICODE)
+
+
+def test_invalid_utf8_names_the_byte():
+    with pytest.raises(ValueError, match="invalid UTF-8 at byte 8"):
+        Chunker().chunk("Größe ".encode() + b"\xff rest")  # G r ö ß e: 8 bytes
+
+
+def test_lone_surrogate_is_a_value_error():
+    with pytest.raises(ValueError, match="surrogates not allowed"):
+        Chunker().chunk("broken \ud800 text")
+
+
+def test_other_types_are_refused():
+    with pytest.raises(TypeError):
+        Chunker().chunk(["not", "text"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(chunk_size=0), "chunk_size must be > 0"),
+        (dict(chunk_overlap=-1), "chunk_overlap must be >= 0"),
+        (dict(chunk_size=10, chunk_overlap=11), "must not exceed chunk_size"),
+        (dict(separators=[]), "separators must not be empty"),
+        (dict(mode="words"), "mode must be"),
+        (dict(mode="tokens"), "needs a tokenizer"),
+        (dict(max_tokens=256), "go together"),
+    ],
+)
+def test_settings_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Chunker(**kwargs)
+
+
+def test_defaults_mirror_langchain():
+    chunker = Chunker()
+    assert (chunker.mode, chunker.chunk_size, chunker.chunk_overlap) == ("chars", 500, 50)
+    assert list(chunker.separators) == RecursiveCharacterTextSplitter()._separators  # noqa: SLF001
+
+
+def test_chunks_are_the_frozen_dataclass():
+    # The native splitter builds Chunk without calling __init__: it must stay
+    # three plain fields, and what it builds must equal what __init__ builds.
+    assert [f.name for f in dataclasses.fields(Chunk)] == ["start", "end", "text"]
+    assert not hasattr(Chunk, "__post_init__")
+    chunk = Chunker(chunk_size=8, chunk_overlap=0).chunk("hello world")[1]
+    assert type(chunk) is Chunk
+    assert chunk == Chunk(6, 11, "world") and hash(chunk) == hash(Chunk(6, 11, "world"))
+    assert repr(chunk) == "Chunk(start=6, end=11, text='world')"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        chunk.start = 0
+
+
+def test_chunking_releases_the_gil():
+    # While another thread chunks, this one keeps running: it never waits
+    # for the GIL anywhere near as long as the chunking takes, as it would
+    # if the GIL were held throughout.
+    chunker = Chunker(chunk_size=100_000, chunk_overlap=0)
+    text = "abcdefgh" * 4_000_000  # no separator: split by code point, the slowest path
+    start = time.perf_counter()
+    chunker.chunk(text)
+    alone = time.perf_counter() - start
+    worker = threading.Thread(target=chunker.chunk, args=(text,))
+    longest_wait = 0.0
+    worker.start()
+    last = time.perf_counter()
+    while worker.is_alive():
+        now = time.perf_counter()
+        longest_wait, last = max(longest_wait, now - last), now
+    worker.join()
+    assert longest_wait < alone / 2
