@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from permission_oracle import may_see
 from ragd.domain import Document, DocumentRef, Filter, MetadataRange, SearchMode, SearchQuery
 from ragd.engine.chunking import Chunker
 from ragd.engine.collection import set_index_context
@@ -93,33 +94,6 @@ class Harness:
         for coll in self.collections.values():
             coll.close(snapshot=False)
         self.store.close()
-
-
-def may_see(doc: Document, f: Filter) -> bool:
-    """The permission oracle, written from the Filter's documentation (ragd.proto), not from the code."""
-    if f.project_ids and doc.project_id not in f.project_ids:
-        return False
-    if f.types and doc.type not in f.types:
-        return False
-    if doc.is_private:
-        allowed = (f.all_private or doc.project_id in f.private_project_ids
-                   or (f.user_id != 0 and (doc.author_id == f.user_id or f.user_id in doc.viewer_ids)))
-        if not allowed:
-            return False
-    if any(doc.metadata.get(k) != v for k, v in f.metadata_equals.items()):
-        return False
-    for r in f.metadata_ranges:
-        try:
-            x = float(doc.metadata[r.key])
-        except (KeyError, ValueError):
-            return False
-        if (r.gte is not None and x < r.gte) or (r.lte is not None and x > r.lte):
-            return False
-    if f.updated_after_us is not None and doc.updated_at_us < f.updated_after_us:
-        return False
-    if f.updated_before_us is not None and doc.updated_at_us > f.updated_before_us:
-        return False
-    return doc.id not in f.exclude_ids
 
 
 def random_doc(rng: random.Random, i: int, projects: int = 6) -> Document:

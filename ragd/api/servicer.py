@@ -12,7 +12,6 @@ from ragd.api.lenient import BadRequest, check, deserializer
 from ragd.domain import Ack, AckStatus
 from ragd.engine import validate
 from ragd.engine.engine import Engine
-from ragd.errors import InvalidArgument, Unimplemented
 from ragd.v1 import ragd_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["RagService"]
@@ -155,16 +154,8 @@ class RagServicer:
     @rpc
     async def Snapshot(self, request, context):
         req = check(request)
-        if not req.path:
-            raise InvalidArgument("path", "name a directory (on the daemon's host) to write the backup into")
-        from pathlib import Path
-
-        from ragd.engine.collection import backup
-        dest = Path(req.path)
-        if dest.exists():
-            raise InvalidArgument("path", f"{req.path!r} exists; name a new directory")
-        seq, size = await self.engine._run(backup, self.engine.store, self.engine.collections, dest)
-        return pb.SnapshotResponse(path=str(dest.resolve()), sequence=seq, bytes=size)
+        path, seq, size = await self.engine.snapshot(req.path)
+        return pb.SnapshotResponse(path=path, sequence=seq, bytes=size)
 
 
 def _stream_ack(result) -> pb.IndexStreamResponse:

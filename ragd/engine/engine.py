@@ -25,14 +25,14 @@ from ragd.embed.provision import provision_model
 from ragd.engine import validate
 from ragd.engine.batcher import BlockingEmbedder, EmbedBatcher
 from ragd.engine.chunking import Chunker
-from ragd.engine.collection import Collection, get_collection, set_index_context
+from ragd.engine.collection import Collection, backup, get_collection, set_index_context
 from ragd.index.lifecycle import index_context_from
 from ragd.engine.ingest import Ingestor
 from ragd.engine.jobs import JobRunner
 from ragd.engine.cache import SearchCache
 from ragd.engine.search import Searcher, SearchSettings
 from ragd.index import keyword as keyword_index
-from ragd.errors import Unavailable
+from ragd.errors import InvalidArgument, Unavailable
 from ragd.store.jobs import JobStore
 from ragd.store.lmdb_store import Store
 
@@ -238,6 +238,16 @@ class Engine:
         out = await self.batcher.embed(texts)
         return out, Timings(tokenize_ms=out.tokenize_ms, queue_ms=out.queue_ms, embed_ms=out.inference_ms,
                             total_ms=_ms(t0))
+
+    async def snapshot(self, path: str) -> tuple[str, int, int]:
+        """A consistent backup of the data dir into the new directory `path`: (path, sequence, bytes)."""
+        if not path:
+            raise InvalidArgument("path", "name a directory (on the daemon's host) to write the backup into")
+        dest = Path(path)
+        if dest.exists():
+            raise InvalidArgument("path", f"{path!r} exists; name a new directory")
+        seq, size = await self._run(backup, self.store, self.collections, dest)
+        return str(dest.resolve()), seq, size
 
     def stats(self, collection: str = "") -> list[CollectionStats]:
         if not self.ready:

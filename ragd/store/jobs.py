@@ -14,8 +14,6 @@ from __future__ import annotations
 import struct
 import time
 import uuid
-from typing import Iterator
-
 import lmdb
 import msgpack
 
@@ -105,7 +103,3 @@ class JobStore:
         with self.env.begin(write=True) as txn:
             self.advance(txn, job, 1, 0, [{"document_id": doc_id, "error": error, "attempts": job["attempts"]}])
 
-    def all_ids(self) -> Iterator[str]:
-        with self.env.begin() as txn:
-            for k in txn.cursor(db=self.jobs).iternext(keys=True, values=False):
-                yield bytes(k).decode()
