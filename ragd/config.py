@@ -63,7 +63,8 @@ class JobsConfig:
 
 @dataclass
 class ChunkingConfig:
-    mode: str = opt("chars", "chars (RecursiveCharacterTextSplitter semantics) or tokens (model tokens).")
+    mode: str = opt("chars", "chars (RecursiveCharacterTextSplitter semantics, re-split by tokens only where "
+                             "the model would truncate) or tokens (sized in model tokens).")
     size: int = opt(0, "Chunk size in characters (chars mode) or tokens (tokens mode); "
                        "0 = the mode's default: 500 characters, or the model's max tokens less its special tokens.")
     overlap: int = opt(-1, "Overlap between consecutive chunks, same unit as size; "

@@ -10,9 +10,11 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # Debian packages. build-essential/cmake compile ragd._native; Go builds grpcurl;
 # Ruby + ruby-grpc(-tools) generate and test the Ruby client stubs; tests start
-# their own redis-server (the shared cache tier) on a free loopback port.
+# their own redis-server (the shared cache tier) on a free loopback port;
+# libgtest-dev builds the native tests that scripts/native_sanitize.sh runs
+# under ASan/UBSan.
 debs=(build-essential cmake python3-venv python3-dev golang-go)
-[ "$mode" = "--test" ] && debs+=(ruby ruby-grpc ruby-grpc-tools ruby-minitest redis-server)
+[ "$mode" = "--test" ] && debs+=(ruby ruby-grpc ruby-grpc-tools ruby-minitest redis-server libgtest-dev)
 missing=()
 for p in "${debs[@]}"; do
   # golang-go is not needed when a Go toolchain is already on PATH.

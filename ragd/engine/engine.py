@@ -44,14 +44,15 @@ def _ms(t0: float) -> float:
 
 
 def build_chunker(cfg: Config, model_dir: Path, max_tokens: int) -> Chunker:
+    """Chars mode (LangChain's chunks, measured as good as token mode on CISI; see
+    ragd/engine/chunking.py) with the model's tokenizer as a guard: a chunk that,
+    with its title in front, would exceed the model's max length is re-split by
+    tokens instead of being silently truncated."""
     c = cfg.chunking
     size = c.size or None  # 0 and -1 mean "the mode's default" (ragd/config.py)
     overlap = None if c.overlap < 0 else c.overlap
-    if c.mode == "tokens":
-        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        return Chunker(mode="tokens", chunk_size=size, chunk_overlap=overlap, tokenizer=tokenizer,
-                       max_tokens=max_tokens)
-    return Chunker(mode="chars", chunk_size=size, chunk_overlap=overlap)
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    return Chunker(mode=c.mode, chunk_size=size, chunk_overlap=overlap, tokenizer=tokenizer, max_tokens=max_tokens)
 
 
 class Engine:

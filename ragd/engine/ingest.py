@@ -70,7 +70,7 @@ class Ingestor:
                 raise InvalidArgument(f"documents[{i}].text", f"not valid UTF-8 ({exc})") from None
             p = PreparedDoc(doc=doc, skip=version_verdict(stored.get(doc.id), doc.version))
             if p.skip is None:
-                chunks = self.chunker.chunk(doc.text)
+                chunks = self.chunker.chunk(doc.text, embed_prefix=embedding_text(doc.title, ""))
                 if not chunks:
                     raise InvalidArgument(f"documents[{i}].text", "no indexable text after normalisation")
                 p.spans = [(c.start, c.end) for c in chunks]
