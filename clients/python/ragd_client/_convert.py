@@ -24,7 +24,7 @@ _MODE_NAMES = {v: k for k, v in MODES.items()}
 # RagService method (all unary writes are idempotent: upsert replaces, delete removes).
 SERVICE_CONFIG = json.dumps({"methodConfig": [{
     "name": [{"service": "ragd.v1.RagService"}],
-    "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "2s",
+    "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "2s",
                     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
 }]})
 
@@ -140,3 +140,8 @@ def stream_result(m: pb.SearchStreamResponse):
     if m.error_code:
         return m.tag, from_code(_STATUS[m.error_code], m.error_message)
     return m.tag, search_result(m.response)
+
+
+def search_stream_requests(collection: str, queries, top_k: int, flt, mode: str):
+    return (pb.SearchStreamRequest(tag=tag, request=search_request(collection, q, top_k, flt, mode, False, 0.0))
+            for tag, q in queries)

@@ -88,3 +88,18 @@ class AsyncRagClient:
 
     async def stats(self, collection: str = "", *, timeout: float | None = None) -> t.Stats:
         return c.stats(await self._call(self._stub.Stats, pb.StatsRequest(collection=collection), timeout))
+
+    async def search_stream(self, queries, top_k: int = 10, *, filter: t.Filter | Mapping | None = None,
+                            mode: str = "auto", collection: str | None = None,
+                            timeout: float | None = None) -> AsyncIterator:
+        """Pipelined searches: (tag, query) in, (tag, SearchResult or RagError) out, in order."""
+        requests = c.search_stream_requests(collection or self.collection, queries, top_k, filter, mode)
+        try:
+            async for m in self._stub.SearchStream(requests, timeout=timeout):
+                yield c.stream_result(m)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def snapshot(self, path: str, *, timeout: float | None = None) -> tuple[str, int, int]:
+        m = await self._call(self._stub.Snapshot, pb.SnapshotRequest(path=path), timeout)
+        return m.path, m.sequence, m.bytes

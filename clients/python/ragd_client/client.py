@@ -96,9 +96,7 @@ class RagClient:
                       filter: t.Filter | Mapping | None = None, mode: str = "auto",
                       collection: str | None = None, timeout: float | None = None):
         """Pipelined searches: (tag, query) in, (tag, SearchResult or RagError) out, in order."""
-        coll = collection or self.collection
-        requests = (pb.SearchStreamRequest(tag=tag, request=c.search_request(coll, q, top_k, filter, mode, False, 0.0))
-                    for tag, q in queries)
+        requests = c.search_stream_requests(collection or self.collection, queries, top_k, filter, mode)
         try:
             for m in self._stub.SearchStream(requests, timeout=timeout):
                 yield c.stream_result(m)
@@ -129,3 +127,9 @@ class RagClient:
 
     def stats(self, collection: str = "", *, timeout: float | None = None) -> t.Stats:
         return c.stats(self._call(self._stub.Stats, pb.StatsRequest(collection=collection), timeout))
+
+    def snapshot(self, path: str, *, timeout: float | None = None) -> tuple[str, int, int]:
+        """Consistent backup of the daemon's data dir into the new directory `path` (on the daemon's
+        host); returns (path, sequence, bytes)."""
+        m = self._call(self._stub.Snapshot, pb.SnapshotRequest(path=path), timeout)
+        return m.path, m.sequence, m.bytes

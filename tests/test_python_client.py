@@ -1,0 +1,62 @@
+"""RagClient / AsyncRagClient behaviours not covered by the other daemon tests:
+retries of UNAVAILABLE, deadlines, snapshot and the async streams."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from conftest import free_port
+from ragd.v1 import ragd_pb2, ragd_pb2_grpc
+from ragd_client import AsyncRagClient, RagClient, Unavailable
+
+
+def test_unavailable_while_loading_is_retried_by_the_client(daemon_factory):
+    d = daemon_factory()
+    port = free_port()
+    d.start(port=port, wait=False)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
+        ("grpc.initial_reconnect_backoff_ms", 10), ("grpc.min_reconnect_backoff_ms", 10),
+        ("grpc.max_reconnect_backoff_ms", 20), ("grpc.enable_retries", 0)])
+    health = health_pb2_grpc.HealthStub(channel)
+    raw = ragd_pb2_grpc.RagServiceStub(channel)
+    deadline = time.monotonic() + 120
+    while True:  # until the daemon listens but is still loading
+        assert time.monotonic() < deadline, d.log()
+        try:
+            if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
+                    health_pb2.HealthCheckResponse.NOT_SERVING:
+                break
+        except grpc.RpcError:
+            pass
+        time.sleep(0.01)
+    with pytest.raises(grpc.RpcError) as err:  # without retries: UNAVAILABLE
+        raw.Stats(ragd_pb2.StatsRequest(), timeout=5)
+    channel.close()
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    with RagClient(f"127.0.0.1:{port}", timeout=30) as c:  # with them: the same call succeeds
+        assert c.stats().model.name == "all-MiniLM-L6-v2"
+    assert d.stop() == 0
+
+
+def test_deadline_gives_unavailable_and_snapshot_and_async_streams_work(daemon_factory, tmp_path):
+    d = daemon_factory().start()
+    with RagClient(d.address, timeout=30) as c:
+        c.upsert([{"id": "a", "text": "disk quota exceeded on the build server"}])
+        with pytest.raises(Unavailable):  # DEADLINE_EXCEEDED maps to Unavailable: fall back
+            c.embed(["x " * 200] * 500, timeout=0.001)
+        path, seq, size = c.snapshot(str(tmp_path / "backup"))
+        assert (tmp_path / "backup").is_dir() and seq >= 1 and size > 0 and path.endswith("backup")
+
+    async def run():
+        async with AsyncRagClient(d.address, timeout=30) as ac:
+            answers = [r async for r in ac.search_stream([("1", "disk full"), ("2", "quota")], top_k=1)]
+            watched = [j async for j in ac.watch_job((await ac.upsert([{"id": "b", "text": "t"}], wait=False)).job_id)]
+            return answers, watched
+    answers, watched = asyncio.run(run())
+    assert [(tag, r.hits[0].document_id) for tag, r in answers] == [("1", "a"), ("2", "a")]
+    assert watched[-1].state == "succeeded"
+    assert d.stop() == 0
