@@ -100,7 +100,7 @@ class Engine:
                                    "start with that model or use a new data dir")
             t1 = time.perf_counter()
             self.collections[name] = Collection.load(self.store, meta)
-            log.info("collection %s: %d documents, %d chunks, index rebuilt in %.0f ms",
+            log.info("collection %s: %d documents, %d chunks, indexes ready in %.0f ms",
                      name, meta.docs, meta.chunks, _ms(t1))
         log.info("engine loaded in %.1f s", _ms(t0) / 1000)
 
