@@ -103,3 +103,17 @@ def test_stop_fails_waiting_callers_instead_of_leaving_them_blocked(embedder):
     results = run(go())
     assert any(isinstance(r, Unavailable) for r in results)
     assert all(isinstance(r, (Unavailable,)) or r.vectors.shape == (32, 384) for r in results)
+
+
+def test_interactive_request_overtakes_queued_bulk_work(embedder):
+    async def go(b):
+        bulk = asyncio.ensure_future(b.embed(["a long ingested chunk of text " * 40] * 192))
+        await asyncio.sleep(0.05)  # bulk tokenised, queued and running
+        query = await b.embed(["where is the backup log"], urgent=True)
+        bulk_done_then = bulk.done()
+        out = await bulk
+        return query, bulk_done_then, out
+    query, bulk_done_then, out = run(_with_batcher(embedder, go, max_batch_tokens=4096, max_batch_texts=16))
+    assert query.vectors.shape == (1, 384)
+    assert not bulk_done_then  # the query did not wait for the whole bulk request
+    assert out.vectors.shape == (192, 384)

@@ -10,6 +10,8 @@ into batches by a token budget, as text-embeddings-inference does:
   are cut into batches, so a batch pads little (padding is where CPU time goes);
 - one inference runs at a time (ONNX Runtime already uses every core) while
   the event loop assembles the next batch;
+- interactive requests (queries, Embed) have their own lane and run before the
+  next bulk (ingestion) batch, so a search waits at most for the batch running;
 - texts of a caller that went away (its future cancelled) are dropped before
   they reach the model;
 - the queue is bounded in tokens: `submit(..., wait=False)` fails at once with
@@ -66,7 +68,8 @@ class EmbedBatcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_texts = max_batch_texts
         self.max_queue_tokens = max_queue_tokens
-        self._queue: collections.deque[_Request] = collections.deque()
+        self._queue: collections.deque[_Request] = collections.deque()  # bulk: ingestion, jobs
+        self._urgent: collections.deque[_Request] = collections.deque()  # interactive: queries, Embed
         self._queued_tokens = 0
         self._seq = 0
         self._wakeup: asyncio.Event | None = None
@@ -107,8 +110,9 @@ class EmbedBatcher:
 
     # ------------------------------------------------------------ callers
 
-    async def embed(self, texts: list[str], *, wait: bool = False) -> EmbedOutput:
-        """Vectors for `texts` (input order). wait=False: ResourceExhausted when the queue is full."""
+    async def embed(self, texts: list[str], *, wait: bool = False, urgent: bool = False) -> EmbedOutput:
+        """Vectors for `texts` (input order). wait=False: ResourceExhausted when the queue is full.
+        urgent=True: an interactive request (a query), run before the next bulk batch."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         tokens = await loop.run_in_executor(self.executor, self.embedder.tokenize, texts)
@@ -127,7 +131,7 @@ class EmbedBatcher:
         if not tokens:
             self._release(req)
             return out
-        self._queue.append(req)
+        (self._urgent if urgent else self._queue).append(req)
         self._unresolved.add(req)
         req.future.add_done_callback(lambda _: self._unresolved.discard(req))
         self._wakeup.set()
@@ -160,14 +164,14 @@ class EmbedBatcher:
 
     # ------------------------------------------------------------ worker
 
-    def _next_batches(self) -> tuple[list[list[_Item]], list[_Request]]:
-        """Cut the head of the queue into length-sorted batches under the token budget."""
+    def _next_batches(self, queue: collections.deque) -> tuple[list[list[_Item]], list[_Request]]:
+        """Cut the head of `queue` into length-sorted batches under the token budget."""
         pool: list[_Item] = []
         taken: list[_Request] = []
         budget = self.max_batch_tokens * 4  # sort a few batches' worth at a time: FIFO across pools
         pooled = 0
-        while self._queue and pooled < budget:
-            req = self._queue.popleft()
+        while queue and pooled < budget:
+            req = queue.popleft()
             taken.append(req)
             if req.future.done():  # cancelled while queued
                 continue
@@ -188,47 +192,61 @@ class EmbedBatcher:
         return batches, taken
 
     async def _worker(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._queue:
-                batches, taken = self._next_batches()
-                for batch in batches:
-                    live = [it for it in batch if not it.request.future.done()]
-                    if not live:
+            while self._urgent or self._queue:
+                bulk, taken = self._next_batches(self._queue)
+                pending = collections.deque(bulk)
+                while pending or self._urgent:
+                    # Interactive requests (queries) go before the next bulk batch:
+                    # one waits at most for the batch already running.
+                    if self._urgent:
+                        urgent, urgent_taken = self._next_batches(self._urgent)
+                        for batch in urgent:
+                            await self._run_batch(batch)
+                        self._release_cancelled(urgent_taken)
                         continue
-                    now = time.perf_counter()
-                    for it in live:
-                        if not it.request.started:
-                            it.request.started = True
-                            it.request.out.queue_ms = (now - it.request.enqueued) * 1000
-                    padded = self.embedder.pad([it.request.tokens[it.row] for it in live])
-                    try:
-                        vectors = await loop.run_in_executor(self.executor, self.embedder.run, padded)
-                    except Exception as exc:  # noqa: BLE001 - delivered to every caller of the batch
-                        for req in {id(it.request): it.request for it in live}.values():
-                            if not req.future.done():
-                                req.future.set_exception(exc)
-                            self._release(req)
-                        continue
-                    ms = (time.perf_counter() - now) * 1000
-                    self.batches_run += 1
-                    self.rows_run += len(live)
-                    touched = {}
-                    for it, vec in zip(live, vectors):
-                        it.request.out.vectors[it.row] = vec
-                        it.request.remaining -= 1
-                        touched[id(it.request)] = it.request
-                    for req in touched.values():
-                        req.out.inference_ms += ms
-                        if req.remaining == 0:
-                            self._release(req)
-                            if not req.future.done():
-                                req.future.set_result(req.out)
-                for req in taken:  # cancelled callers: give their queue room back
-                    if req.cost:
-                        self._release(req)
+                    await self._run_batch(pending.popleft())
+                self._release_cancelled(taken)
+
+    def _release_cancelled(self, taken: list[_Request]) -> None:
+        for req in taken:  # cancelled callers: give their queue room back
+            if req.cost:
+                self._release(req)
+
+    async def _run_batch(self, batch: list[_Item]) -> None:
+        live = [it for it in batch if not it.request.future.done()]
+        if not live:
+            return
+        now = time.perf_counter()
+        for it in live:
+            if not it.request.started:
+                it.request.started = True
+                it.request.out.queue_ms = (now - it.request.enqueued) * 1000
+        padded = self.embedder.pad([it.request.tokens[it.row] for it in live])
+        try:
+            vectors = await asyncio.get_running_loop().run_in_executor(self.executor, self.embedder.run, padded)
+        except Exception as exc:  # noqa: BLE001 - delivered to every caller of the batch
+            for req in {id(it.request): it.request for it in live}.values():
+                if not req.future.done():
+                    req.future.set_exception(exc)
+                self._release(req)
+            return
+        ms = (time.perf_counter() - now) * 1000
+        self.batches_run += 1
+        self.rows_run += len(live)
+        touched = {}
+        for it, vec in zip(live, vectors):
+            it.request.out.vectors[it.row] = vec
+            it.request.remaining -= 1
+            touched[id(it.request)] = it.request
+        for req in touched.values():
+            req.out.inference_ms += ms
+            if req.remaining == 0:
+                self._release(req)
+                if not req.future.done():
+                    req.future.set_result(req.out)
 
 
 class BlockingEmbedder:
@@ -236,14 +254,16 @@ class BlockingEmbedder:
     blocks that thread, not the event loop, until the batched vectors arrive.
     Other attributes (dimension, name, max_tokens, ...) are the model's."""
 
-    def __init__(self, batcher: EmbedBatcher, loop: asyncio.AbstractEventLoop, *, wait: bool):
+    def __init__(self, batcher: EmbedBatcher, loop: asyncio.AbstractEventLoop, *, wait: bool,
+                 urgent: bool = False):
         self._batcher = batcher
         self._loop = loop
         self._wait = wait
+        self._urgent = urgent
 
     def embed(self, texts) -> EmbedOutput:
-        return asyncio.run_coroutine_threadsafe(self._batcher.embed(list(texts), wait=self._wait),
-                                                self._loop).result()
+        return asyncio.run_coroutine_threadsafe(
+            self._batcher.embed(list(texts), wait=self._wait, urgent=self._urgent), self._loop).result()
 
     def __getattr__(self, name):
         return getattr(self._batcher.embedder, name)

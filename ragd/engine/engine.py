@@ -122,7 +122,8 @@ class Engine:
                                  ttl_s=c.ttl_s, model=f"{self.embedder.name}:{self.embedder.sha256}",
                                  redis_url=c.redis_url, redis_prefix=c.redis_prefix,
                                  redis_timeout_s=c.redis_timeout_s)
-        self.searcher = Searcher(self.store, BlockingEmbedder(self.batcher, loop, wait=False), self.collections,
+        self.searcher = Searcher(self.store, BlockingEmbedder(self.batcher, loop, wait=False, urgent=True),
+                                 self.collections,
                                  SearchSettings(fusion=sc.fusion, rrf_k=sc.rrf_k, hybrid_candidates=sc.hybrid_candidates,
                                                 vector_weight=sc.vector_weight, keyword_weight=sc.keyword_weight,
                                                 auto_max_words=sc.auto_max_words, highlights=sc.highlights),
@@ -236,7 +237,7 @@ class Engine:
         validate.embed_texts(texts, self.limits)
         if not self.ready:
             raise Unavailable("ragd is loading (model and indexes); retry shortly")
-        out = await self.batcher.embed(texts)
+        out = await self.batcher.embed(texts, urgent=True)
         return out, Timings(tokenize_ms=out.tokenize_ms, queue_ms=out.queue_ms, embed_ms=out.inference_ms,
                             total_ms=_ms(t0))
 
