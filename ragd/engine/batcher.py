@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ragd.engine.tasks import cancel_and_wait
 from ragd.errors import ResourceExhausted, Unavailable
 
 
@@ -91,12 +92,7 @@ class EmbedBatcher:
         """Stop the worker and fail every caller still waiting (UNAVAILABLE), so
         no thread blocked in BlockingEmbedder.embed waits forever at shutdown."""
         self._stopped = True
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         for req in list(self._unresolved):
             if not req.future.done():
                 req.future.set_exception(Unavailable("ragd is shutting down; retry on another replica or later"))

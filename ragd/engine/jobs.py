@@ -19,6 +19,7 @@ import logging
 
 from ragd.domain import Document
 from ragd.engine.ingest import Ingestor
+from ragd.engine.tasks import cancel_and_wait
 from ragd.errors import NotFound
 from ragd.store.jobs import FINISHED, JobStore
 
@@ -43,12 +44,7 @@ class JobRunner:
         self._wakeup.set()  # resume jobs left unfinished by the last run
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def submit(self, collection: str, docs: list[Document]) -> dict:
         job = await self._run(self.jobs.create, collection, [dataclasses.asdict(d) for d in docs])
