@@ -3,6 +3,7 @@ lifecycle code on a real LMDB store) against exact flat search (the peer).
 
     python benchmarks/index_scale.py                      # 100k and 1M -> benchmarks/results/index_scale.{json,png}
     python benchmarks/index_scale.py --size 20000         # quick look
+    python benchmarks/index_scale.py --restart-only       # only the daemon restarts, merged into the JSON
 
 Vectors: 384-d all-MiniLM-L6-v2 embeddings. The real part: the CISI abstracts,
 chunked as ragd chunks them (500 characters, overlap 50) and embedded with
@@ -25,6 +26,25 @@ Per size, one process, same vectors, same queries:
     a sweep of nprobe x rerank_factor;
   - a filter admitting 1% of documents (one project of 100): latency ratio to
     unfiltered, full pages, recall against exact filtered search.
+
+Per size, the real daemon restart (measure_restarts): a data dir built through
+the daemon's own write path (Ingestor.commit -> LMDB, Collection.apply_upsert ->
+flat index, filter columns, tantivy keyword index; IVF-PQ trained with
+IndexKeeper.train_and_swap; snapshot + columns file + keyword commit on close),
+with the same vectors (pre-computed: embedding 1M chunks at ~30 texts/s is out
+of reach) and synthetic chunk texts (words drawn from a Zipf vocabulary, so the
+keyword index is real). Then `ragd serve` as a subprocess with the provisioned
+model, timed from process start to grpc.health.v1 SERVING seen by a client:
+  (a) clean restarts after SIGTERM;
+  (b) a restart after SIGKILL with writes after the last snapshot (upserts
+      embedded by the daemon, re-upserts moving documents between projects,
+      deletes): op-log replay into the vector index, filter columns and keyword
+      index; then checked (counts, the moved and deleted documents' filters);
+  (c) a restart with the filter columns file removed (the fallback: columns
+      rebuilt from every LMDB document, as every start did before it existed).
+Each with the phases from the daemon's log (process start -> listening, model
+load, LMDB + collection load split into columns / vector index / keyword index,
+-> SERVING). The page cache is warm (the data dir was just written or read).
 """
 from __future__ import annotations
 
@@ -33,6 +53,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,6 +66,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "clients" / "python"))
 
 import faiss  # noqa: E402
 
@@ -175,7 +197,7 @@ def run_size(n: int, mix: Mixture, real: np.ndarray, real_q: np.ndarray, nq: int
     print(f"\n=== {n:,} vectors x {DIM}-d ===", flush=True)
     res: dict = {"vectors": n, "dim": DIM}
     nreal = min(len(real), n)
-    vecs = np.concatenate([real[:nreal], mix.draw(n - nreal, seed=n)]) if n > nreal else real[:n].copy()
+    vecs = cached_vectors(n, mix, real)
     queries = np.concatenate([real_q, mix.draw(max(nq - len(real_q), 0), seed=n + 1)])[:nq]
     res["real_vectors"] = nreal
     res["queries"] = {"total": len(queries), "real": min(len(real_q), nq)}
@@ -339,8 +361,10 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    every = results
+    results = [r for r in every if "exact" in r]  # --restart-only may add sizes without index figures
     sizes = [r["vectors"] for r in results]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
     ax = axes[0]
     for key, label in (("exact", "exact flat (peer)"), ("ivfpq_only", "IVF-PQ search alone"),
                        ("default", "IVF-PQ + exact re-rank (default)"), ("filtered_1pct", "default, 1% filter")):
@@ -365,8 +389,337 @@ def plot(results: list[dict], path: Path) -> None:
     ax.axhline(200, color="grey", lw=0.8)
     ax.set_xticks(x, [f"{s:,}" for s in sizes]); ax.set_ylabel("bytes per vector"); ax.set_title("Index memory")
     ax.legend(fontsize=7)
+    ax = axes[3]
+    rs = [r.get("restart") for r in every]
+    x = np.arange(len(every))
+    sizes = [r["vectors"] for r in every]
+    if any(rs):
+        w = 0.27
+        for j, (key, label) in enumerate((("clean", "after SIGTERM (median)"), ("kill", "after SIGKILL + op-log replay"),
+                                          ("cols", "columns file removed (rebuild)"))):
+            vals = []
+            for r in rs:
+                if not r:
+                    vals.append(0)
+                elif key == "clean":
+                    vals.append(r["clean_restart"]["median_s"])
+                elif key == "kill":
+                    vals.append(r["kill_restart"]["to_serving_s"])
+                else:
+                    vals.append(r["columns_rebuild_restart"]["to_serving_s"])
+            ax.bar(x + (j - 1) * w, vals, w, label=label)
+        ax.axhline(5.0, color="grey", lw=0.8)
+        ax.set_xticks(x, [f"{s:,}" for s in sizes]); ax.set_ylabel("s, process start -> health SERVING")
+        ax.set_title("Daemon restart (real `ragd serve`)"); ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+# ---------------------------------------------------------------- real daemon restarts
+
+WORDS = None
+
+
+def synthetic_texts(n: int, seed: int) -> list[str]:
+    """Chunk texts of ~40 words drawn from a 20,000-word Zipf vocabulary (so BM25 has
+    realistic posting lists); synthetic: the real texts of 1M chunks are not to be had."""
+    global WORDS
+    rng = np.random.default_rng(seed)
+    if WORDS is None:
+        letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+        lens = np.random.default_rng(0).integers(3, 10, 20_000)
+        WORDS = np.array(["".join(np.random.default_rng(i).choice(letters, size=L)) for i, L in enumerate(lens)])
+    ranks = np.minimum(rng.zipf(1.2, size=(n, 40)), len(WORDS)) - 1
+    return [" ".join(row) for row in WORDS[ranks]]
+
+
+def cached_vectors(n: int, mix: Mixture, real: np.ndarray) -> np.ndarray:
+    path = CACHE / f"vectors-{n}.npy"
+    if path.exists():
+        v = np.load(path, mmap_mode="r")
+        if v.shape == (n, DIM):
+            return np.asarray(v)
+    nreal = min(len(real), n)
+    vecs = np.concatenate([real[:nreal], mix.draw(n - nreal, seed=n)]) if n > nreal else real[:n].copy()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, vecs)
+    return vecs
+
+
+class _Dim:
+    """The embedder as the write path sees it at commit time (vectors are pre-computed)."""
+    dimension = DIM
+
+
+def build_data_dir(data: Path, vecs: np.ndarray) -> dict:
+    """A daemon data dir holding one collection ("default") of len(vecs) chunks, written
+    through the daemon's own code; returns build timings."""
+    from ragd.config import load_config
+    from ragd.engine.collection import set_index_context
+    from ragd.engine.ingest import Ingestor, PreparedDoc
+    from ragd.index import keyword as keyword_index
+    from ragd.index.lifecycle import index_context_from
+
+    n = len(vecs)
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    cfg = load_config(env={}, overrides={"data_dir": str(data)})
+    lock = threading.Lock()
+    store = Store(data / "store", cfg.store.map_size_gb << 30)
+    ctx = index_context_from(cfg, data / "index", lock)
+    ctx.background = False  # IVF-PQ is trained below, in the foreground
+    set_index_context(store, ctx)
+    keyword_index.bind(store, data / "keyword")
+    collections: dict = {}
+    ing = Ingestor(store, _Dim(), None, collections, lock, MODEL.name)
+    rng = np.random.default_rng(n)
+    types = ["issue", "journal", "wiki", "news", "document"]
+    trackers = ["bug", "feature", "support"]
+    statuses = ["new", "in progress", "resolved", "closed"]
+    out: dict = {}
+    t0 = time.perf_counter()
+    per_commit = 1000  # documents per write transaction (an Upsert call of 1,000 documents)
+    ndocs = (n + CHUNKS_PER_DOC - 1) // CHUNKS_PER_DOC
+    for d0 in range(0, ndocs, per_commit):
+        prepared = []
+        texts_all = synthetic_texts(min(per_commit, ndocs - d0) * CHUNKS_PER_DOC, seed=d0)
+        for d in range(d0, min(d0 + per_commit, ndocs)):
+            c0, c1 = d * CHUNKS_PER_DOC, min((d + 1) * CHUNKS_PER_DOC, n)
+            private = rng.random() < 0.05
+            doc = Document(id=f"issue:{d}", text="", title=f"issue {d}", project_id=int(d % PROJECTS),
+                           type=types[d % len(types)], is_private=bool(private), author_id=int(rng.integers(1, 500)),
+                           updated_at_us=1_600_000_000_000_000 + d * 1_000_000, version=1,
+                           metadata={"tracker": trackers[d % 3], "status": statuses[d % 4]},
+                           viewer_ids=[int(rng.integers(1, 500))] if private else [])
+            texts = texts_all[(d - d0) * CHUNKS_PER_DOC:(d - d0) * CHUNKS_PER_DOC + (c1 - c0)]
+            spans, at = [], 0
+            for t in texts:
+                spans.append((at, at + len(t)))
+                at += len(t) - 50
+            prepared.append(PreparedDoc(doc=doc, spans=spans, texts=texts, vectors=vecs[c0:c1]))
+        ing.commit("default", prepared)
+    coll = collections["default"]
+    coll.keyword.refresh()
+    out["ingest_s"] = time.perf_counter() - t0
+    print(f"data dir: {n:,} chunks of {ndocs:,} documents written through Ingestor.commit in "
+          f"{out['ingest_s']:.0f} s", flush=True)
+    t0 = time.perf_counter()
+    coll.keeper.train_and_swap()  # writes the snapshot (index + filter columns) too
+    out["ivfpq_train_build_s"] = time.perf_counter() - t0
+    coll.close()  # final snapshot if anything changed, keyword commit
+    store.close()
+    out["bytes"] = {p.name: sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+                    for p in data.iterdir() if p.is_dir()}
+    (data / "BUILT.json").write_text(json.dumps({"chunks": n, "documents": ndocs, **out}))
+    print(f"data dir: IVF-PQ trained and built in {out['ivfpq_train_build_s']:.0f} s; "
+          f"sizes {', '.join(f'{k} {v / 1e6:.0f} MB' for k, v in out['bytes'].items())}", flush=True)
+    return out
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_times(text: str) -> list[tuple[float, str]]:
+    import datetime
+    out = []
+    for line in text.splitlines():
+        try:
+            ts = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        except ValueError:
+            continue
+        out.append((ts, line[24:]))
+    return out
+
+
+class DaemonRun:
+    """`ragd serve` on a data dir, timed from process start to health SERVING."""
+
+    def __init__(self, data: Path):
+        self.data = data
+        self.log_path = data / "daemon.log"
+        self.proc: subprocess.Popen | None = None
+        models = data / "models"
+        if not models.exists():
+            models.symlink_to(MODEL.parent, target_is_directory=True)
+
+    def start(self, timeout: float = 300.0) -> dict:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        self.port = _free_port()
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        logf = open(self.log_path, "ab")
+        wall0 = time.time()
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "ragd.cli", "serve", "--data-dir", str(self.data),
+                                      "--listen", f"127.0.0.1:{self.port}"],
+                                     stdout=logf, stderr=subprocess.STDOUT, cwd=REPO,
+                                     env={**os.environ, "RAGD_LOG_LEVEL": "info"})
+        logf.close()
+        channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=[
+            ("grpc.initial_reconnect_backoff_ms", 10), ("grpc.min_reconnect_backoff_ms", 10),
+            ("grpc.max_reconnect_backoff_ms", 20)])
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"daemon exited with {self.proc.returncode}: {self.log(offset)[-3000:]}")
+                if time.perf_counter() - t0 > timeout:
+                    raise TimeoutError(f"not SERVING after {timeout} s: {self.log(offset)[-3000:]}")
+                try:
+                    st = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=0.5).status
+                except grpc.RpcError:
+                    st = None
+                if st == health_pb2.HealthCheckResponse.SERVING:
+                    break
+                time.sleep(0.005)
+        finally:
+            channel.close()
+        total = time.perf_counter() - t0
+        time.sleep(0.2)  # let the log lines of the start-up land
+        return {"to_serving_s": total, "phases": self.phases(self.log(offset), wall0, wall0 + total)}
+
+    def log(self, offset: int = 0) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    @staticmethod
+    def phases(text: str, wall0: float, wall_end: float) -> dict:
+        """Start-up phases from the daemon's log (timestamps are wall clock, ms resolution)."""
+        import re
+        marks: dict[str, float] = {}
+        ph: dict = {}
+        for ts, msg in _log_times(text):
+            for key, needle in (("listening", "listening on"), ("model", ": model "), ("engine", "engine loaded"),
+                                ("serving", "SERVING on")):
+                if needle in msg and key not in marks:
+                    marks[key] = ts
+            m = re.search(r"start-up phases: filter columns (\d+) ms \((.*)\), vector index (\d+) ms, "
+                          r"keyword index (\d+) ms", msg)
+            if m:
+                ph["columns_s"] = int(m.group(1)) / 1000
+                ph["columns"] = m.group(2)
+                ph["vector_index_s"] = int(m.group(3)) / 1000
+                ph["keyword_index_s"] = int(m.group(4)) / 1000
+            m = re.search(r"index \w+ \((.*)\) in (\d+) ms, replayed (\d+) op-log entries in (\d+) ms", msg)
+            if m:
+                ph["vector_index"] = m.group(1)
+                ph["vector_replayed"] = int(m.group(3))
+            m = re.search(r"keyword index of collection \d+: opened at sequence \d+, (\d+) op-log", msg)
+            if m:
+                ph["keyword_replayed"] = int(m.group(1))
+            if "keyword index of collection" in msg and "rebuilt" in msg:
+                ph["keyword_rebuilt"] = True
+        if {"listening", "model", "engine", "serving"} <= set(marks):
+            ph["process_to_listening_s"] = marks["listening"] - wall0  # interpreter, imports, gRPC server
+            ph["model_load_s"] = marks["model"] - marks["listening"]   # ONNX session
+            # warm-up inference, LMDB open, the collection (columns + index + keyword) load
+            ph["warmup_store_collections_s"] = marks["engine"] - marks["model"]
+            ph["engine_to_serving_s"] = marks["serving"] - marks["engine"]
+            ph["serving_to_client_s"] = wall_end - marks["serving"]
+        return ph
+
+    def stop(self, sig=signal.SIGTERM) -> float:
+        t0 = time.perf_counter()
+        self.proc.send_signal(sig)
+        self.proc.wait(300)
+        return time.perf_counter() - t0
+
+
+def _ops_after_snapshot(address: str, ndocs: int) -> dict:
+    """Writes the daemon acknowledges after its last snapshot: new documents (embedded by
+    the daemon), re-upserts moving documents to project 999, deletes."""
+    from ragd_client import RagClient
+    new = [{"id": f"new:{i}", "title": f"fresh {i}", "text": f"restart replay document number {i} " * 8,
+            "project_id": 998, "type": "issue", "version": 1} for i in range(60)]
+    moved = [{"id": f"issue:{d}", "title": f"moved {d}", "text": f"moved document {d} " * 8, "project_id": 999,
+              "type": "wiki", "version": 2} for d in range(1, 41)]
+    deleted = [f"issue:{d}" for d in range(100, ndocs, max(ndocs // 500, 1))][:500]
+    t0 = time.perf_counter()
+    ops = 0
+    with RagClient(address, timeout=600) as c:
+        for i in range(0, len(new), 5):
+            c.upsert(new[i:i + 5])
+            ops += 1
+        for i in range(0, len(moved), 5):
+            c.upsert(moved[i:i + 5])
+            ops += 1
+        for i in range(0, len(deleted), 10):
+            c.delete(deleted[i:i + 10])
+            ops += 1
+    return {"write_calls": ops, "new_docs": len(new), "moved_docs": len(moved), "deleted_docs": len(deleted),
+            "seconds": time.perf_counter() - t0, "deleted_ids": deleted}
+
+
+def _check_after_replay(address: str, ndocs: int, deleted: list[str]) -> dict:
+    from ragd_client import RagClient
+    with RagClient(address, timeout=120) as c:
+        st = c.stats().collections[0]
+        want = ndocs + 60 - len(deleted)
+        moved = c.search("moved document", top_k=50, filter={"project_ids": [999], "all_private": True},
+                         mode="keyword")
+        fresh = c.search("restart replay document", top_k=100, filter={"project_ids": [998]}, mode="vector")
+        gone = c.search("issue", top_k=10, filter={"exclude_ids": [], "project_ids": [0]}, mode="vector")
+    ok = {"documents": st.documents == want,
+          "moved_found_in_new_project": len({h.document_id for h in moved.hits}) == 40,
+          "new_found": len({h.document_id for h in fresh.hits}) == 60,
+          "deleted_absent": not ({h.document_id for h in gone.hits} & set(deleted))}
+    return {"documents": st.documents, "expected_documents": want, "checks": ok}
+
+
+def measure_restarts(n: int, vecs: np.ndarray, data_root: Path, reuse: bool, clean_runs: int = 3) -> dict:
+    data = data_root / f"daemon-{n}"
+    res: dict = {"chunks": n, "documents": (n + CHUNKS_PER_DOC - 1) // CHUNKS_PER_DOC,
+                 "texts": "synthetic chunk texts (Zipf words); vectors pre-computed (the index benchmark's), "
+                          "written through Ingestor.commit / Collection.apply_upsert"}
+    if reuse and (data / "BUILT.json").exists():
+        res["build"] = json.loads((data / "BUILT.json").read_text())
+        print(f"data dir {data} reused", flush=True)
+    else:
+        res["build"] = build_data_dir(data, vecs)
+    d = DaemonRun(data)
+    first = d.start()
+    res["first_start"] = first
+    print(f"first start: SERVING in {first['to_serving_s']:.2f} s", flush=True)
+    res["sigterm_shutdown_s"] = d.stop()
+    clean = []
+    for i in range(clean_runs):
+        r = d.start()
+        clean.append(r)
+        print(f"(a) clean restart {i + 1}: SERVING in {r['to_serving_s']:.2f} s  {r['phases']}", flush=True)
+        d.stop()
+    res["clean_restart"] = {"runs": clean, "median_s": float(np.median([r["to_serving_s"] for r in clean])),
+                            "max_s": max(r["to_serving_s"] for r in clean)}
+    # (b) writes after the last snapshot, then SIGKILL
+    d.start()
+    ops = _ops_after_snapshot(f"127.0.0.1:{d.port}", res["documents"])
+    deleted = ops.pop("deleted_ids")
+    time.sleep(1.0)
+    tail = d.log()
+    snap_after = tail.rfind("index snapshot at sequence") > tail.rfind("SERVING on")
+    d.stop(signal.SIGKILL)
+    r = d.start()
+    r["ops"] = ops
+    r["snapshot_written_after_ops"] = snap_after
+    r["verify"] = _check_after_replay(f"127.0.0.1:{d.port}", res["documents"], deleted)
+    print(f"(b) restart after SIGKILL, {ops['write_calls']} write calls after the last snapshot: SERVING in "
+          f"{r['to_serving_s']:.2f} s  {r['phases']}  verify {r['verify']}", flush=True)
+    res["kill_restart"] = r
+    d.stop()
+    # (c) the columns file removed: the fallback (and what every start did before it existed)
+    for f in (data / "index").glob("*.cols"):
+        f.unlink()
+    r = d.start()
+    res["columns_rebuild_restart"] = r
+    print(f"(c) restart without the columns file (rebuilt from LMDB): SERVING in {r['to_serving_s']:.2f} s  "
+          f"{r['phases']}", flush=True)
+    d.stop()
+    res["target_s"] = 5.0
+    return res
 
 
 def main() -> None:
@@ -375,17 +728,48 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--workdir", default=None, help="scratch directory for LMDB and snapshots (default: a temp dir)")
     ap.add_argument("--out", default=str(RESULTS / "index_scale"), help="output path without extension")
+    ap.add_argument("--restart-only", action="store_true",
+                    help="only the real daemon restarts; merged into the existing JSON's results of the same sizes")
+    ap.add_argument("--no-restart", action="store_true", help="skip the real daemon restarts")
+    ap.add_argument("--data-root", default=None, help="where the daemon data dirs are built (default: the workdir)")
+    ap.add_argument("--keep-data", action="store_true", help="keep the daemon data dirs (reused by a later run)")
+    ap.add_argument("--clean-runs", type=int, default=3, help="clean (SIGTERM) restarts timed per size")
     args = ap.parse_args()
     real, real_q = real_vectors()
     mix = Mixture(real)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ragd-index-bench-"))
-    results = [run_size(n, mix, real, real_q, args.queries, workdir) for n in args.size]
+    data_root = Path(args.data_root) if args.data_root else workdir
+    results = []
+    if args.restart_only:
+        old = json.loads(Path(args.out + ".json").read_text())
+        results = old["results"]
+    for n in args.size:
+        if args.restart_only:
+            res = next((r for r in results if r["vectors"] == n), None)
+            if res is None:
+                res = {"vectors": n, "dim": DIM}
+                results.append(res)
+        else:
+            res = run_size(n, mix, real, real_q, args.queries, workdir)
+            results = [r for r in results if r["vectors"] != n] + [res]
+        if not args.no_restart:
+            print(f"\n=== daemon restart, {n:,} chunks ===", flush=True)
+            res["restart"] = measure_restarts(n, cached_vectors(n, mix, real), data_root,
+                                              reuse=args.keep_data, clean_runs=args.clean_runs)
+            if not args.keep_data:
+                shutil.rmtree(data_root / f"daemon-{n}", ignore_errors=True)
+    results.sort(key=lambda r: r["vectors"])
     out = {"machine": {"cpus": os.cpu_count(), "faiss": faiss.__version__, "gpus": faiss.get_num_gpus()},
            "vectors": "first %d: real all-MiniLM-L6-v2 embeddings of CISI chunks; rest drawn from a Gaussian "
                       "mixture fitted to them (64 k-means centres, shared full residual covariance scaled per "
                       "centre), L2-normalised" % len(real),
            "queries": "112 real CISI query embeddings + mixture draws",
            "peer": "exact flat inner-product search (faiss IndexFlatIP), same vectors and queries",
+           "restart": "results[].restart: a real `ragd serve` subprocess on a data dir built through the daemon's "
+                      "write path (Ingestor.commit, Collection.apply_upsert: LMDB, flat index, filter columns, "
+                      "tantivy; IVF-PQ via IndexKeeper.train_and_swap) with these vectors pre-computed and "
+                      "synthetic chunk texts (Zipf words); timed from process start to grpc.health.v1 SERVING "
+                      "seen by a client, warm page cache; phases from the daemon's log",
            "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps(out, indent=1))

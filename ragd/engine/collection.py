@@ -1,8 +1,11 @@
-"""Runtime state of one collection: its vector index and filter columns,
-both derived from LMDB and rebuilt from it on start."""
+"""Runtime state of one collection: its vector index, filter columns and keyword
+index, all derived from LMDB. On start each loads its own persisted copy (saved
+with the op-log sequence it reflects) and replays the log after it, or is
+rebuilt from LMDB when that copy is missing or unusable."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -18,9 +21,11 @@ from ragd.engine import records
 from ragd.errors import InvalidArgument
 from ragd.index import keyword as keyword_index
 from ragd.index.columns import FilterColumns
-from ragd.index.lifecycle import IndexContext, IndexKeeper
+from ragd.index.lifecycle import IndexContext, IndexKeeper, columns_path_for, load_columns
 from ragd.index.vector_index import VectorIndex
 from ragd.store.lmdb_store import CollectionMeta, Store
+
+log = logging.getLogger("ragd.engine")
 
 
 @dataclass
@@ -34,20 +39,31 @@ class Collection:
     # The op-log sequence of the last applied write (durable, so a restart or a replica
     # fed the same writes agrees on it): search-result caches key on it (ragd.engine.cache).
     generation: int = 0
+    load_phases: dict = field(default_factory=dict)  # start-up timings (Collection.load)
 
     @classmethod
     def load(cls, store: Store, meta: CollectionMeta, ctx: IndexContext | None = None) -> "Collection":
         ctx = ctx or index_context(store)
+        t0 = time.perf_counter()
         coll = cls(meta=meta, index=VectorIndex(meta.dim, ctx.settings))
-        for doc_id, rec in store.iter_docs(meta.id):
-            if not records.is_tombstone(rec):
-                coll.columns.set_chunks(rec["c"], records.from_record(doc_id, rec, with_text=False))
-        # The vector index: latest good snapshot + op-log replay, or rebuilt from LMDB.
         coll.keeper = IndexKeeper(coll.index, store, meta.id, meta.name, ctx)
+        # Filter columns: the file saved with the last snapshot + op-log replay, or rebuilt.
+        coll.columns, cols_seq, cols_note = load_filter_columns(store, meta, coll.keeper.path)
+        coll.keeper.columns = coll.columns
+        coll.keeper.columns_seq = cols_seq  # -1 after a rebuild: the next maintenance round saves them
+        t1 = time.perf_counter()
+        # The vector index: latest good snapshot + op-log replay, or rebuilt from LMDB.
         coll.keeper.open()
-        coll.keeper.start()
+        t2 = time.perf_counter()
         coll.keyword = keyword_index.open_for(store, meta.id)
+        t3 = time.perf_counter()
+        coll.keeper.start()
         coll.generation = store.sequence()
+        coll.load_phases = {"columns_ms": (t1 - t0) * 1000, "index_ms": (t2 - t1) * 1000,
+                            "keyword_ms": (t3 - t2) * 1000, "columns": cols_note, "index": dict(coll.keeper.last_load)}
+        log.info("collection %s: start-up phases: filter columns %.0f ms (%s), vector index %.0f ms, "
+                 "keyword index %.0f ms", meta.name, coll.load_phases["columns_ms"], cols_note,
+                 coll.load_phases["index_ms"], coll.load_phases["keyword_ms"])
         return coll
 
     @classmethod
@@ -56,6 +72,7 @@ class Collection:
         ctx = ctx or index_context(store)
         coll = cls(meta=meta, index=VectorIndex(meta.dim, ctx.settings))
         coll.keeper = IndexKeeper(coll.index, store, meta.id, meta.name, ctx)
+        coll.keeper.columns = coll.columns
         coll.keeper.start()
         coll.keyword = keyword_index.open_for(store, meta.id)
         return coll
@@ -87,6 +104,65 @@ class Collection:
             self.generation = self.keyword.apply("", [], removed_ids)
         else:
             self.generation += 1
+
+
+def rebuild_filter_columns(store: Store, coll_id: int) -> FilterColumns:
+    """Filter columns from every LMDB document of the collection (the source of truth)."""
+    cols = FilterColumns()
+    for doc_id, rec in store.iter_docs(coll_id):
+        if not records.is_tombstone(rec):
+            cols.set_chunks(rec["c"], records.from_record(doc_id, rec, with_text=False))
+    return cols
+
+
+def replay_filter_columns(store: Store, coll_id: int, cols: FilterColumns, after: int) -> int:
+    """Apply the op-log entries after `after` to columns that reflect sequence `after`;
+    returns the entries applied. A chunk id is never reused and a chunk's LMDB record
+    exists exactly while its document's current record lists it, so: removed ids are
+    cleared; an added id whose chunk is still in LMDB is set from its document's
+    current record, one whose chunk is gone was removed later (its removal follows)."""
+    n = 0
+    for _, entry in store.iter_oplog(after=after):
+        if entry["c"] != coll_id:
+            continue
+        n += 1
+        if entry["r"]:
+            cols.clear_chunks(entry["r"])
+        if entry["a"]:
+            by_doc: dict[str, list[int]] = {}
+            for chunk in store.get_chunks(coll_id, entry["a"]):
+                if chunk is not None:
+                    by_doc.setdefault(chunk.doc_id, []).append(chunk.chunk_id)
+            recs = store.get_docs(coll_id, list(by_doc))
+            for doc_id, ids in by_doc.items():
+                rec = recs.get(doc_id)
+                if rec is not None and not records.is_tombstone(rec):
+                    current = set(rec["c"])
+                    cols.set_chunks([c for c in ids if c in current],
+                                    records.from_record(doc_id, rec, with_text=False))
+    return n
+
+
+def load_filter_columns(store: Store, meta: CollectionMeta, snapshot_path: Path | None
+                        ) -> tuple[FilterColumns, int, str]:
+    """(columns, sequence of the file they came from or -1, what happened): the columns
+    file saved beside the index snapshot plus the op log after it; rebuilt from the
+    LMDB documents when there is no file or it is unusable (logged, never fatal)."""
+    path = columns_path_for(snapshot_path)
+    if path is not None and path.exists():
+        try:
+            cols, seq = load_columns(path, meta.id, store.sequence())
+            replayed = replay_filter_columns(store, meta.id, cols, seq)
+            return cols, seq, f"file at sequence {seq} + {replayed} op-log entries"
+        except Exception as exc:  # noqa: BLE001 - derived data: rebuild it
+            log.warning("collection %s: filter columns file %s is unusable (%s); rebuilding them from LMDB "
+                        "documents", meta.name, path, exc)
+            note = "rebuilt from LMDB documents (file unusable)"
+    else:
+        if path is not None:
+            log.info("collection %s: no filter columns file; rebuilding them from LMDB documents", meta.name)
+        note = "rebuilt from LMDB documents"
+    return rebuild_filter_columns(store, meta.id), -1, note
 
 
 # One IndexContext per open store, set by the engine (settings, snapshot dir,

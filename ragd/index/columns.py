@@ -7,6 +7,7 @@ viewers, metadata) live in inverted maps: value -> set of chunk ids.
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -153,6 +154,120 @@ class FilterColumns:
         for cond in conds:
             mask &= cond
         return mask
+
+
+    # ------------------------------------------------------------ persistence
+    # Additive: the columns are derived from LMDB documents; a copy saved with the
+    # op-log sequence it reflects spares the start-up a scan of every document
+    # (ragd.engine.collection loads it and replays the log after that sequence).
+
+    def export_state(self) -> dict:
+        """A consistent copy of the state, for encode_state(); cheap (array copies and
+        shallow container copies), so it can run under the engine's write lock."""
+        return {"arrays": {name: getattr(self, name).copy() for name in _COLUMNS},
+                "types": dict(self._types), "doc_ids": list(self.doc_ids),
+                "viewers": {u: set(s) for u, s in self._viewers.items() if s},
+                "meta_eq": {kv: set(s) for kv, s in self._meta_eq.items() if s},
+                "meta_num": {k: dict(d) for k, d in self._meta_num.items() if d},
+                "chunk_meta": dict(self._chunk_meta), "private_count": self.private_count}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "FilterColumns":
+        cols = cls()
+        arrays = state["arrays"]
+        n = len(arrays["alive"])
+        if any(len(arrays[name]) != n for name in _COLUMNS):
+            raise ValueError("columns of different lengths")
+        cols._cap = n
+        for name in _COLUMNS:
+            dtype = getattr(cols, name).dtype
+            cols._buf[name] = np.array(arrays[name], dtype=dtype, copy=True)
+            setattr(cols, name, cols._buf[name][:n])
+        cols._types = dict(state["types"])
+        cols.doc_ids = list(state["doc_ids"])
+        cols._doc_ords = {d: i for i, d in enumerate(cols.doc_ids)}
+        cols._viewers = {int(u): set(s) for u, s in state["viewers"].items()}
+        cols._meta_eq = {tuple(kv): set(s) for kv, s in state["meta_eq"].items()}
+        cols._meta_num = {k: dict(d) for k, d in state["meta_num"].items()}
+        cols._chunk_meta = dict(state["chunk_meta"])
+        cols.private_count = int(state["private_count"])
+        return cols
+
+
+def encode_state(state: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """export_state() as (JSON-able header, named flat arrays) for a snapshot file."""
+    arrays = {f"col.{k}": v for k, v in state["arrays"].items()}
+    encoded = [d.encode() for d in state["doc_ids"]]
+    arrays["doc_ids"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    arrays["doc_id_lens"] = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+
+    def ids(s) -> np.ndarray:
+        return np.sort(np.fromiter(s, dtype=np.int64, count=len(s)))
+
+    header: dict = {"types": state["types"], "doc_count": len(state["doc_ids"]),
+                    "private_count": state["private_count"], "viewers": [], "meta_eq": [], "meta_num": [],
+                    "chunk_meta": []}
+    for i, (user, s) in enumerate(state["viewers"].items()):
+        header["viewers"].append(int(user))
+        arrays[f"viewers.{i}"] = ids(s)
+    for i, ((key, value), s) in enumerate(state["meta_eq"].items()):
+        header["meta_eq"].append([key, value])
+        arrays[f"meta_eq.{i}"] = ids(s)
+    for i, (key, d) in enumerate(state["meta_num"].items()):
+        header["meta_num"].append(key)
+        arrays[f"meta_num.{i}.ids"] = np.fromiter(d.keys(), dtype=np.int64, count=len(d))
+        arrays[f"meta_num.{i}.values"] = np.fromiter(d.values(), dtype=np.float64, count=len(d))
+    # Per-chunk (metadata, viewers), stored once per distinct pair (a few tracker x
+    # status combinations, say), with the chunk ids of each pair concatenated.
+    by_obj: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+    objs: dict[tuple[int, tuple[int, ...]], dict] = {}
+    for cid, (md, vw) in state["chunk_meta"].items():
+        k = (id(md), tuple(vw))
+        ids_ = by_obj.get(k)
+        if ids_ is None:
+            ids_ = by_obj[k] = []
+            objs[k] = md
+        ids_.append(cid)
+    groups: dict[tuple[str, tuple[int, ...]], list[list[int]]] = {}
+    for k, ids_ in by_obj.items():
+        groups.setdefault((json.dumps(objs[k], sort_keys=True), k[1]), []).append(ids_)
+    lens = []
+    for (md_json, vw), parts in groups.items():
+        header["chunk_meta"].append([json.loads(md_json), list(vw)])
+        lens.append(sum(len(p) for p in parts))
+    arrays["chunk_meta.ids"] = np.fromiter((c for parts in groups.values() for p in parts for c in p),
+                                           dtype=np.int64, count=sum(lens))
+    arrays["chunk_meta.lens"] = np.asarray(lens, dtype=np.int64)
+    return header, arrays
+
+
+def decode_state(header: dict, arrays: dict[str, np.ndarray]) -> dict:
+    """The inverse of encode_state (raises KeyError/ValueError on a malformed file)."""
+    raw = arrays["doc_ids"].tobytes()
+    lens = arrays["doc_id_lens"]
+    if len(lens) != header["doc_count"] or int(lens.sum()) != len(raw):
+        raise ValueError("document ids do not match their lengths")
+    ends = np.cumsum(lens).tolist()
+    doc_ids = [raw[a:b].decode() for a, b in zip([0, *ends[:-1]], ends)]
+    state = {"arrays": {name: arrays[f"col.{name}"] for name in _COLUMNS}, "types": header["types"],
+             "doc_ids": doc_ids, "private_count": header["private_count"],
+             "viewers": {u: set(arrays[f"viewers.{i}"].tolist()) for i, u in enumerate(header["viewers"])},
+             "meta_eq": {(k, v): set(arrays[f"meta_eq.{i}"].tolist()) for i, (k, v) in enumerate(header["meta_eq"])},
+             "meta_num": {k: dict(zip(arrays[f"meta_num.{i}.ids"].tolist(), arrays[f"meta_num.{i}.values"].tolist()))
+                          for i, k in enumerate(header["meta_num"])},
+             "chunk_meta": {}}
+    ids = arrays["chunk_meta.ids"].tolist()
+    lens = arrays["chunk_meta.lens"].tolist()
+    if len(lens) != len(header["chunk_meta"]) or sum(lens) != len(ids):
+        raise ValueError("chunk metadata groups do not match their ids")
+    at = 0
+    for (md, vw), n in zip(header["chunk_meta"], lens):
+        # One (metadata, viewers) tuple shared by the group's chunks, as set_chunks
+        # shares a document's metadata dict among its chunks: entries are only read
+        # and popped, never changed in place.
+        state["chunk_meta"].update(dict.fromkeys(ids[at:at + n], (dict(md), list(vw))))
+        at += n
+    return state
 
 
 def _as_number(value: str) -> float | None:

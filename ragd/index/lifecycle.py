@@ -14,6 +14,10 @@ write lock, so holding that lock gives a consistent cut (sequence + index).
     vector is gone was removed later: skipped; removing an absent id is a no-op).
   - train: build IVF-PQ from a consistent LMDB scan at sequence S0 without the
     lock; then, under the lock, replay the log after S0 into it and swap.
+  - filter columns (when attached, see Collection): copied in the same locked cut
+    as the index and written beside it (collection-<id>.cols) with that sequence,
+    so a start loads them and replays the log after it instead of scanning every
+    LMDB document.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ragd.index import columns as columns_mod
 from ragd.index import snapshot as snapfile
 from ragd.index.vector_index import LIVE, IndexSettings, VectorIndex, nlist_for, train_size_for
 
@@ -54,6 +59,9 @@ class IndexKeeper:
         self.snapshot_seq = -1
         self.snapshot_time = time.monotonic()
         self.last_load: dict = {}
+        # Filter columns saved with each snapshot (set by the collection; None: none).
+        self.columns = None
+        self.columns_seq = -1  # sequence of the columns file on disk (-1: none / stale)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,8 +139,16 @@ class IndexKeeper:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if snapshot and self.path is not None and self.store.sequence() != self.snapshot_seq:
+        if snapshot and self.path is not None and self._snapshot_stale():
             self.snapshot()
+
+    def _snapshot_stale(self) -> bool:
+        seq = self.store.sequence()
+        return seq != self.snapshot_seq or (self.columns is not None and seq != self.columns_seq)
+
+    @property
+    def columns_path(self) -> Path | None:
+        return columns_path_for(self.path)
 
     # ------------------------------------------------------------ background work
 
@@ -161,8 +177,9 @@ class IndexKeeper:
                      (time.perf_counter() - t0) * 1000)
         if self.path is not None:
             seq = self.store.sequence()
-            if seq != self.snapshot_seq:
-                due_ops = self.snapshot_seq < 0 or seq - self.snapshot_seq >= self.ctx.snapshot_every_ops
+            if self._snapshot_stale():
+                due_ops = (self.snapshot_seq < 0 or seq - self.snapshot_seq >= self.ctx.snapshot_every_ops
+                           or (self.columns is not None and self.columns_seq < 0))
                 due_time = time.monotonic() - self.snapshot_time >= self.ctx.snapshot_every_s
                 if due_ops or due_time:
                     self.snapshot()
@@ -215,19 +232,67 @@ class IndexKeeper:
         if target is None:
             return 0
         t0 = time.perf_counter()
+        cols = None
         with self.ctx.write_lock:
             seq = self.store.sequence()
             header, blob, states = self.index.to_bytes()
+            if self.columns is not None:
+                cols = self.columns.export_state()
         t1 = time.perf_counter()
         header.update(seq=seq, collection=self.coll_id, written_at=time.time())
         size = snapfile.write(target, header, blob, states)
+        cols_size = 0
+        if cols is not None:
+            try:
+                cols_size = save_columns(columns_path_for(target), cols, seq, self.coll_id)
+            except Exception:  # noqa: BLE001 - derived data: the next start rebuilds it from LMDB
+                log.exception("collection %s: writing the filter columns failed", self.name)
+                cols = None
         if path is not None:
-            return size
+            return size + cols_size
         self.snapshot_seq = seq
+        if cols is not None:
+            self.columns_seq = seq
         self.snapshot_time = time.monotonic()
-        log.info("collection %s: index snapshot at sequence %d (%s, %.1f MB): lock held %.0f ms, written in %.0f ms",
-                 self.name, seq, header["kind"], size / 1e6, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000)
-        return size
+        log.info("collection %s: index snapshot at sequence %d (%s, %.1f MB; filter columns %.1f MB): "
+                 "lock held %.0f ms, written in %.0f ms", self.name, seq, header["kind"], size / 1e6,
+                 cols_size / 1e6, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000)
+        return size + cols_size
+
+
+# ---------------------------------------------------------------- filter columns files
+
+COLUMNS_FORMAT = 1  # bump when FilterColumns' state changes shape: old files are rebuilt
+
+
+def columns_path_for(snapshot_path: Path | None) -> Path | None:
+    return None if snapshot_path is None else snapshot_path.with_suffix(".cols")
+
+
+def save_columns(path: Path, state: dict, seq: int, coll_id: int) -> int:
+    """Write FilterColumns.export_state() with the op-log sequence it reflects (atomic)."""
+    header, arrays = columns_mod.encode_state(state)
+    header.update(format=COLUMNS_FORMAT, seq=seq, collection=coll_id, written_at=time.time())
+    return snapfile.write_arrays(path, header, arrays)
+
+
+def load_columns(path: Path, coll_id: int, max_seq: int) -> tuple["columns_mod.FilterColumns", int]:
+    """(columns, sequence they reflect) from a columns file; raises on anything unusable:
+    torn or corrupt, another format or collection, or ahead of the store (`max_seq`:
+    a store restored from an older backup may reuse chunk ids)."""
+    header, arrays = snapfile.read_arrays(path)
+    if header.get("format") != COLUMNS_FORMAT:
+        raise snapfile.SnapshotError(f"format {header.get('format')}, expected {COLUMNS_FORMAT}")
+    if int(header.get("collection", -1)) != coll_id:
+        raise snapfile.SnapshotError("columns of another collection")
+    seq = int(header["seq"])
+    if seq > max_seq:
+        raise snapfile.SnapshotError(f"at sequence {seq}, ahead of the store's {max_seq}")
+    try:
+        state = columns_mod.decode_state(header, arrays)
+        return columns_mod.FilterColumns.from_state(state), seq
+    except (KeyError, ValueError, TypeError) as exc:
+        raise snapfile.SnapshotError(f"malformed columns: {exc!r}") from None
 
 
 def index_context_from(cfg, index_dir: Path, write_lock: threading.Lock) -> IndexContext:

@@ -4,6 +4,10 @@ the caller rebuilds from LMDB instead of serving a wrong index.
 
 Layout: b"RAGDIDX1", u64 header length, JSON header {seq, kind, dim, trained_n,
 index_bytes, state_bytes, crc32, ...}, serialized FAISS index, id-state bytes.
+
+Named-array files (write_arrays/read_arrays; the filter columns): the same
+framing with another magic, a JSON header listing each array's name, dtype,
+shape and byte length, then the arrays' bytes, one CRC32 over all of them.
 """
 from __future__ import annotations
 
@@ -25,19 +29,23 @@ class SnapshotError(ValueError):
 
 def write(path: Path, header: dict, blob: np.ndarray, states: np.ndarray) -> int:
     """Atomically replace `path`; returns the bytes written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = np.ascontiguousarray(blob, dtype=np.uint8)
     states = np.ascontiguousarray(states, dtype=np.uint8)
     crc = zlib.crc32(states, zlib.crc32(blob))
     head = json.dumps({**header, "index_bytes": int(blob.nbytes), "state_bytes": int(states.nbytes),
                        "crc32": crc}).encode()
+    return _write_atomic(path, MAGIC, head, [blob, states])
+
+
+def _write_atomic(path: Path, magic: bytes, head: bytes, parts: list[np.ndarray]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(MAGIC)
+        f.write(magic)
         f.write(_U64.pack(len(head)))
         f.write(head)
-        f.write(memoryview(blob))
-        f.write(memoryview(states))
+        for part in parts:
+            f.write(memoryview(part))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -46,7 +54,52 @@ def write(path: Path, header: dict, blob: np.ndarray, states: np.ndarray) -> int
         os.fsync(fd)
     finally:
         os.close(fd)
-    return 16 + len(head) + blob.nbytes + states.nbytes
+    return 16 + len(head) + sum(p.nbytes for p in parts)
+
+
+ARRAYS_MAGIC = b"RAGDARR1"
+
+
+def write_arrays(path: Path, header: dict, arrays: dict[str, np.ndarray]) -> int:
+    """Atomically replace `path` with named 1-d arrays and a JSON header; returns bytes written."""
+    parts, specs, crc = [], [], 0
+    for name, arr in arrays.items():
+        arr = np.ascontiguousarray(arr)
+        if arr.ndim != 1 or arr.dtype.hasobject:
+            raise ValueError(f"array {name!r}: only flat numeric arrays")
+        raw = arr.view(np.uint8)
+        crc = zlib.crc32(raw, crc)
+        parts.append(raw)
+        specs.append([name, arr.dtype.str, int(raw.nbytes)])
+    head = json.dumps({**header, "arrays": specs, "crc32": crc}).encode()
+    return _write_atomic(path, ARRAYS_MAGIC, head, parts)
+
+
+def read_arrays(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(header, named arrays) of a write_arrays file; raises SnapshotError when torn or corrupt."""
+    data = np.fromfile(path, dtype=np.uint8)
+    if len(data) < 16 or data[:8].tobytes() != ARRAYS_MAGIC:
+        raise SnapshotError("not a ragd arrays file (bad magic)")
+    n = _U64.unpack(data[8:16].tobytes())[0]
+    try:
+        header = json.loads(data[16:16 + n].tobytes())
+        specs = [(str(name), np.dtype(dt), int(size)) for name, dt, size in header["arrays"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SnapshotError(f"bad header: {exc}") from None
+    at = 16 + n
+    if len(data) != at + sum(size for _, _, size in specs):
+        raise SnapshotError(f"size {len(data)} != {at + sum(size for _, _, size in specs)} (truncated?)")
+    arrays, crc = {}, 0
+    for name, dt, size in specs:
+        raw = data[at:at + size]
+        crc = zlib.crc32(raw, crc)
+        if size % dt.itemsize:
+            raise SnapshotError(f"array {name!r}: {size} bytes is not a multiple of {dt}")
+        arrays[name] = raw.view(dt)
+        at += size
+    if crc != header.get("crc32"):
+        raise SnapshotError("checksum mismatch")
+    return header, arrays
 
 
 def read(path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
