@@ -2,11 +2,15 @@
 // lives in ragd_core so that C++ tests and sanitizer builds run without Python.
 // C++ std::invalid_argument (including ragd::Utf8Error) surfaces as ValueError.
 #include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
+
+#include <cstdint>
+#include <memory>
 
 #include "normalize.hpp"
 #include "splitter.hpp"
@@ -113,6 +117,76 @@ nb::list split_without_gil(const Splitter& self, nb::handle text, Split&& split)
   return out;
 }
 
+// A 1-d int64 numpy array that takes over `values`.
+nb::ndarray<nb::numpy, int64_t> int64_array(std::vector<int64_t>&& values) {
+  auto* owned = new std::vector<int64_t>(std::move(values));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<int64_t>*>(p); });
+  return nb::ndarray<nb::numpy, int64_t>(owned->data(), {owned->size()}, owner);
+}
+
+// split_chars over many documents in one call: the arguments are read with
+// the GIL held, every document is split in one GIL-free section, then one
+// str per chunk is built (sliced from a str, decoded from bytes) and the
+// offsets go into numpy arrays, so no per-chunk object but the text exists.
+// Returns (texts, starts, ends, bounds): document i's chunks are
+// texts[bounds[i]:bounds[i + 1]], with code-point offsets starts/ends.
+nb::tuple split_chars_many(const Splitter& self, nb::handle texts) {
+  // A list of our own: another thread may change the caller's while the
+  // GIL is released, but not the texts this one holds references to.
+  nb::object seq = nb::steal(PySequence_List(texts.ptr()));
+  if (!seq.is_valid()) throw nb::python_error();
+  const size_t n = static_cast<size_t>(PyList_Size(seq.ptr()));
+  std::vector<PyObject*> items(n);  // borrowed from seq
+  for (size_t i = 0; i < n; ++i) items[i] = PyList_GetItem(seq.ptr(), static_cast<Py_ssize_t>(i));
+  std::vector<TextArg> args;
+  args.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    try {
+      args.push_back(text_arg(items[i]));
+    } catch (nb::python_error& e) {  // a str with lone surrogates
+      throw nb::value_error(("texts[" + std::to_string(i) + "]: " + std::string(e.what())).c_str());
+    } catch (nb::builtin_exception&) {  // neither str nor bytes
+      throw nb::type_error(("texts[" + std::to_string(i) + "] must be str or bytes").c_str());
+    }
+  }
+  std::vector<ragd::ChunkSpan> spans;
+  std::vector<int64_t> bounds(n + 1, 0);
+  {
+    nb::gil_scoped_release release;
+    spans.reserve(n * 2);
+    for (size_t i = 0; i < n; ++i) {
+      try {
+        std::vector<ragd::ChunkSpan> doc = self.core.split_chars(args[i].view());
+        spans.insert(spans.end(), doc.begin(), doc.end());
+      } catch (const ragd::Utf8Error& e) {
+        throw std::invalid_argument("texts[" + std::to_string(i) + "]: " + e.what());
+      }
+      bounds[i + 1] = static_cast<int64_t>(spans.size());
+    }
+  }
+  std::vector<int64_t> starts(spans.size()), ends(spans.size());
+  nb::object out = nb::steal(PyList_New(static_cast<Py_ssize_t>(spans.size())));
+  if (!out.is_valid()) throw nb::python_error();
+  size_t k = 0;
+  for (size_t i = 0; i < n; ++i) {
+    PyObject* text = items[i];
+    const bool is_str = PyUnicode_Check(text);
+    for (; k < static_cast<size_t>(bounds[i + 1]); ++k) {
+      const ragd::ChunkSpan& s = spans[k];
+      PyObject* chunk_text =
+          is_str ? PyUnicode_Substring(text, static_cast<Py_ssize_t>(s.begin), static_cast<Py_ssize_t>(s.end))
+                 : PyUnicode_DecodeUTF8(args[i].bytes.data() + s.byte_begin,
+                                        static_cast<Py_ssize_t>(s.byte_end - s.byte_begin), "strict");
+      if (!chunk_text) throw nb::python_error();
+      PyList_SetItem(out.ptr(), static_cast<Py_ssize_t>(k), chunk_text);  // steals
+      starts[k] = static_cast<int64_t>(s.begin);
+      ends[k] = static_cast<int64_t>(s.end);
+    }
+  }
+  return nb::make_tuple(out, int64_array(std::move(starts)), int64_array(std::move(ends)),
+                        int64_array(std::move(bounds)));
+}
+
 }  // namespace
 
 NB_MODULE(_native, m) {
@@ -151,6 +225,14 @@ NB_MODULE(_native, m) {
           "text"_a, nb::sig("def split_chars(self, text: str | bytes) -> list"),
           "Chunks sized in code points, exactly as LangChain splits them. ValueError names the byte "
           "offset of invalid UTF-8.")
+      .def("split_chars_many", &split_chars_many, "texts"_a,
+           nb::sig("def split_chars_many(self, texts: typing.Sequence[str | bytes]) -> "
+                   "tuple[list[str], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], "
+                   "numpy.typing.NDArray[numpy.int64]]"),
+           "split_chars over many documents in one call, the GIL released once: returns (texts, starts, "
+           "ends, bounds), document i's chunks being texts[bounds[i]:bounds[i + 1]] with code-point "
+           "offsets starts and ends (int64 arrays). ValueError names the document (texts[i]) and the "
+           "byte offset of invalid UTF-8.")
       .def(
           "split_tokens",
           [](const Splitter& self, nb::handle text, ragd::TokenOffsets offsets,
