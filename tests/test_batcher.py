@@ -117,3 +117,93 @@ def test_interactive_request_overtakes_queued_bulk_work(embedder):
     assert query.vectors.shape == (1, 384)
     assert not bulk_done_then  # the query did not wait for the whole bulk request
     assert out.vectors.shape == (192, 384)
+
+
+class _Spy:
+    """The real embedder, recording every padded batch it runs (and, with a
+    barrier, holding the first runs until `parties` of them are in flight)."""
+
+    def __init__(self, embedder, barrier=None, gate=None):
+        import threading
+        self._e = embedder
+        self._gate = gate  # a threading.Event every run waits for
+        self.batches: list[tuple[int, int, int]] = []  # (rows, real tokens, padded tokens)
+        self._barrier = barrier
+        self._lock = threading.Lock()
+        self.inflight = 0
+        self.max_inflight = 0
+
+    def __getattr__(self, name):
+        return getattr(self._e, name)
+
+    def run(self, batch):
+        with self._lock:
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+            self.batches.append((len(batch), int(batch.attention_mask.sum()), int(batch.attention_mask.size)))
+            first = len(self.batches) <= (self._barrier.parties if self._barrier else 0)
+        try:
+            if first:
+                self._barrier.wait(timeout=10)  # BrokenBarrierError if the runs are not concurrent
+            if self._gate is not None:
+                assert self._gate.wait(timeout=10)
+            return self._e.run(batch)
+        finally:
+            with self._lock:
+                self.inflight -= 1
+
+
+def test_padding_cap_cuts_batches_of_mixed_length(embedder):
+    # 48 texts of 4..~200 tokens in one pool: without a cap they pack into few,
+    # heavily padded batches; with a cap of 0.1 no batch is more than 10% padding.
+    texts = [("word " * (1 + (i * 37) % 190)).strip() for i in range(48)]
+    direct = embedder.embed(texts).vectors
+    seen = {}
+    for cap in (1.0, 0.1):
+        spy = _Spy(embedder)
+
+        async def go(b):
+            return await b.embed(texts)
+        out = run(_with_batcher(spy, go, max_batch_tokens=16384, max_batch_texts=64, max_pad_fraction=cap))
+        assert np.min(np.sum(out.vectors * direct, axis=1)) > 0.9999
+        seen[cap] = spy.batches
+    assert len(seen[1.0]) == 1  # everything fits one batch when padding is free
+    assert len(seen[0.1]) > 3
+    for rows, real, padded in seen[0.1]:
+        assert padded - real <= 0.1 * padded, (rows, real, padded)
+    assert sum(r for r, _, _ in seen[0.1]) == 48
+
+
+def test_two_workers_run_two_inferences_at_once(embedder):
+    import threading
+    spy = _Spy(embedder, barrier=threading.Barrier(2))
+    texts = [f"note {i}: " + "the mail handler dropped the reply " * (1 + i % 5) for i in range(40)]
+    direct = embedder.embed(texts).vectors
+
+    async def go(b):
+        return await asyncio.gather(*(b.embed([t]) for t in texts))
+    outs = run(_with_batcher(spy, go, workers=2, max_batch_texts=4))
+    got = np.vstack([o.vectors for o in outs])
+    assert np.min(np.sum(got * direct, axis=1)) > 0.9999
+    assert spy.max_inflight == 2
+
+
+def test_cancelled_multi_batch_request_gives_back_all_its_queue_room(embedder):
+    import threading
+    gate = threading.Event()
+    spy = _Spy(embedder, gate=gate)
+
+    async def go(b):
+        victim = asyncio.ensure_future(b.embed(["a long chunk of wiki text " * 30] * 40))
+        while len(spy.batches) < 2:  # both workers hold one of its 10 batches at the gate
+            await asyncio.sleep(0.01)
+        victim.cancel()
+        await asyncio.sleep(0.05)
+        gate.set()
+        after = await b.embed(["still served"], urgent=True)
+        await asyncio.sleep(0.1)
+        return after, b.rows_run, b.queued_tokens
+    after, rows, queued = run(_with_batcher(spy, go, workers=2, max_batch_texts=4))
+    assert after.vectors.shape == (1, 384)
+    assert rows == 2 * 4 + 1  # the two batches in flight, then the query: the other 8 were skipped
+    assert queued == 0

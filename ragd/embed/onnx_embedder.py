@@ -73,7 +73,7 @@ class OnnxEmbedder:
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
         model_dir = Path(model_dir)
         self._manifest = read_manifest(model_dir)
-        want_cuda = device != "cpu" and _CUDA in ort.get_available_providers()
+        want_cuda = cuda_requested(device)
         if device == "cuda" and not want_cuda:
             log.warning("CUDA requested but this ONNX Runtime has no CUDA provider; using the CPU")
 
@@ -180,6 +180,12 @@ class OnnxEmbedder:
             rows = order[start : start + batch_size]
             vectors[rows] = self.run(self.pad([tokens[i] for i in rows]))
         return EmbedResult(vectors=vectors, token_counts=counts, truncated=truncated)
+
+
+def cuda_requested(device: str) -> bool:
+    """Whether OnnxEmbedder(device=...) will try the CUDA provider (it may still
+    fall back to the CPU if the provider fails to start)."""
+    return device != "cpu" and _CUDA in ort.get_available_providers()
 
 
 def _open_session(path: Path, options: ort.SessionOptions, cuda: bool) -> ort.InferenceSession:

@@ -5,11 +5,18 @@ Upsert, texts from Embed) are tokenised off the event loop, queued, and packed
 into batches by a token budget, as text-embeddings-inference does:
 
 - a batch holds at most `max_batch_tokens` padded tokens (rows x longest row)
-  and `max_batch_texts` rows;
+  and `max_batch_texts` rows, and at most `max_pad_fraction` of its tokens are
+  padding: on a CPU a padded position costs as much as a real token and
+  batching itself buys little, so 16 queries of mixed length run faster as a
+  few length-matched batches than as one padded batch (measured in process on
+  2 cores, 16 callers of CISI abstracts: real/padded tokens 0.67 -> 0.95 and
+  57 -> 86 texts/s with a cap of 0.1);
 - the texts waiting at the head of the queue are sorted by length before they
   are cut into batches, so a batch pads little (padding is where CPU time goes);
-- one inference runs at a time (ONNX Runtime already uses every core) while
-  the event loop assembles the next batch;
+- up to `workers` inferences run at once (default one, on every core; see
+  engine.inference_plan for the measurements) while the event loop assembles
+  the next batch;
+- tokenisation has its own executor, so it never waits behind an inference;
 - interactive requests (queries, Embed) have their own lane and run before the
   next bulk (ingestion) batch, so a search waits at most for the batch running;
 - texts of a caller that went away (its future cancelled) are dropped before
@@ -62,10 +69,18 @@ class _Item:
 
 
 class EmbedBatcher:
-    def __init__(self, embedder, executor: Executor, *, max_batch_tokens: int = 8192,
-                 max_batch_texts: int = 64, max_queue_tokens: int = 262144):
+    def __init__(self, embedder, executor: Executor, *, tokenize_executor: Executor | None = None,
+                 workers: int = 1, max_batch_tokens: int = 8192, max_batch_texts: int = 64,
+                 max_pad_fraction: float = 1.0, max_queue_tokens: int = 262144):
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        if not 0.0 <= max_pad_fraction <= 1.0:
+            raise ValueError("max_pad_fraction must be between 0 and 1")
+        self.max_pad_fraction = max_pad_fraction
         self.embedder = embedder
-        self.executor = executor
+        self.executor = executor  # inference; needs at least `workers` threads
+        self.tokenize_executor = tokenize_executor or executor
+        self.workers = workers
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_texts = max_batch_texts
         self.max_queue_tokens = max_queue_tokens
@@ -76,6 +91,8 @@ class EmbedBatcher:
         self._wakeup: asyncio.Event | None = None
         self._room: asyncio.Event | None = None  # set whenever queued tokens are released
         self._task: asyncio.Task | None = None
+        self._slots: asyncio.Semaphore | None = None  # one per inference allowed in flight
+        self._inflight: set[asyncio.Task] = set()
         self._unresolved: set[_Request] = set()  # queued or in a batch, future not yet set
         self._stopped = False
         self.batches_run = 0  # counters for Stats and tests
@@ -86,6 +103,7 @@ class EmbedBatcher:
     def start(self) -> None:
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.workers)
         self._task = asyncio.get_running_loop().create_task(self._worker(), name="ragd-embed-batcher")
 
     async def stop(self) -> None:
@@ -93,6 +111,8 @@ class EmbedBatcher:
         no thread blocked in BlockingEmbedder.embed waits forever at shutdown."""
         self._stopped = True
         await cancel_and_wait(self._task)
+        for task in list(self._inflight):
+            await cancel_and_wait(task)
         for req in list(self._unresolved):
             if not req.future.done():
                 req.future.set_exception(Unavailable("ragd is shutting down; retry on another replica or later"))
@@ -111,7 +131,7 @@ class EmbedBatcher:
         urgent=True: an interactive request (a query), run before the next bulk batch."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
-        tokens = await loop.run_in_executor(self.executor, self.embedder.tokenize, texts)
+        tokens = await loop.run_in_executor(self.tokenize_executor, self.embedder.tokenize, texts)
         tokenize_ms = (time.perf_counter() - t0) * 1000
         counts = np.fromiter((len(t) for t in tokens), dtype=np.int32, count=len(tokens))
         cost = int(counts.sum())
@@ -160,59 +180,75 @@ class EmbedBatcher:
 
     # ------------------------------------------------------------ worker
 
-    def _next_batches(self, queue: collections.deque) -> tuple[list[list[_Item]], list[_Request]]:
+    def _next_batches(self, queue: collections.deque) -> list[list[_Item]]:
         """Cut the head of `queue` into length-sorted batches under the token budget."""
         pool: list[_Item] = []
-        taken: list[_Request] = []
         budget = self.max_batch_tokens * 4  # sort a few batches' worth at a time: FIFO across pools
         pooled = 0
         while queue and pooled < budget:
             req = queue.popleft()
-            taken.append(req)
-            if req.future.done():  # cancelled while queued
+            if req.future.done():  # the caller went away while queued: give its room back
+                self._release(req)
                 continue
             for row, tok in enumerate(req.tokens):
                 self._seq += 1
                 pool.append(_Item(len(tok), self._seq, req, row))
                 pooled += len(tok)
         pool.sort()
-        batches, batch = [], []
-        for item in pool:
-            longest = max(item.length, batch[-1].length if batch else 0)
-            if batch and (len(batch) + 1 > self.max_batch_texts or (len(batch) + 1) * longest > self.max_batch_tokens):
+        batches, batch, real = [], [], 0
+        for item in pool:  # ascending length: the new item is the longest
+            padded = (len(batch) + 1) * item.length
+            if batch and (len(batch) + 1 > self.max_batch_texts or padded > self.max_batch_tokens
+                          or padded - real - item.length > self.max_pad_fraction * padded):
                 batches.append(batch)
-                batch = []
+                batch, real = [], 0
             batch.append(item)
+            real += item.length
         if batch:
             batches.append(batch)
-        return batches, taken
+        return batches
 
     async def _worker(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._urgent or self._queue:
-                bulk, taken = self._next_batches(self._queue)
-                pending = collections.deque(bulk)
+                pending = collections.deque(self._next_batches(self._queue))
                 while pending or self._urgent:
                     # Interactive requests (queries) go before the next bulk batch:
-                    # one waits at most for the batch already running.
+                    # one waits at most for the batches already running.
                     if self._urgent:
-                        urgent, urgent_taken = self._next_batches(self._urgent)
-                        for batch in urgent:
-                            await self._run_batch(batch)
-                        self._release_cancelled(urgent_taken)
+                        for batch in self._next_batches(self._urgent):
+                            await self._launch(batch)
                         continue
-                    await self._run_batch(pending.popleft())
-                self._release_cancelled(taken)
+                    await self._launch(pending.popleft())
 
-    def _release_cancelled(self, taken: list[_Request]) -> None:
-        for req in taken:  # cancelled callers: give their queue room back
-            if req.cost:
-                self._release(req)
+    async def _launch(self, batch: list[_Item]) -> None:
+        """Start `batch` as soon as an inference slot is free (without waiting for it to finish)."""
+        await self._slots.acquire()
+        task = asyncio.get_running_loop().create_task(self._run_batch(batch))
+        self._inflight.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._inflight.discard(t)
+            self._slots.release()
+        task.add_done_callback(done)
+
+    def _row_done(self, req: _Request) -> bool:
+        """Count one row of `req` as finished; True (and its queue room released) when it was the last."""
+        req.remaining -= 1
+        if req.remaining == 0:
+            self._release(req)
+            return True
+        return False
 
     async def _run_batch(self, batch: list[_Item]) -> None:
-        live = [it for it in batch if not it.request.future.done()]
+        live = []
+        for it in batch:
+            if it.request.future.done():  # caller gone (or failed by another batch): skip the row
+                self._row_done(it.request)
+            else:
+                live.append(it)
         if not live:
             return
         now = time.perf_counter()
@@ -224,10 +260,10 @@ class EmbedBatcher:
         try:
             vectors = await asyncio.get_running_loop().run_in_executor(self.executor, self.embedder.run, padded)
         except Exception as exc:  # noqa: BLE001 - delivered to every caller of the batch
-            for req in {id(it.request): it.request for it in live}.values():
-                if not req.future.done():
-                    req.future.set_exception(exc)
-                self._release(req)
+            for it in live:
+                if not it.request.future.done():
+                    it.request.future.set_exception(exc)
+                self._row_done(it.request)
             return
         ms = (time.perf_counter() - now) * 1000
         self.batches_run += 1
@@ -235,14 +271,13 @@ class EmbedBatcher:
         touched = {}
         for it, vec in zip(live, vectors):
             it.request.out.vectors[it.row] = vec
-            it.request.remaining -= 1
             touched[id(it.request)] = it.request
+            if self._row_done(it.request) and not it.request.future.done():
+                it.request.out.inference_ms += ms
+                it.request.future.set_result(it.request.out)
         for req in touched.values():
-            req.out.inference_ms += ms
-            if req.remaining == 0:
-                self._release(req)
-                if not req.future.done():
-                    req.future.set_result(req.out)
+            if not req.future.done():
+                req.out.inference_ms += ms
 
 
 class BlockingEmbedder:
