@@ -68,14 +68,23 @@ class Ingestor:
                 doc.text = _native.normalize_text(doc.text.encode("utf-8"))
             except (UnicodeEncodeError, ValueError) as exc:
                 raise InvalidArgument(f"documents[{i}].text", f"not valid UTF-8 ({exc})") from None
-            p = PreparedDoc(doc=doc, skip=version_verdict(stored.get(doc.id), doc.version))
-            if p.skip is None:
-                chunks = self.chunker.chunk(doc.text, embed_prefix=embedding_text(doc.title, ""))
-                if not chunks:
-                    raise InvalidArgument(f"documents[{i}].text", "no indexable text after normalisation")
-                p.spans = [(c.start, c.end) for c in chunks]
-                p.texts = [c.text for c in chunks]
-            prepared.append(p)
+            prepared.append(PreparedDoc(doc=doc, skip=version_verdict(stored.get(doc.id), doc.version)))
+        # One native call chunks every document of the batch (one GIL release, no
+        # Python object per chunk but its text): issues and notes are small, and a
+        # call per document cost more than the splitting itself.
+        todo_at = [i for i, p in enumerate(prepared) if p.skip is None]
+        try:
+            batch = self.chunker.chunk_many([prepared[i].doc.text for i in todo_at],
+                                            embed_prefixes=[embedding_text(prepared[i].doc.title, "") for i in todo_at])
+        except ValueError as exc:  # "texts[k]: ..." names the k-th document chunked
+            k, _, why = str(exc).partition(": ")
+            at = todo_at[int(k[6:-1])] if k.startswith("texts[") and k[6:-1].isdigit() else None
+            raise InvalidArgument(f"documents[{at}].text" if at is not None else "documents", why or str(exc)) from None
+        for k, i in enumerate(todo_at):
+            if batch.count(k) == 0:
+                raise InvalidArgument(f"documents[{i}].text", "no indexable text after normalisation")
+            prepared[i].spans = batch.spans(k)
+            prepared[i].texts = batch.texts_of(k)
         todo = [p for p in prepared if p.skip is None]
         if todo:
             inputs = [embedding_text(p.doc.title, t) for p in todo for t in p.texts]
