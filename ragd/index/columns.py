@@ -12,9 +12,11 @@ import math
 
 import numpy as np
 
+from ragd import _native
 from ragd.domain import Document, Filter
 
 _GROW = 1.5
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _COLUMNS = ("alive", "project", "type_code", "private", "author", "updated", "doc_ord")
 
 
@@ -116,17 +118,56 @@ class FilterColumns:
         return mask
 
     # Measured (benchmarks/hot_loops.py, results/hot_loops.json; 2-core box): for
-    # 100 allowed projects + 2 types + private visibility this numpy form takes
-    # 2.5 ms at 100k rows and 26.6 ms at 1M; a fused one-pass C++ kernel with
-    # lookup tables takes 0.14 / 1.86 ms (14-18x). That passes issue #4's 5x bar,
-    # so the common case (projects, types, private) is due to move into ragd._native.
+    # 100 allowed projects + 2 types + private visibility the numpy form takes
+    # 2.5 ms at 100k rows and 24.9 ms at 1M; the one-pass kernel in ragd._native
+    # (ragd/native/filter_mask.hpp) 0.26 / 2.7 ms through mask() (9-10x, issue
+    # #4's bar is 5x), so mask() uses it for projects, types, private visibility
+    # and updated_at, and numpy for the inverted-map conditions (metadata, exclude_ids).
+    # _mask_numpy is the numpy form, kept as the reference the tests compare with.
     def mask(self, flt: Filter) -> np.ndarray | None:
         """Boolean mask of chunks the filter admits, or None when it admits every chunk."""
+        # Each column read once: the kernel checks the very arrays it reads.
+        alive, project, type_code, private, author, updated = (
+            self.alive, self.project, self.type_code, self.private, self.author, self.updated)
+        kw: dict = {}
+        if flt.project_ids:
+            kw["projects"] = np.asarray(flt.project_ids, dtype=np.int64)
+        if flt.types:
+            kw["types"] = np.asarray(self._type_codes(flt.types), dtype=np.int32)
+        if self.private_count and not flt.all_private:
+            kw["private_check"] = True
+            if flt.private_project_ids:
+                kw["private_projects"] = np.asarray(flt.private_project_ids, dtype=np.int64)
+            if flt.user_id:
+                if _I64_MIN <= flt.user_id <= _I64_MAX:  # otherwise no author can match it
+                    kw["user_id"] = flt.user_id
+                viewers = self._viewers.get(flt.user_id)
+                if viewers:
+                    kw["viewer_rows"] = np.fromiter(viewers, dtype=np.int64, count=len(viewers))
+        conds = []
+        for key, bound in (("updated_min", flt.updated_after_us), ("updated_max", flt.updated_before_us)):
+            if bound is None:
+                continue
+            if _I64_MIN <= bound <= _I64_MAX:
+                kw[key] = bound
+            else:  # outside int64: numpy compares it exactly
+                conds.append(updated >= bound if key == "updated_min" else updated <= bound)
+        conds += self._rare_conds(flt)
+        if not kw and not conds:
+            return None
+        mask = np.empty(len(alive), dtype=bool)
+        _native.filter_mask(mask, alive, project, type_code, private, author, updated, **kw)
+        for cond in conds:
+            mask &= cond
+        return mask
+
+    def _mask_numpy(self, flt: Filter) -> np.ndarray | None:
+        """mask() in numpy alone: the reference for the native kernel (tests, benchmarks)."""
         conds = []
         if flt.project_ids:
             conds.append(np.isin(self.project, np.asarray(flt.project_ids, dtype=np.int64)))
         if flt.types:
-            codes = [self._types[t] for t in flt.types if t in self._types]
+            codes = self._type_codes(flt.types)
             conds.append(np.isin(self.type_code, np.asarray(codes, dtype=np.int32)))
         if self.private_count and not flt.all_private:
             visible = ~self.private
@@ -138,6 +179,24 @@ class FilterColumns:
                 if viewers:
                     visible |= self._ids_mask(viewers)
             conds.append(visible)
+        if flt.updated_after_us is not None:
+            conds.append(self.updated >= flt.updated_after_us)
+        if flt.updated_before_us is not None:
+            conds.append(self.updated <= flt.updated_before_us)
+        conds += self._rare_conds(flt)
+        if not conds:
+            return None
+        mask = self.alive.copy()
+        for cond in conds:
+            mask &= cond
+        return mask
+
+    def _type_codes(self, types) -> list[int]:
+        return [self._types[t] for t in types if t in self._types]
+
+    def _rare_conds(self, flt: Filter) -> list[np.ndarray]:
+        """Masks of the conditions kept in numpy: metadata (inverted maps) and exclude_ids."""
+        conds = []
         for key, value in flt.metadata_equals.items():
             conds.append(self._ids_mask(self._meta_eq.get((key, value), ())))
         for rng in flt.metadata_ranges:
@@ -145,20 +204,11 @@ class FilterColumns:
             ok = {cid for cid, v in values.items()
                   if (rng.gte is None or v >= rng.gte) and (rng.lte is None or v <= rng.lte)}
             conds.append(self._ids_mask(ok))
-        if flt.updated_after_us is not None:
-            conds.append(self.updated >= flt.updated_after_us)
-        if flt.updated_before_us is not None:
-            conds.append(self.updated <= flt.updated_before_us)
         if flt.exclude_ids:
             ords = [self._doc_ords[d] for d in flt.exclude_ids if d in self._doc_ords]
             if ords:
                 conds.append(~np.isin(self.doc_ord, np.asarray(ords, dtype=np.int64)))
-        if not conds:
-            return None
-        mask = self.alive.copy()
-        for cond in conds:
-            mask &= cond
-        return mask
+        return conds
 
 
     # ------------------------------------------------------------ persistence
