@@ -16,9 +16,10 @@ same documents, with the cyclic GC paused as timeit does:
   semantic-text-splitter   TextSplitter.chunk_all_indices (Rust, its batch call:
                            offsets and strings)
 
-Every round gives ragd fresh str objects (copies made outside the timer): a
-str caches its UTF-8 once asked, and the daemon's texts arrive fresh from the
-normaliser, so ragd pays for that encoding as it does in service. ragd's chunk
+Every round gives ragd fresh str objects (copies made outside the timer), as
+the daemon's texts arrive fresh from the normaliser: ragd reads a str in place
+(CPython's latin-1/UCS-2/UCS-4 array) and asks for no UTF-8, but a str caches
+its UTF-8 once asked, so reused objects could flatter any path that did. ragd's chunk
 texts are asserted equal to LangChain's, chunk for chunk; semantic-text-splitter
 splits by its own rules (different chunks, similar sizes). Time is the process's CPU time, best of several rounds:
 the machines are shared, and wall time swings with the neighbours' load

@@ -135,6 +135,73 @@ def test_generated_texts_chunk_as_langchain_does(text, setting):
     assert_like_langchain(text, size, overlap, separators)
 
 
+# ------------------------------------------------------------ CPython's string kinds
+
+# A str is stored in the narrowest of three layouts (PEP 393) and the splitter
+# reads each in place: 1 byte per code point (ASCII, latin-1), 2 (the BMP), 4.
+KIND_TEXTS = {
+    "ascii": (MARKUP * 3, 0x7F),
+    "latin1": ("Café crème brûlée\xa0à la carte, naïve façade;\x85NEL\nGrüße aus Köln. ¿Qué? ¡Sí! " * 40
+               + "\n\n" + "ÿ" * 700, 0xFF),
+    "bmp": ("東京都の図書館では、情報検索の研究が進んでいる。\u3000全角\u2028改行 Ελληνικά русский\n" * 30
+            + "\n\n" + "語" * 900, 0xFFFF),
+    "astral": (UNICODE * 8 + "😀" * 600 + " plain ascii tail " * 20, 0x10FFFF),
+}
+
+# Separators some kinds cannot hold. Cut to a narrower unit they would turn
+# into others: U+0120 and U+10020 end in 0x20 (a space), U+010A in "\n".
+FOREIGN_SEPARATORS = [
+    ["\u0120", "\U00010020", ""],
+    ["\u010a\u010a", "é", "\u3000", "😀", " ", ""],
+    ["😀", "\U0001F600\n", "\n\n", "\n", "。", " ", ""],
+    ["\u00ff\u00ff", "\uffff", "ÿ", ""],
+    ["\u0120", "\u3020"],  # no "": pieces too long pass through whole
+]
+
+
+@pytest.mark.parametrize("kind", list(KIND_TEXTS))
+@pytest.mark.parametrize("separators", [None, *FOREIGN_SEPARATORS], ids=["default", *map(repr, FOREIGN_SEPARATORS)])
+@pytest.mark.parametrize(("size", "overlap"), [(500, 50), (40, 10), (3, 1)])
+def test_every_string_kind_chunks_as_langchain_does(kind, separators, size, overlap):
+    text, widest = KIND_TEXTS[kind]
+    assert max(map(ord, text)) <= widest and (widest == 0x7F or max(map(ord, text)) > widest >> 8)
+    assert_like_langchain(text, size, overlap, separators)
+    chunker = Chunker(chunk_size=size, chunk_overlap=overlap, separators=separators)
+    chunks = chunker.chunk(text)
+    # The UTF-8 path (bytes) and the batch path agree with the in-place one.
+    assert chunker.chunk(text.encode()) == chunks
+    batch = chunker.chunk_many([text, text.encode(), text])
+    assert batch.chunks(0) == batch.chunks(1) == batch.chunks(2) == chunks
+
+
+def test_separators_outside_a_texts_kind_never_match():
+    # Truncated to a byte, U+0120 would be " "; truncated to 16 bits U+10020
+    # would too. Neither occurs, so the texts split by code point alone.
+    for text in ["a b c d e f", "é b c d e f", "東 b c d e f", "😀 b c d e f"]:
+        foreign = Chunker(chunk_size=3, chunk_overlap=0, separators=["\u0120", "\U00010020", ""]).chunk(text)
+        assert foreign == Chunker(chunk_size=3, chunk_overlap=0, separators=[""]).chunk(text)
+        assert [c.text for c in foreign] == [text[:3], "c", "d e", "f"]
+        assert_like_langchain(text, 3, 0, ["\u0120", "\U00010020", ""])
+
+
+def test_chunk_texts_are_ordinary_strs_of_the_narrowest_kind():
+    # An ASCII chunk cut from a 4-byte str must still compare (and hash) equal
+    # to the same ASCII text: CPython compares strs of different kinds unequal.
+    text = "😀" * 15 + "\n\n" + "plain words only" + "\n\n" + "東京" * 8
+    chunker = Chunker(chunk_size=20, chunk_overlap=0)
+    for texts in ([c.text for c in chunker.chunk(text)], chunker.chunk_many([text]).texts):
+        assert texts == ["😀" * 15, "plain words only", "東京" * 8]
+        assert {"plain words only": 1}[texts[1]] == 1 and texts[1].isascii()
+
+
+@pytest.mark.parametrize("text", ["broken \ud800 text", "東京 \udfff", "😀 \udbff\udc00 pair"])
+def test_lone_surrogates_in_wide_strs_are_value_errors(text):
+    with pytest.raises(ValueError, match="surrogates not allowed"):
+        Chunker().chunk(text)
+    with pytest.raises(ValueError, match=r"texts\[1\]: .*surrogates not allowed"):
+        Chunker().chunk_many(["ok", text, "fine"])
+
+
 # ------------------------------------------------------------ properties
 
 
@@ -233,7 +300,9 @@ def test_chunking_releases_the_gil():
     # for the GIL anywhere near as long as the chunking takes, as it would
     # if the GIL were held throughout.
     chunker = Chunker(chunk_size=100_000, chunk_overlap=0)
-    text = "abcdefgh" * 4_000_000  # no separator: split by code point, the slowest path
+    # Eight million words to merge, the slowest path per byte, and few chunk
+    # texts to build afterwards with the GIL held.
+    text = "ab " * 8_000_000
     start = time.perf_counter()
     chunker.chunk(text)
     alone = time.perf_counter() - start

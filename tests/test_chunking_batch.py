@@ -70,6 +70,24 @@ def test_generated_batches_match_one_call_per_document(texts, size, data):
     assert_batch_is(chunker.chunk_many(texts), per_document(chunker, texts))
 
 
+def test_batches_larger_than_a_block_of_text():
+    # The native call splits and builds in blocks of about 256 KiB of text;
+    # documents of every kind, and some larger than a block, cross them.
+    rng = random.Random(8)
+    texts = []
+    for i in range(400):
+        text = rng.choice([UNICODE, "Größe naïve café ÿ\xa0", "東京の図書館\u3000", "plain words\n"]) * rng.randint(1, 60)
+        texts.append(text.encode() if i % 7 == 0 else text)
+    texts[100] = "x" * 300_000 + " 😀" * 80_000
+    chunker = Chunker(chunk_size=300, chunk_overlap=30)
+    assert_batch_is(chunker.chunk_many(texts), per_document(chunker, texts))
+    # An error in a later block still names its document.
+    with pytest.raises(ValueError, match=r"texts\[350\]: invalid UTF-8 at byte 0"):
+        chunker.chunk_many(texts[:350] + [b"\xff"])
+    with pytest.raises(ValueError, match=r"texts\[351\]: .*surrogates not allowed"):
+        chunker.chunk_many(texts[:351] + ["\ud800"])
+
+
 def test_empty_list_and_empty_strings():
     batch = Chunker().chunk_many([])
     assert len(batch) == 0 and batch.texts == [] and batch.bounds.tolist() == [0]

@@ -37,7 +37,7 @@ Token chunks of about the size of 500 characters score within noise of chars
 mode; the only significant effect is size: filling the model's 256 tokens
 dilutes chunks and costs 13% on long documents (so token mode should be
 sized well below its maximum). Chars mode keeps LangChain's exact chunks and
-runs without the GIL at hundreds of MB/s, where token mode is bound by the
+runs without the GIL at about a GB/s, where token mode is bound by the
 tokenizer (about 2 MB/s, holding the GIL); the guard brings it token mode's
 one real advantage, that the model truncates no chunk. On English prose the
 guard never fires (500 characters are about 110 tokens); it does on CJK,
@@ -52,10 +52,17 @@ below that, a chunk starting inside a cut word may get a token more.
 
 Many documents at once: ``Chunker.chunk_many`` returns the same chunks as a
 ``chunk`` call per document, as one flat ``ChunkBatch`` (chunk texts plus int64
-offset arrays): one native call with the GIL released once, and no Python object
-per chunk but its text. For CISI-sized documents (~800 bytes) this halves the
-cost per document (benchmarks/chunking.py, "ragd" against "ragd (per document)").
+offset arrays): one native call that releases the GIL once per 256 KiB of text
+(splitting, then building that block's chunk texts while it is still in cache),
+and no Python object per chunk but its text. For CISI-sized documents (~800
+bytes) this cuts the cost per document by a third to a half (benchmarks/chunking.py, "ragd" against "ragd (per document)").
 Ingestion should chunk a request's documents with it.
+
+A str is read in place, in CPython's own layout (one array element of 1, 2 or
+4 bytes per code point, PEP 393), never encoded: sizes and offsets are index
+differences. Bytes go through UTF-8 validation and decoding instead. A str
+holding a lone surrogate has no UTF-8 and is refused as encoding refuses it
+(ValueError, "surrogates not allowed").
 
 Offsets are code-point indices into the text as given (ragd passes normalised
 document text), so ``chunk.text == text[chunk.start:chunk.end]`` always. They
@@ -223,8 +230,8 @@ class Chunker:
         """The chunks of many documents, exactly ``[self.chunk(t, p) for t, p in
         zip(texts, embed_prefixes)]``, in one flat ChunkBatch.
 
-        In chars mode the documents are split in one native call with the GIL
-        released once, and the token guard, if any, tokenizes every chunk of
+        In chars mode the documents are split in one native call that
+        releases the GIL once per 256 KiB of text, and the token guard, if any, tokenizes every chunk of
         the batch in one ``encode_batch``: for many small documents (issues,
         journals) this is several times faster than a call per document.
 

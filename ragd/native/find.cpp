@@ -1,3 +1,5 @@
+// find_separator, and the byte search for machines without SSE2 (eight bytes
+// at a time in general-purpose registers); find.hpp has the SSE2 search.
 #include "find.hpp"
 
 #include <algorithm>
@@ -72,9 +74,15 @@ class WordSearch {
 }  // namespace
 
 size_t find_separator(std::string_view haystack, std::string_view needle, size_t from, size_t end) {
+  return find_units(reinterpret_cast<const unsigned char*>(haystack.data()),
+                    reinterpret_cast<const unsigned char*>(needle.data()), needle.size(), from, end);
+}
+
+size_t find_bytes_portable(const char* const base, const char* needle_data, size_t size, size_t from, size_t end) {
   constexpr size_t npos = std::string_view::npos;
-  const char* const base = haystack.data();
+  const std::string_view needle(needle_data, size);
   const size_t last_at = needle.size() - 1;
+  if (from > end) return npos;
   if (end - from <= last_at) return npos;
   if (last_at == 0) {
     // One byte (" ", "\n"): the next is usually a word or a line away, so a

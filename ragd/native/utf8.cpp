@@ -20,7 +20,29 @@ size_t skip_ascii(const unsigned char* p, size_t i, size_t n) {
   return i;
 }
 
+template <class Unit>
+bool is_surrogate(Unit u) {
+  return static_cast<uint32_t>(u) - 0xD800u < 0x800u;
+}
+
+// Blocks of a fixed length, so that compilers vectorise the test.
+template <class Unit>
+size_t first_surrogate(const Unit* p, size_t n) {
+  size_t i = 0;
+  for (; n - i >= 64; i += 64) {
+    unsigned char any = 0;
+    for (size_t k = 0; k < 64; ++k) any |= is_surrogate(p[i + k]);
+    if (any) break;
+  }
+  for (; i < n; ++i)
+    if (is_surrogate(p[i])) return i;
+  return std::string_view::npos;
+}
+
 }  // namespace
+
+size_t find_surrogate(const uint16_t* units, size_t n) { return first_surrogate(units, n); }
+size_t find_surrogate(const uint32_t* units, size_t n) { return first_surrogate(units, n); }
 
 size_t find_invalid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -73,8 +95,7 @@ char32_t decode_at(std::string_view s, size_t i) {
   }
 }
 
-bool is_python_space(char32_t c) {
-  if (c < 0x80) return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20);
+bool is_python_space_beyond_ascii(char32_t c) {
   switch (c) {
     case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
     case 0x202F: case 0x205F: case 0x3000:

@@ -2,6 +2,7 @@
 // validation assumes valid input, so callers validate once at the boundary.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -51,8 +52,18 @@ inline size_t previous_boundary(std::string_view s, size_t end) {
   return i;
 }
 
+// Index of the first surrogate (U+D800..U+DFFF) among n code points of a
+// CPython str of the 2- or 4-byte kind, or npos. A str can hold lone
+// surrogates; UTF-8 cannot, so such a text is refused as it would be encoded.
+size_t find_surrogate(const uint16_t* units, size_t n);
+size_t find_surrogate(const uint32_t* units, size_t n);
+
 // Python's str.isspace(), which is what str.strip() removes: chunk texts must
-// strip exactly as LangChain's do.
-bool is_python_space(char32_t c);
+// strip exactly as LangChain's do. ASCII inline, the rest out of line.
+bool is_python_space_beyond_ascii(char32_t c);
+inline bool is_python_space(char32_t c) {
+  if (c < 0x80) return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20);
+  return is_python_space_beyond_ascii(c);
+}
 
 }  // namespace ragd

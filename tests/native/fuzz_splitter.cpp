@@ -38,6 +38,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const bool bounded = separators.back().empty();
   require(testing::check_chunks(text, chunks, bounded ? chunk_size : 0, overlap), "chars");
+  // The same text as a 4-byte-kind str (one unit per code point) splits alike.
+  std::vector<uint32_t> units;
+  for (size_t b = 0; b < text.size(); b += sequence_length(static_cast<unsigned char>(text[b])))
+    units.push_back(static_cast<uint32_t>(decode_at(text, b)));
+  std::vector<ChunkSpan> fixed;
+  SplitScratch scratch;
+  splitter.split_chars(FixedView<uint32_t>{units.data(), units.size()}, fixed, scratch);
+  if (fixed.size() != chunks.size()) require("UCS-4 split differs from UTF-8", "chars");
+  for (size_t i = 0; i < fixed.size(); ++i)
+    if (fixed[i].begin != chunks[i].begin || fixed[i].end != chunks[i].end)
+      require("UCS-4 split differs from UTF-8", "chars");
 
   const Tokens tokens = testing::subword_tokens(text);
   chunks = splitter.split_tokens(text, tokens);

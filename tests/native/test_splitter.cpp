@@ -108,6 +108,80 @@ TEST(SplitChars, RandomTextsKeepTheInvariants) {
   }
 }
 
+// A text as CPython stores a str of a fixed-width kind: one unit per code point.
+template <class Unit>
+std::vector<Unit> units_of(std::string_view utf8) {
+  std::vector<Unit> out;
+  for (size_t b = 0; b < utf8.size(); b += sequence_length(static_cast<unsigned char>(utf8[b])))
+    out.push_back(static_cast<Unit>(decode_at(utf8, b)));
+  return out;
+}
+
+char32_t widest(std::string_view utf8) {
+  char32_t m = 0;
+  for (size_t b = 0; b < utf8.size(); b += sequence_length(static_cast<unsigned char>(utf8[b])))
+    m = std::max(m, decode_at(utf8, b));
+  return m;
+}
+
+template <class Unit>
+std::vector<ChunkSpan> split_fixed(const RecursiveSplitter& splitter, std::string_view utf8) {
+  const std::vector<Unit> units = units_of<Unit>(utf8);
+  std::vector<ChunkSpan> out = {{7, 7, 7, 7}};  // appended to, not replaced
+  SplitScratch scratch;
+  splitter.split_chars(FixedView<Unit>{units.data(), units.size()}, out, scratch);
+  out.erase(out.begin());
+  for (const ChunkSpan& c : out) {
+    EXPECT_EQ(c.byte_begin, c.begin);
+    EXPECT_EQ(c.byte_end, c.end);
+  }
+  return out;
+}
+
+// Every kind a text fits in splits it as its UTF-8 does, in code points,
+// with separators that some kinds cannot hold among the ones that match.
+TEST(SplitChars, FixedWidthKindsAgreeWithUtf8) {
+  std::mt19937 rng(4321);
+  const std::vector<std::vector<std::string>> separator_sets = {
+      kDefault, {"--", "\n", ""}, {"\n", " "}, {u8"\u0120", u8"\U00010020", " ", ""}, {u8"\U0001F600", u8"\u3000", ""},
+      {u8"\u00e9", "\n", ""}};
+  SplitScratch scratch;  // one for every text, as a batch reuses it
+  for (int i = 0; i < 3000; ++i) {
+    const std::string text = random_text(rng);
+    const long long size = std::uniform_int_distribution<long long>(1, 40)(rng);
+    const long long overlap = std::uniform_int_distribution<long long>(0, size)(rng);
+    const RecursiveSplitter splitter(separator_sets[i % separator_sets.size()], size, overlap);
+    const Spans expected = spans_of(splitter.split_chars(text));
+    std::vector<ChunkSpan> reused;
+    splitter.split_chars(checked_utf8(text), reused, scratch);
+    ASSERT_EQ(spans_of(reused), expected) << text;
+    const char32_t w = widest(text);
+    ASSERT_EQ(spans_of(split_fixed<uint32_t>(splitter, text)), expected) << text;
+    if (w <= 0xFFFF) ASSERT_EQ(spans_of(split_fixed<uint16_t>(splitter, text)), expected) << text;
+    if (w <= 0xFF) ASSERT_EQ(spans_of(split_fixed<uint8_t>(splitter, text)), expected) << text;
+  }
+}
+
+TEST(SplitChars, LatinOneIsNotUtf8) {
+  // In a latin-1 str "é" is the single unit 0xE9, and a separator "é" matches it.
+  const RecursiveSplitter splitter({u8"\u00e9", ""}, 4, 0);
+  EXPECT_EQ(spans_of(split_fixed<uint8_t>(splitter, u8"ab\u00e9cd\u00e9ef")), (Spans{{0, 2}, {2, 5}, {5, 8}}));
+  EXPECT_EQ(spans_of(splitter.split_chars(u8"ab\u00e9cd\u00e9ef")), (Spans{{0, 2}, {2, 5}, {5, 8}}));
+}
+
+TEST(SplitChars, SeparatorsAKindCannotHoldNeverMatch) {
+  // Cut to 8 or 16 bits these would be " " and "\n"; they must match nothing.
+  const RecursiveSplitter narrow({u8"\u0120", u8"\u010a", ""}, 3, 0);
+  const Spans by_code_point = {{0, 3}, {4, 5}, {6, 9}, {10, 11}};
+  EXPECT_EQ(spans_of(split_fixed<uint8_t>(narrow, "a b\nc d e f")), by_code_point);
+  const RecursiveSplitter wide({u8"\U00010020", u8"\U0001000a", ""}, 3, 0);
+  EXPECT_EQ(spans_of(split_fixed<uint16_t>(wide, "a b\nc d e f")), by_code_point);
+  EXPECT_EQ(spans_of(split_fixed<uint16_t>(narrow, "a b\nc d e f")), by_code_point);
+  // Where the text can hold them, they do match.
+  EXPECT_EQ(spans_of(split_fixed<uint16_t>(narrow, u8"ab\u0120cd")), (Spans{{0, 2}, {2, 5}}));
+  EXPECT_EQ(spans_of(split_fixed<uint32_t>(wide, u8"ab\U00010020cd")), (Spans{{0, 2}, {2, 5}}));
+}
+
 TEST(SplitTokens, SizesByTokensAndCutsOnlyBetweenThem) {
   // "aaaa" is one token; the long word is four ("bbb", "##bbb", ...).
   const std::string text = "aaaa bbbbbbbbbbbb";

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <vector>
+
 #include "normalize.hpp"
 #include "utf8.hpp"
 
@@ -70,6 +73,25 @@ TEST(Normalize, LineEndingsAndControlCharacters) {
   EXPECT_EQ(normalize_text("a\r\nb\rc\nd"), "a\nb\nc\nd");
   EXPECT_EQ(normalize_text(std::string("x\0y\x1B[0m\x7Fz\tq", 12)), "xy[0mz\tq");
   EXPECT_THROW(normalize_text("ok\xFF"), Utf8Error);
+}
+
+TEST(Utf8, FindsSurrogatesInWideStrs) {
+  std::vector<uint16_t> ucs2(200, 0x6771);
+  std::vector<uint32_t> ucs4(200, 0x1F600);
+  EXPECT_EQ(find_surrogate(ucs2.data(), ucs2.size()), std::string_view::npos);
+  EXPECT_EQ(find_surrogate(ucs4.data(), ucs4.size()), std::string_view::npos);
+  for (size_t at : {size_t{0}, size_t{63}, size_t{64}, size_t{150}, size_t{199}}) {
+    for (uint32_t s : {0xD800u, 0xDBFFu, 0xDC00u, 0xDFFFu}) {
+      ucs2[at] = static_cast<uint16_t>(s);
+      ucs4[at] = s;
+      EXPECT_EQ(find_surrogate(ucs2.data(), ucs2.size()), at);
+      EXPECT_EQ(find_surrogate(ucs4.data(), ucs4.size()), at);
+      ucs2[at] = 0xE000;  // just past the surrogates
+      ucs4[at] = 0xD7FF;  // just before
+    }
+  }
+  EXPECT_EQ(find_surrogate(ucs2.data(), ucs2.size()), std::string_view::npos);
+  EXPECT_EQ(find_surrogate(ucs4.data(), ucs4.size()), std::string_view::npos);
 }
 
 }  // namespace
