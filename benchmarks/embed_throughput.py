@@ -59,7 +59,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--texts", type=int, default=512)
     ap.add_argument("--peer-python", default=str(common.REPO / ".venv-peers/bin/python"))
-    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each is kept")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
     ap.add_argument("--latency-samples", type=int, default=200)
     args = ap.parse_args()
     texts = [d["text"] for d in common.cisi.documents()[: args.texts]]
@@ -67,7 +67,12 @@ def main() -> None:
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(texts, fh)
-    results: dict = {"texts": len(texts), "query_words": 12}
+    from dataclasses import asdict
+
+    from ragd.config import Config
+    results: dict = {"texts": len(texts), "query_words": 12,
+                     "ragd_settings": {"batching": asdict(Config().batching), "model_threads": Config().model.threads,
+                                       "note": "defaults; max_pad_fraction -1 = auto (0.1 on CPU)"}}
     with common.daemon() as (address, _):
         with RagClient(address) as c:
             c.wait_ready()
