@@ -45,3 +45,50 @@ def test_masks_match_the_oracle_on_random_documents_and_filters():
                     assert mask is None or not got[cid]
                 else:
                     assert got[cid] == may_see(doc, f), (form.__name__, cid, doc, f)
+
+
+def test_searches_alongside_a_writer_never_see_a_private_chunk_half_written():
+    # Searches take no lock while the (single) writer extends the columns; the
+    # native kernel reads them without the GIL. Every mask a reader computes must
+    # admit no private chunk of someone else, and never fail on columns of
+    # different lengths, however the writer's steps interleave with it.
+    import threading
+    cols = FilterColumns()
+    truth: dict[int, bool] = {}  # chunk id -> private, recorded before the write
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    leaks: list[int] = []
+
+    def writer():
+        next_id = 0
+        for i in range(3000):
+            ids = list(range(next_id, next_id + 1 + i % 7))
+            next_id = ids[-1] + 1
+            private = i % 2 == 0
+            for cid in ids:
+                truth[cid] = private
+            cols.set_chunks(ids, Document(id=f"d{i}", text="x", project_id=1 + i % 3, type="issue",
+                                          is_private=private, author_id=1, viewer_ids=[5] if private else []))
+            if i % 50 == 49:
+                cols.clear_chunks(ids[:1])
+        stop.set()
+
+    def reader(flt):
+        try:
+            while not stop.is_set():
+                mask = cols.mask(flt)
+                admitted = np.flatnonzero(mask) if mask is not None else np.arange(cols.size)
+                leaks.extend(int(c) for c in admitted if truth.get(int(c), True))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    readers = [threading.Thread(target=reader, args=(f,)) for f in
+               (Filter(user_id=2), Filter(user_id=2, project_ids=[1, 2]), Filter(user_id=2, types=["issue"]))]
+    for t in readers:
+        t.start()
+    writer()
+    for t in readers:
+        t.join()
+    assert not errors, errors[0]
+    assert not leaks, f"private chunks admitted for user 2: {sorted(set(leaks))[:10]}"
+    assert cols.size == max(truth) + 1

@@ -102,11 +102,11 @@ def test_every_condition_at_once():
 
 def test_empty_columns():
     cols = FilterColumns()
-    assert cols.mask(Filter()) is None
-    for flt in (Filter(project_ids=[1]), Filter(types=["issue"]), Filter(updated_after_us=0),
+    assert cols.mask(Filter(all_private=True)) is None
+    for flt in (Filter(), Filter(project_ids=[1]), Filter(types=["issue"]), Filter(updated_after_us=0),
                 Filter(exclude_ids=["d1"]), Filter(metadata_equals={"a": "b"})):
         got = assert_same(cols, flt)
-        assert got is None if flt.exclude_ids else got.shape == (0,)  # an unknown id excludes nothing
+        assert got.shape == (0,)  # bounded at the rows that exist: none
 
 
 def test_no_project_filter_and_no_private_rows():
@@ -114,8 +114,11 @@ def test_no_project_filter_and_no_private_rows():
     for i in range(10):
         cols.set_chunks([i], Document(id=f"d{i}", text="x", project_id=i % 3, type="issue", updated_at_us=i))
     cols.clear_chunks([4])
-    assert cols.mask(Filter()) is None
-    assert cols.mask(Filter(user_id=3)) is None  # no private rows: visibility is no condition
+    assert cols.mask(Filter(all_private=True)) is None  # no condition at all: every chunk
+    # No private rows: visibility checks nothing, but the mask is bounded at the rows
+    # that exist now, so a private chunk committed during the search stays out.
+    for flt in (Filter(), Filter(user_id=3)):
+        assert assert_same(cols, flt).tolist() == [i != 4 for i in range(10)]
     assert_same(cols, Filter(user_id=3, updated_after_us=5))
     got = assert_same(cols, Filter(types=["issue"]))
     assert got.tolist() == [i != 4 for i in range(10)]  # only the deleted row is out

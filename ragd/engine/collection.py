@@ -88,10 +88,14 @@ class Collection:
     # run under the engine's write lock, right after the LMDB commit.
 
     def apply_upsert(self, doc: Document, new_ids: list[int], old_ids: list[int], vectors: np.ndarray) -> None:
+        # Order matters to searches running alongside (they take no lock): old chunks
+        # leave the index before their filter rows die, and new chunks get their
+        # filter rows (and a private document its private count) before they enter
+        # the index, so no search ever finds a chunk without the rows that filter it.
         self.index.remove(old_ids)
         self.columns.clear_chunks(old_ids)
-        self.index.add(np.asarray(new_ids, dtype=np.int64), vectors)
         self.columns.set_chunks(new_ids, doc)
+        self.index.add(np.asarray(new_ids, dtype=np.int64), vectors)
         if self.keyword is not None:
             self.generation = self.keyword.apply(doc.title, new_ids, old_ids)
         else:

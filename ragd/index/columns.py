@@ -18,19 +18,28 @@ from ragd.domain import Document, Filter
 _GROW = 1.5
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _COLUMNS = ("alive", "project", "type_code", "private", "author", "updated", "doc_ord")
+_DTYPES = (bool, np.int64, np.int32, bool, np.int64, np.int64, np.int64)
+
+
+def _column(i: int, name: str) -> property:
+    return property(lambda self: self._views[i], doc=f"The {name} column (a view; see _views).")
 
 
 class FilterColumns:
+    """Searches read the columns while a writer (under the engine's write lock)
+    extends them, without a lock of their own. The seven column views are
+    swapped as one tuple (`_views`), so a reader never sees columns of different
+    lengths; new rows are written before the swap that makes them visible, and
+    a deleted row stops being alive before anything else about it changes, so a
+    reader never sees a private chunk half-written (alive but not yet private)."""
+
+    alive, project, type_code, private, author, updated, doc_ord = (
+        _column(i, name) for i, name in enumerate(_COLUMNS))
+
     def __init__(self) -> None:
         self._cap = 0
         self._buf: dict[str, np.ndarray] = {}
-        self.alive = np.zeros(0, dtype=bool)
-        self.project = np.zeros(0, dtype=np.int64)
-        self.type_code = np.zeros(0, dtype=np.int32)
-        self.private = np.zeros(0, dtype=bool)
-        self.author = np.zeros(0, dtype=np.int64)
-        self.updated = np.zeros(0, dtype=np.int64)
-        self.doc_ord = np.zeros(0, dtype=np.int64)
+        self._views: tuple[np.ndarray, ...] = tuple(np.zeros(0, dtype=d) for d in _DTYPES)
         self._types: dict[str, int] = {}
         self._doc_ords: dict[str, int] = {}
         self.doc_ids: list[str] = []
@@ -44,20 +53,21 @@ class FilterColumns:
     def size(self) -> int:
         return len(self.alive)
 
-    def _ensure(self, n: int) -> None:
-        """Grow every column to hold chunk ids < n (amortised: capacity grows by 1.5x)."""
-        if n <= self.size:
-            return
+    def _ensure(self, n: int, publish: bool = True) -> None:
+        """Grow every column to hold chunk ids < n (amortised: capacity grows by 1.5x).
+        publish=False grows the buffers only: rows past `size` stay invisible to
+        readers until the views are swapped."""
         if n > self._cap:
             cap = max(n, int(self._cap * _GROW) + 1024)
-            for name in _COLUMNS:
-                old = getattr(self, name)
+            for name, old in zip(_COLUMNS, self._views):
                 new = np.zeros(cap, dtype=old.dtype)
                 new[: len(old)] = old
                 self._buf[name] = new
             self._cap = cap
-        for name in _COLUMNS:
-            setattr(self, name, self._buf[name][:n])
+            # The old views may point into the old buffers: republish at the same length.
+            self._views = tuple(self._buf[name][: self.size] for name in _COLUMNS)
+        if publish and n > self.size:
+            self._views = tuple(self._buf[name][:n] for name in _COLUMNS)  # one atomic swap
 
     def doc_ordinal(self, doc_id: str) -> int:
         ord_ = self._doc_ords.get(doc_id)
@@ -71,18 +81,28 @@ class FilterColumns:
         if not len(chunk_ids):
             return
         ids = np.asarray(chunk_ids, dtype=np.int64)
-        self._ensure(int(ids.max()) + 1)
-        self.alive[ids] = True
-        self.project[ids] = doc.project_id
-        self.type_code[ids] = self._types.setdefault(doc.type, len(self._types))
-        self.private[ids] = doc.is_private
-        self.author[ids] = doc.author_id
-        self.updated[ids] = doc.updated_at_us
-        self.doc_ord[ids] = self.doc_ordinal(doc.id)
-        if doc.is_private:
+        n = int(ids.max()) + 1
+        # New chunks (ids past every visible row: the write path always) are written
+        # into the buffers beyond the views and published by one swap of the views,
+        # so a reader, even the native kernel reading without the GIL, sees each row
+        # whole or not at all. Rows rewritten in place (rebuild, replay) are marked
+        # alive last.
+        fresh = int(ids.min()) >= self.size
+        self._ensure(n, publish=not fresh)
+        b = self._buf
+        b["project"][ids] = doc.project_id
+        b["type_code"][ids] = self._types.setdefault(doc.type, len(self._types))
+        b["private"][ids] = doc.is_private
+        b["author"][ids] = doc.author_id
+        b["updated"][ids] = doc.updated_at_us
+        b["doc_ord"][ids] = self.doc_ordinal(doc.id)
+        if doc.is_private:  # before the rows show: mask() skips the private check while the count is 0
             self.private_count += len(ids)
             for user in doc.viewer_ids:
                 self._viewers.setdefault(user, set()).update(ids.tolist())
+        b["alive"][ids] = True
+        if fresh:
+            self._ensure(n)
         for cid in ids.tolist():
             if doc.metadata or (doc.is_private and doc.viewer_ids):
                 self._chunk_meta[cid] = (doc.metadata, list(doc.viewer_ids) if doc.is_private else [])
@@ -97,9 +117,10 @@ class FilterColumns:
         if not ids:
             return
         arr = np.asarray(ids, dtype=np.int64)
-        self.private_count -= int(self.private[arr].sum())
-        self.alive[arr] = False
-        self.private[arr] = False
+        alive, private = self.alive, self.private  # from one _views: same length
+        alive[arr] = False  # first: a concurrent reader no longer admits the rows
+        self.private_count -= int(private[arr].sum())
+        private[arr] = False
         for cid in ids:
             entry = self._chunk_meta.pop(cid, None)
             if entry is None:
@@ -125,10 +146,10 @@ class FilterColumns:
     # and updated_at, and numpy for the inverted-map conditions (metadata, exclude_ids).
     # _mask_numpy is the numpy form, kept as the reference the tests compare with.
     def mask(self, flt: Filter) -> np.ndarray | None:
-        """Boolean mask of chunks the filter admits, or None when it admits every chunk."""
+        """Boolean mask of chunks the filter admits, or None when it admits every chunk
+        (no condition, and a viewer who may see every private chunk)."""
         # Each column read once: the kernel checks the very arrays it reads.
-        alive, project, type_code, private, author, updated = (
-            self.alive, self.project, self.type_code, self.private, self.author, self.updated)
+        alive, project, type_code, private, author, updated, _ = self._views
         kw: dict = {}
         if flt.project_ids:
             kw["projects"] = np.asarray(flt.project_ids, dtype=np.int64)
@@ -154,7 +175,10 @@ class FilterColumns:
                 conds.append(updated >= bound if key == "updated_min" else updated <= bound)
         conds += self._rare_conds(flt)
         if not kw and not conds:
-            return None
+            # No private chunk exists now, so none is checked. But a private document
+            # committed while this search runs would pass a None mask: bound the
+            # admitted ids at the rows that exist now (later ones fall outside the mask).
+            return None if flt.all_private else alive.copy()
         mask = np.empty(len(alive), dtype=bool)
         _native.filter_mask(mask, alive, project, type_code, private, author, updated, **kw)
         for cond in conds:
@@ -184,7 +208,7 @@ class FilterColumns:
         if flt.updated_before_us is not None:
             conds.append(self.updated <= flt.updated_before_us)
         conds += self._rare_conds(flt)
-        if not conds:
+        if not conds and flt.all_private:
             return None
         mask = self.alive.copy()
         for cond in conds:
@@ -234,10 +258,9 @@ class FilterColumns:
         if any(len(arrays[name]) != n for name in _COLUMNS):
             raise ValueError("columns of different lengths")
         cols._cap = n
-        for name in _COLUMNS:
-            dtype = getattr(cols, name).dtype
+        for name, dtype in zip(_COLUMNS, _DTYPES):
             cols._buf[name] = np.array(arrays[name], dtype=dtype, copy=True)
-            setattr(cols, name, cols._buf[name][:n])
+        cols._views = tuple(cols._buf[name][:n] for name in _COLUMNS)
         cols._types = dict(state["types"])
         cols.doc_ids = list(state["doc_ids"])
         cols._doc_ords = {d: i for i, d in enumerate(cols.doc_ids)}
