@@ -229,7 +229,7 @@ def peers_side(args, docs, queries, workdir: Path) -> dict:
     (workdir / "settings.json").write_text(json.dumps({
         "concurrency": args.concurrency, "seconds": args.seconds, "filter": FILTER,
         "scale_fractions": args.scale_fractions, "scale_concurrency": args.scale_concurrency,
-        "scale_seconds": args.scale_seconds}))
+        "scale_seconds": args.scale_seconds, "mixed_concurrency": args.mixed_concurrency}))
     cmd = [args.peer_python, str(HERE / "peers" / "vector_peers.py"), str(workdir)]
     # stderr (LanceDB's deprecation warnings per query, model loading bars) is shown only on failure.
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -273,14 +273,19 @@ def rows(res: dict) -> list[tuple[str, str, dict, bool]]:
                 {"ragd": r["memory"].get("peak_rss_mib"), "st_faiss": mem.get("process_peak_rss_mib"),
                  "st_lancedb": mem.get("process_peak_rss_mib")}, False))
     m = r["mixed"]
+    pm = p.get("mixed", {})
     out.append((f"search QPS while indexing, {m['concurrency']} clients", "q/s",
-                {"ragd": m["search"]["qps"], "st_faiss": None, "st_lancedb": None}, True))
+                {"ragd": m["search"]["qps"], **{k: pm.get(k, {}).get("search", {}).get("qps") for k, _ in PEERS}},
+                True))
     out.append((f"search p99 while indexing, {m['concurrency']} clients", "ms",
-                {"ragd": m["search"].get("p99_ms"), "st_faiss": None, "st_lancedb": None}, False))
+                {"ragd": m["search"].get("p99_ms"),
+                 **{k: pm.get(k, {}).get("search", {}).get("p99_ms") for k, _ in PEERS}}, False))
     out.append(("documents/s written during that load", "docs/s",
-                {"ragd": m["write"]["docs_per_s"], "st_faiss": None, "st_lancedb": None}, True))
-    out.append(("embed tokens/s (Embed RPC, batches of 256)", "tok/s",
-                {"ragd": r["embed"]["tokens_per_s"], "st_faiss": None, "st_lancedb": None}, True))
+                {"ragd": m["write"]["docs_per_s"],
+                 **{k: pm.get(k, {}).get("write", {}).get("docs_per_s") for k, _ in PEERS}}, True))
+    st_embed = p.get("embed", {}).get("tokens_per_s")
+    out.append(("embed tokens/s (ragd: Embed RPC, batches of 256; peers: ST encode(), batches of 32)", "tok/s",
+                {"ragd": r["embed"]["tokens_per_s"], **{k: st_embed for k, _ in PEERS}}, True))
     return out
 
 
@@ -333,7 +338,11 @@ What each side does (not the same work):
   below 1.0 is tie-breaking among identical chunks (the corpus reuses abstracts); ragd and LanceDB are both exact at this size (ragd switches to IVF-PQ at 50,000 vectors); the IVF-PQ
   recall/latency trade-off is in `harness_recall.png`. Peak RSS of the peers is one process holding
   PyTorch, the model, FAISS and LanceDB; ragd's is the daemon alone.
-- Mixed read/write and embed tokens/s were measured for ragd only. GPU profile: {res.get('gpu_note', '')}
+- Mixed read/write: ragd streams re-versioned documents (each replaces its old chunks) over IndexStream;
+  each peer has one writer thread splitting, encoding and appending batches of 16 documents (appends, no
+  replacement; FAISS behind one lock shared with the searches, since a FAISS index may not be searched while
+  it grows; LanceDB appends table versions). Embed tokens/s of the peers is sentence-transformers `encode()`
+  during their ingest (the same encoder for both). GPU profile: {res.get('gpu_note', '')}
 """
     return "\n".join(lines) + "\n" + notes
 

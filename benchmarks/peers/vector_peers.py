@@ -132,8 +132,16 @@ def main():
     splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
     t0 = time.perf_counter()
     st_chunks = [c for d in docs for c in splitter.split_text(d["text"])]
+    t1 = time.perf_counter()
     st_vectors = model.encode(st_chunks, batch_size=32, normalize_embeddings=True)
     t_encode = time.perf_counter() - t0
+    # Embed throughput of the peers' encoder on that step: tokens the model saw (truncated
+    # at its max length, special tokens included) per second of encode().
+    st_tokens = sum(len(ids) for ids in model.tokenizer(st_chunks, truncation=True,
+                                                        max_length=model.max_seq_length)["input_ids"])
+    encode_s = t_encode - (t1 - t0)
+    out["embed"] = {"texts": len(st_chunks), "tokens": st_tokens, "seconds": encode_s,
+                    "tokens_per_s": st_tokens / encode_s, "batch_size": 32}
     idx = faiss.IndexFlatIP(st_vectors.shape[1])
     idx.add(np.asarray(st_vectors, dtype=np.float32))
     t_faiss = time.perf_counter() - t0
@@ -190,6 +198,66 @@ def main():
     def st_lancedb(q):
         v = model.encode([q], normalize_embeddings=True)[0]
         lance_search(tbl, v)
+
+    # Mixed read/write: searches at the harness's mixed concurrency while one writer
+    # thread splits, encodes and appends batches of 16 documents. FAISS indexes are not
+    # safe to search while adding, so one lock serialises the two (what an application
+    # embedding FAISS must do); LanceDB appends a new table version. Appends, not
+    # updates: neither peer replaces a document's old chunks as ragd does.
+    faiss_lock = threading.Lock()
+
+    def locked_faiss(q):
+        v = np.asarray(model.encode([q], normalize_embeddings=True), dtype=np.float32)
+        with faiss_lock:
+            faiss_index.search(v, 10)
+
+    def mixed(search, append):
+        stop = threading.Event()
+        written = [0]
+
+        def writer():
+            i = 0
+            while not stop.is_set():
+                part = docs[i % len(docs):i % len(docs) + 16]
+                i += 16
+                texts = [c for d in part for c in splitter.split_text(d["text"])]
+                if texts:
+                    append(np.asarray(model.encode(texts, batch_size=32, normalize_embeddings=True), dtype=np.float32))
+                written[0] += len(part)
+        t = threading.Thread(target=writer)
+        t0 = time.perf_counter()
+        t.start()
+        r = load(search, queries, s["mixed_concurrency"], s["seconds"])
+        stop.set()
+        t.join()
+        return {"concurrency": s["mixed_concurrency"], "search": r,
+                "write": {"docs": written[0], "docs_per_s": written[0] / (time.perf_counter() - t0)}}
+
+    def faiss_append(v):
+        with faiss_lock:
+            faiss_index.add(v)
+
+    mixed_tbl = table_of(len(chunks), "mixed")
+
+    def lance_append(v):
+        n0 = 10_000_000 + lance_append.n
+        lance_append.n += len(v)
+        mixed_tbl.add(pa.table({
+            "id": pa.array(range(n0, n0 + len(v)), pa.int64()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(v.ravel(), pa.float32()), v.shape[1]),
+            "project_id": pa.array([0] * len(v), pa.int64()), "is_private": pa.array([False] * len(v), pa.bool_()),
+            "author_id": pa.array([0] * len(v), pa.int64())}))
+    lance_append.n = 0
+
+    out["mixed"] = {
+        "st_faiss": mixed(locked_faiss, faiss_append),
+        "st_lancedb": mixed(lambda q: lance_search(mixed_tbl, model.encode([q], normalize_embeddings=True)[0]),
+                            lance_append)}
+    for name, m in out["mixed"].items():
+        print(f"peer {name} mixed: {m['search']['qps']:.1f} qps p99 {m['search'].get('p99_ms', 0):.1f} ms, "
+              f"{m['write']['docs_per_s']:.1f} docs/s written", flush=True)
+    faiss_index = faiss.IndexFlatIP(vectors.shape[1])  # back to the corpus alone for the load runs
+    faiss_index.add(vectors)
 
     out["load"] = {"st_faiss": {}, "st_lancedb": {}}
     for c in s["concurrency"]:
