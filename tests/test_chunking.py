@@ -68,6 +68,18 @@ def test_degenerate_texts(text, size, overlap):
     assert_like_langchain(text, size, overlap)
 
 
+@pytest.mark.parametrize("length_from_size", [-2, -1, 0, 1])
+@pytest.mark.parametrize("fill", ["ab cd\nef ", "x", " \n", "東😀 ", "  é\n\n"], ids=["words", "one-char", "blank", "wide", "padded"])
+@pytest.mark.parametrize(("size", "overlap"), [(500, 50), (12, 4), (3, 0)])
+def test_texts_about_chunk_size_long(length_from_size, fill, size, overlap):
+    # Texts shorter than chunk_size take the native short cut (one stripped
+    # chunk, no separator search); at chunk_size and above, the recursion.
+    text = (fill * (size // len(fill) + 2))[: size + length_from_size]
+    assert_like_langchain(text, size, overlap)
+    chunks = Chunker(chunk_size=size, chunk_overlap=overlap).chunk(text.encode())  # the UTF-8 path too
+    assert [c.text for c in chunks] == RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap).split_text(text)
+
+
 MARKUP = """h1. Installation guide
 
 {{toc}}

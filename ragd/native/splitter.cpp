@@ -396,6 +396,14 @@ void run(const TextT& text, const Measure& measure, const std::vector<Separator<
   const Piece whole = text.whole();
   if (whole.byte_end == 0) return;
   Output<TextT> out(text, chunks);
+  // A text shorter than chunk_size is one chunk, stripped: each piece any
+  // level could split it into is shorter still, and merging them never fills
+  // a chunk before the end (code-point lengths add up; token counts need not,
+  // so token mode takes the recursion). A quarter of CISI's abstracts, and
+  // most issue notes, end here without a separator search.
+  if constexpr (Measure::kUnitsAreCodePoints) {
+    if (whole.end - whole.begin < size) return out.add_stripped(whole);
+  }
   Recursion<TextT, Measure, Unit>(text, measure, separators, size, overlap, out, scratch).split(whole, 0);
 }
 

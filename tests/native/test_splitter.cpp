@@ -47,6 +47,12 @@ TEST(SplitChars, MatchesLangChainOnEdgeCases) {
       {"x--y--z----w", 4, 2, {"--", ""}, {{0, 4}, {4, 7}, {7, 9}, {9, 12}}},
       {"", 10, 0, kDefault, {}},
       {" \n\t ", 10, 0, kDefault, {}},
+      // Shorter than chunk_size: one chunk, stripped (the short cut); at
+      // chunk_size and above, the recursion, which may cut it.
+      {"  short note\n\nwith a blank line  ", 40, 0, kDefault, {{2, 31}}},
+      {"  short note\n\nwith a blank line  ", 32, 0, kDefault, {{2, 12}, {14, 31}}},
+      {"  short note\n\nwith a blank line  ", 33, 5, kDefault, {{2, 31}}},
+      {" \n \n ", 6, 0, kDefault, {}},
   };
   for (const Golden& g : cases) {
     RecursiveSplitter splitter(g.separators, g.size, g.overlap);
