@@ -48,7 +48,9 @@ class ModelConfig:
 
 @dataclass
 class BatchingConfig:
-    max_batch_tokens: int = opt(8192, "Most padded tokens (rows x longest row) in one inference batch.")
+    max_batch_tokens: int = opt(0, "Most padded tokens (rows x longest row) in one inference batch (0 = auto: "
+                                   "1024 on a CPU, where bigger batches run no faster and a query waits behind "
+                                   "the batch running; 8192 on CUDA).")
     max_batch_texts: int = opt(64, "Most texts in one inference batch.")
     max_pad_fraction: float = opt(-1.0, "Most of a batch's tokens that may be padding (-1 = auto: 0.1 on a CPU, "
                                         "where padding costs as much as real tokens; 0.5 on CUDA).")
@@ -274,8 +276,10 @@ def validate(cfg: Config) -> None:
     if cfg.server.stream_depth < 1 or cfg.jobs.batch_size < 1 or cfg.jobs.max_attempts < 1:
         raise ConfigError("server.stream_depth, jobs.batch_size and jobs.max_attempts must be at least 1")
     b = cfg.batching
-    if b.max_batch_tokens < 1 or b.max_batch_texts < 1 or b.max_queue_tokens < 1:
-        raise ConfigError("batching.max_batch_tokens, max_batch_texts and max_queue_tokens must be at least 1")
+    if b.max_batch_tokens < 0:
+        raise ConfigError(f"batching.max_batch_tokens: {b.max_batch_tokens} is not 0 (auto) or a positive count")
+    if b.max_batch_texts < 1 or b.max_queue_tokens < 1:
+        raise ConfigError("batching.max_batch_texts and max_queue_tokens must be at least 1")
     if not (b.max_pad_fraction == -1 or 0 <= b.max_pad_fraction <= 1):
         raise ConfigError(f"batching.max_pad_fraction: {b.max_pad_fraction} is not -1 (auto) or between 0 and 1")
     if b.inference_workers < 1 or cfg.model.threads < 0:

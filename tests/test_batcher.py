@@ -207,3 +207,28 @@ def test_cancelled_multi_batch_request_gives_back_all_its_queue_room(embedder):
     assert after.vectors.shape == (1, 384)
     assert rows == 2 * 4 + 1  # the two batches in flight, then the query: the other 8 were skipped
     assert queued == 0
+
+
+def test_token_cap_bounds_every_batch(embedder):
+    # The CPU default (1024 padded tokens) is what bounds how long a query
+    # waits behind bulk work; no batch may exceed it, even with free padding.
+    texts = [f"issue {i}: " + "the mail handler dropped the reply " * (3 + i % 9) for i in range(80)]
+    spy = _Spy(embedder)
+
+    async def go(b):
+        return await b.embed(texts)
+    out = run(_with_batcher(spy, go, max_batch_tokens=1024, max_batch_texts=64, max_pad_fraction=1.0))
+    assert np.min(np.sum(out.vectors * embedder.embed(texts).vectors, axis=1)) > 0.9999
+    assert len(spy.batches) > 3
+    assert all(padded <= 1024 for _, _, padded in spy.batches), spy.batches
+    assert sum(r for r, _, _ in spy.batches) == 80
+
+
+def test_token_cap_defaults_by_device():
+    from ragd.config import Config
+    from ragd.engine.engine import batch_token_cap
+
+    cfg = Config()
+    assert (batch_token_cap(cfg, cuda=False), batch_token_cap(cfg, cuda=True)) == (1024, 8192)
+    cfg.batching.max_batch_tokens = 3000
+    assert (batch_token_cap(cfg, cuda=False), batch_token_cap(cfg, cuda=True)) == (3000, 3000)
