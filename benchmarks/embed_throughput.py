@@ -72,7 +72,7 @@ def main() -> None:
     from ragd.config import Config
     results: dict = {"texts": len(texts), "query_words": 12,
                      "ragd_settings": {"batching": asdict(Config().batching), "model_threads": Config().model.threads,
-                                       "note": "defaults; max_pad_fraction -1 = auto (0.1 on CPU)"}}
+                                       "note": "defaults; max_pad_fraction -1 and max_batch_tokens 0 = auto (0.1 and 1024 on CPU)"}}
     with common.daemon() as (address, _):
         with RagClient(address) as c:
             c.wait_ready()
