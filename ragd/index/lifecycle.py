@@ -106,6 +106,11 @@ class IndexKeeper:
                 header, blob, states = snapfile.read(self.path)
                 if int(header.get("collection", self.coll_id)) != self.coll_id:
                     raise snapfile.SnapshotError("snapshot of another collection")
+                # Newer than the store (a store restored or copied without its
+                # index dir): it would hold chunks the store no longer has, and
+                # the op log cannot take it back.
+                if int(header["seq"]) > (store_seq := self.store.sequence()):
+                    raise snapfile.SnapshotError(f"at sequence {header['seq']}, ahead of the store's {store_seq}")
                 self.index.load_bytes(header, blob, states)
                 seq = int(header["seq"])
                 source = f"snapshot at sequence {seq}"
