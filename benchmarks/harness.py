@@ -329,7 +329,7 @@ What each side does (not the same work):
   embedded with its title in front.
 - **ST + LangChain + FAISS**: the RedMica design's in-process stack, no network, no durability, **no
   permission filter** (IndexFlatIP over ragd's vectors); one `encode([query])` per query (PyTorch CPU),
-  threads for concurrency. Ingest: split + encode (chunk without title) + add.
+  threads for concurrency. Ingest: split + encode (each chunk with its title in front, as ragd embeds it) + add.
 - **ST + LanceDB** ({res.get('peers', {}).get('versions', {}).get('lancedb', '?')}): an embedded vector
   database fed ragd's own chunk vectors, prefiltered with the same permission filter (SQL `where`,
   flat search: exact); queries encoded with sentence-transformers in process. Ingest = ST split + encode

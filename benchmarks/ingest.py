@@ -53,7 +53,7 @@ def main() -> None:
     kinds = {k: sum(d["type"] == k for d in docs) for k in ("issue", "journal", "wiki")}
     result = {"docs": len(docs), "mix": kinds, "ragd": ragd, "st_langchain_faiss": peer,
               "ratio_docs_per_s": ragd["docs_per_s"] / peer["docs_per_s"], "target_ratio": ">= 2.0",
-              "note": "ragd embeds each chunk with its document title in front; the peer embeds the chunk alone"}
+              "note": "both embed each chunk with its document title in front (peers/same_work.py)"}
     print(f"corpus: {len(docs)} documents {kinds}")
     print(f"{'':44}{'docs/s':>9}{'chunks/s':>10}{'chunks':>8}")
     print(f"{'sentence-transformers + LangChain + FAISS':44}{peer['docs_per_s']:9.1f}{peer['chunks_per_s']:10.1f}"

@@ -36,6 +36,8 @@ import torch  # noqa: E402
 from langchain_text_splitters import RecursiveCharacterTextSplitter  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
+from same_work import embedding_text  # noqa: E402
+
 
 def rss_mib() -> float:
     for line in open("/proc/self/status"):
@@ -131,7 +133,8 @@ def main():
     # Ingest: the RedMica design's stack, in process, no network, no durability.
     splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
     t0 = time.perf_counter()
-    st_chunks = [c for d in docs for c in splitter.split_text(d["text"])]
+    # Each chunk embedded with its title in front, as ragd does (same_work.py).
+    st_chunks = [embedding_text(d.get("title", ""), c) for d in docs for c in splitter.split_text(d["text"])]
     t1 = time.perf_counter()
     st_vectors = model.encode(st_chunks, batch_size=32, normalize_embeddings=True)
     t_encode = time.perf_counter() - t0
@@ -220,7 +223,7 @@ def main():
             while not stop.is_set():
                 part = docs[i % len(docs):i % len(docs) + 16]
                 i += 16
-                texts = [c for d in part for c in splitter.split_text(d["text"])]
+                texts = [embedding_text(d.get("title", ""), c) for d in part for c in splitter.split_text(d["text"])]
                 if texts:
                     append(np.asarray(model.encode(texts, batch_size=32, normalize_embeddings=True), dtype=np.float32))
                 written[0] += len(part)
