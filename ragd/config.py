@@ -32,6 +32,9 @@ class ServerConfig:
     grace_s: float = opt(10.0, "On SIGTERM, seconds to let in-flight calls finish before cancelling them.")
     max_message_bytes: int = opt(64 * MiB, "Largest gRPC message accepted or sent.")
     port_file: str = opt("", "If set, the bound port is written to this file once serving (for tests and supervisors).")
+    metrics_listen: str = opt("127.0.0.1:9464", "Prometheus /metrics HTTP address HOST:PORT (empty = off, port 0 "
+                                                "picks a free one). If it cannot listen, ragd serves on without "
+                                                "metrics and logs a warning.")
     stream_depth: int = opt(4, "Messages of one IndexStream/SearchStream worked on at once (the next batch is "
                                "chunked and embedded while the previous one commits); bounds server-side buffering.")
 

@@ -1,4 +1,4 @@
-"""`ragd serve`: the grpc.aio server, health, reflection and signal handling.
+"""`ragd serve`: the grpc.aio server, health, reflection, Prometheus metrics and signal handling.
 
 Start-up order: listen at once with health NOT_SERVING (RagService calls get
 UNAVAILABLE), load the model and rebuild the indexes, then report SERVING.
@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ragd.api.metrics import Metrics
 from ragd.api.servicer import SERVICE, RagServicer, generic_handler
 from ragd.config import Config
 from ragd.engine.engine import Engine
@@ -36,7 +37,8 @@ async def serve(cfg: Config) -> int:
     options = [("grpc.max_receive_message_length", cfg.server.max_message_bytes),
                ("grpc.max_send_message_length", cfg.server.max_message_bytes),
                ("grpc.so_reuseport", 0)]
-    server = grpc.aio.server(options=options)
+    metrics = Metrics(engine)
+    server = grpc.aio.server(options=options, interceptors=[metrics.interceptor()])
     server.add_generic_rpc_handlers((generic_handler(RagServicer(engine)),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -50,6 +52,8 @@ async def serve(cfg: Config) -> int:
     for name in ("", SERVICE.full_name):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
+    if cfg.server.metrics_listen:
+        metrics.serve(cfg.server.metrics_listen)
     host = cfg.server.listen.rpartition(":")[0]
     log.info("listening on %s:%d (NOT_SERVING until loaded), data dir %s", host, port, cfg.data_dir)
 
@@ -85,5 +89,6 @@ async def serve(cfg: Config) -> int:
     if not load.done():
         await load  # model loading cannot be interrupted; wait so LMDB closes cleanly
     await loop.run_in_executor(None, engine.close)
+    metrics.close()
     log.info("stopped")
     return code

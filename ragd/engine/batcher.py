@@ -95,8 +95,11 @@ class EmbedBatcher:
         self._inflight: set[asyncio.Task] = set()
         self._unresolved: set[_Request] = set()  # queued or in a batch, future not yet set
         self._stopped = False
-        self.batches_run = 0  # counters for Stats and tests
+        self.batches_run = 0  # counters for metrics and tests
         self.rows_run = 0
+        self.real_tokens = 0
+        self.padded_tokens = 0
+        self.inference_s = 0.0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -268,6 +271,9 @@ class EmbedBatcher:
         ms = (time.perf_counter() - now) * 1000
         self.batches_run += 1
         self.rows_run += len(live)
+        self.real_tokens += int(padded.attention_mask.sum())
+        self.padded_tokens += padded.attention_mask.size
+        self.inference_s += ms / 1000
         touched = {}
         for it, vec in zip(live, vectors):
             it.request.out.vectors[it.row] = vec

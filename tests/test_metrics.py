@@ -1,0 +1,94 @@
+"""Prometheus metrics of a real daemon: per-call counts by status code and
+durations from the interceptor, engine figures read at scrape time, and a
+metrics port already in use leaving the daemon serving."""
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+import pytest
+from conftest import free_port
+from prometheus_client.parser import text_string_to_metric_families
+from ragd_client import RagClient
+from ragd_client.errors import InvalidArgument
+
+DOCS = [{"id": f"issue:{i}", "title": f"Issue {i}", "text": f"The mail handler dropped reply number {i}. " * 20,
+         "project_id": 1 + i % 2} for i in range(6)]
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(samples, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory, models_dir):
+    from conftest import Daemon
+    port = free_port()
+    d = Daemon(tmp_path_factory.mktemp("metrics"), models_dir, {"RAGD_SERVER_METRICS_LISTEN": f"127.0.0.1:{port}"})
+    d.start()
+    d.metrics_port = port
+    yield d
+    d.kill()
+
+
+def test_calls_are_counted_by_method_and_code(daemon):
+    before = scrape(daemon.metrics_port)
+    with RagClient(daemon.address) as c:
+        c.upsert(DOCS, wait=True)
+        for _ in range(3):
+            c.search("mail handler reply", top_k=3)
+        with pytest.raises(InvalidArgument, match="top_k"):
+            c.search("mail", top_k=-1)
+    after = scrape(daemon.metrics_port)
+    svc = "ragd.v1.RagService"
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+    assert delta("ragd_rpc_requests_total", service=svc, method="Search", code="OK") == 3
+    assert delta("ragd_rpc_requests_total", service=svc, method="Search", code="INVALID_ARGUMENT") == 1
+    assert delta("ragd_rpc_requests_total", service=svc, method="Upsert", code="OK") == 1
+    assert delta("ragd_rpc_duration_seconds_count", service=svc, method="Search") == 4
+    assert delta("ragd_rpc_duration_seconds_sum", service=svc, method="Search") > 0
+    # Bucket counts are cumulative: the +Inf bucket holds every call.
+    assert delta("ragd_rpc_duration_seconds_bucket", service=svc, method="Search", le="+Inf") == 4
+
+
+def test_engine_figures_are_read_at_scrape_time(daemon):
+    with RagClient(daemon.address) as c:
+        c.upsert(DOCS, wait=True)
+        stats = c.stats()
+    s = scrape(daemon.metrics_port)
+    coll = next(x for x in stats.collections if x.name == "default")
+    assert value(s, "ragd_ready") == 1
+    assert value(s, "ragd_collection_documents", collection="default") == coll.documents == len(DOCS)
+    assert value(s, "ragd_collection_chunks", collection="default") == coll.chunks > len(DOCS)
+    assert value(s, "ragd_index_vectors", collection="default", kind=coll.index_kind) == coll.index_vectors
+    assert value(s, "ragd_store_sequence") == coll.sequence
+    real, padded = value(s, "ragd_embed_tokens_total", kind="real"), value(s, "ragd_embed_tokens_total", kind="padded")
+    assert 0 < real <= padded
+    assert value(s, "ragd_embed_texts_total") >= coll.chunks
+    assert value(s, "ragd_embed_batches_total") >= 1
+    assert value(s, "ragd_embed_inference_seconds_total") > 0
+    assert value(s, "process_resident_memory_bytes") > 50e6
+
+
+def test_metrics_port_in_use_leaves_the_daemon_serving(daemon_factory):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        d = daemon_factory(env={"RAGD_SERVER_METRICS_LISTEN": f"127.0.0.1:{port}"}).start()
+        with RagClient(d.address) as c:
+            c.upsert(DOCS[:1], wait=True)
+            assert c.search("mail handler", top_k=1).hits
+        assert "metrics: cannot listen on 127.0.0.1:" in d.log()
