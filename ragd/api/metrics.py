@@ -107,33 +107,32 @@ class _RpcInterceptor(grpc.aio.ServerInterceptor):
                     response_serializer=handler.response_serializer)
 
     def _unary(self, method, behavior):
-        m = self._m
-
         async def timed(request, context):
-            start, error = time.perf_counter(), None
-            try:
+            with _Observed(self._m, method, context):
                 return await behavior(request, context)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                m.observe(method, _code(context, error), time.perf_counter() - start)
         return timed
 
     def _stream(self, method, behavior):
-        m = self._m
-
         async def timed(request, context):
-            start, error = time.perf_counter(), None
-            try:
+            with _Observed(self._m, method, context):
                 async for item in behavior(request, context):
                     yield item
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                m.observe(method, _code(context, error), time.perf_counter() - start)
         return timed
+
+
+class _Observed:
+    """Times one call and records it, with the status it ended with, on exit."""
+
+    def __init__(self, metrics: Metrics, method: str, context: grpc.aio.ServicerContext) -> None:
+        self._m, self._method, self._context = metrics, method, context
+        self._start = time.perf_counter()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, _type, exc, _tb) -> bool:
+        self._m.observe(self._method, _code(self._context, exc), time.perf_counter() - self._start)
+        return False
 
 
 class EngineCollector:
