@@ -63,6 +63,18 @@ def test_calls_are_counted_by_method_and_code(daemon):
     assert delta("ragd_rpc_duration_seconds_bucket", service=svc, method="Search", le="+Inf") == 4
 
 
+def test_a_failed_call_is_counted_before_the_client_has_its_error(daemon):
+    """context.abort sends the status first; the count must not lag behind it.
+    (On the old interceptor, which recorded only on exit, CI lost this race.)"""
+    key = dict(service="ragd.v1.RagService", method="Search", code="INVALID_ARGUMENT")
+    with RagClient(daemon.address) as c:
+        for _ in range(20):
+            before = value(scrape(daemon.metrics_port), "ragd_rpc_requests_total", **key)
+            with pytest.raises(InvalidArgument, match="top_k"):
+                c.search("mail", top_k=-1)
+            assert value(scrape(daemon.metrics_port), "ragd_rpc_requests_total", **key) == before + 1
+
+
 def test_engine_figures_are_read_at_scrape_time(daemon):
     with RagClient(daemon.address) as c:
         c.upsert(DOCS, wait=True)

@@ -108,31 +108,62 @@ class _RpcInterceptor(grpc.aio.ServerInterceptor):
 
     def _unary(self, method, behavior):
         async def timed(request, context):
-            with _Observed(self._m, method, context):
-                return await behavior(request, context)
+            with _Observed(self._m, method, context) as ctx:
+                return await behavior(request, ctx)
         return timed
 
     def _stream(self, method, behavior):
         async def timed(request, context):
-            with _Observed(self._m, method, context):
-                async for item in behavior(request, context):
+            with _Observed(self._m, method, context) as ctx:
+                async for item in behavior(request, ctx):
                     yield item
         return timed
 
 
 class _Observed:
-    """Times one call and records it, with the status it ended with, on exit."""
+    """Times one call and records it once, with the status it ended with: on exit,
+    or, for an aborted call, just before the status goes out.
+
+    `context.abort` sends the status to the client and only then raises, so a call
+    recorded on exit alone would reach the client before its count reached
+    /metrics. The handler gets a context whose abort records first. (ragd keeps
+    aborting rather than setting the code and returning: abort answers
+    trailers-only, which the clients' retry policy may retry; a returned status
+    follows headers, which commit the call.)
+    """
 
     def __init__(self, metrics: Metrics, method: str, context: grpc.aio.ServicerContext) -> None:
         self._m, self._method, self._context = metrics, method, context
         self._start = time.perf_counter()
+        self._recorded = False
 
-    def __enter__(self) -> None:
-        return None
+    def __enter__(self) -> _RecordingContext:
+        return _RecordingContext(self._context, self)
 
     def __exit__(self, _type, exc, _tb) -> bool:
-        self._m.observe(self._method, _code(self._context, exc), time.perf_counter() - self._start)
+        self.record(_code(self._context, exc))
         return False
+
+    def record(self, code: grpc.StatusCode | None) -> None:
+        if not self._recorded:
+            self._recorded = True
+            self._m.observe(self._method, code, time.perf_counter() - self._start)
+
+
+class _RecordingContext:
+    """The servicer context, except that abort records the call before sending."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, observed: _Observed) -> None:
+        self._context, self._observed = context, observed
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+    async def abort(self, code: grpc.StatusCode, *args, **kwargs) -> None:
+        # Arguments passed on as given: gRPC's own defaults keep trailing metadata
+        # set earlier (retry-after-ms on RESOURCE_EXHAUSTED).
+        self._observed.record(code)
+        await self._context.abort(code, *args, **kwargs)
 
 
 class EngineCollector:
