@@ -62,7 +62,8 @@ def test_full_queue_fails_fast_or_waits(embedder):
 
     async def go(b):
         first = asyncio.ensure_future(b.embed(big))
-        await asyncio.sleep(0.05)  # tokenised and queued
+        while b.queued_tokens == 0:  # until tokenised and queued (no fixed sleep: CI is slow)
+            await asyncio.sleep(0.005)
         with pytest.raises(ResourceExhausted) as err:
             await b.embed(big)
         assert err.value.retry_after_s > 0

@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import cisi
 from conftest import free_port
+from prom import scrape, value
 from ragd.v1 import ragd_pb2, ragd_pb2_grpc
 from ragd_client import RagClient
 
@@ -53,7 +54,8 @@ def test_health_goes_not_serving_then_serving_and_rag_calls_wait(daemon_factory)
 
 
 def test_sigterm_drains_an_in_flight_upsert_and_exits_zero(daemon_factory):
-    d = daemon_factory().start()
+    metrics_port = free_port()
+    d = daemon_factory(env={"RAGD_SERVER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}).start()
     docs = cisi.documents()[:150]
     result = {}
 
@@ -66,7 +68,12 @@ def test_sigterm_drains_an_in_flight_upsert_and_exits_zero(daemon_factory):
 
     worker = threading.Thread(target=upsert)
     worker.start()
-    time.sleep(0.5)  # the call is in flight: 150 documents take seconds to embed
+    # Until the call is in flight: its chunks wait for the model (150 documents
+    # take seconds to embed). Read from /metrics, not guessed with a sleep.
+    deadline = time.monotonic() + 60
+    while value(scrape(metrics_port), "ragd_embed_queue_tokens") == 0:
+        assert time.monotonic() < deadline and worker.is_alive(), (result, d.log())
+        time.sleep(0.01)
     d.proc.send_signal(signal.SIGTERM)
     worker.join(300)
     assert d.proc.wait(120) == 0, d.log()

@@ -4,30 +4,15 @@ metrics port already in use leaving the daemon serving."""
 from __future__ import annotations
 
 import socket
-import urllib.request
 
 import pytest
 from conftest import free_port
-from prometheus_client.parser import text_string_to_metric_families
+from prom import scrape, value
 from ragd_client import RagClient
 from ragd_client.errors import InvalidArgument
 
 DOCS = [{"id": f"issue:{i}", "title": f"Issue {i}", "text": f"The mail handler dropped reply number {i}. " * 20,
          "project_id": 1 + i % 2} for i in range(6)]
-
-
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def value(samples, name: str, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,16 @@ from ragd.engine.cache import SearchCache, TTLCache, _hit_from_json, _hit_to_jso
 
 
 def test_lru_evicts_the_least_recently_used_and_ttl_expires():
-    c = TTLCache(2, ttl_s=0.2)
+    now = [100.0]
+    c = TTLCache(2, ttl_s=0.2, clock=lambda: now[0])
     c.put("a", 1)
     c.put("b", 2)
     assert c.get("a") == 1
     c.put("c", 3)  # evicts b, the least recently used
     assert c.get("b") is None and c.get("a") == 1 and c.get("c") == 3
-    time.sleep(0.25)
+    now[0] += 0.19
+    assert c.get("a") == 1  # still alive just before its deadline
+    now[0] += 0.25
     assert c.get("a") is None and len(c) == 1
 
 

@@ -35,9 +35,10 @@ log = logging.getLogger("ragd.cache")
 class TTLCache:
     """A thread-safe LRU with a time-to-live per entry."""
 
-    def __init__(self, max_items: int, ttl_s: float):
+    def __init__(self, max_items: int, ttl_s: float, clock=time.monotonic):
         self.max_items = max_items
         self.ttl_s = ttl_s
+        self._clock = clock  # injectable so tests step time instead of sleeping
         self._data: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -45,7 +46,7 @@ class TTLCache:
     def get(self, key):
         if self.max_items <= 0:
             return None
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             item = self._data.get(key)
             if item is None or (self.ttl_s > 0 and item[0] < now):
@@ -61,7 +62,7 @@ class TTLCache:
         if self.max_items <= 0:
             return
         with self._lock:
-            self._data[key] = (time.monotonic() + self.ttl_s, value)
+            self._data[key] = (self._clock() + self.ttl_s, value)
             self._data.move_to_end(key)
             while len(self._data) > self.max_items:
                 self._data.popitem(last=False)
