@@ -75,20 +75,31 @@ def write_arrays(path: Path, header: dict, arrays: dict[str, np.ndarray]) -> int
     return _write_atomic(path, ARRAYS_MAGIC, head, parts)
 
 
-def read_arrays(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(header, named arrays) of a write_arrays file; raises SnapshotError when torn or corrupt."""
+def _read_framed(path: Path, magic: bytes, what: str, fields):
+    """The framing both readers share: checks magic, header and total size.
+    `fields(header)` -> (parsed fields, payload bytes); returns
+    (file bytes, header, parsed fields, payload offset)."""
     data = np.fromfile(path, dtype=np.uint8)
-    if len(data) < 16 or data[:8].tobytes() != ARRAYS_MAGIC:
-        raise SnapshotError("not a ragd arrays file (bad magic)")
+    if len(data) < 16 or data[:8].tobytes() != magic:
+        raise SnapshotError(f"not a {what} (bad magic)")
     n = _U64.unpack(data[8:16].tobytes())[0]
     try:
         header = json.loads(data[16:16 + n].tobytes())
-        specs = [(str(name), np.dtype(dt), int(size)) for name, dt, size in header["arrays"]]
+        parsed, payload = fields(header)
     except (ValueError, KeyError, TypeError) as exc:
         raise SnapshotError(f"bad header: {exc}") from None
     at = 16 + n
-    if len(data) != at + sum(size for _, _, size in specs):
-        raise SnapshotError(f"size {len(data)} != {at + sum(size for _, _, size in specs)} (truncated?)")
+    if len(data) != at + payload:
+        raise SnapshotError(f"size {len(data)} != {at + payload} (truncated?)")
+    return data, header, parsed, at
+
+
+def read_arrays(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(header, named arrays) of a write_arrays file; raises SnapshotError when torn or corrupt."""
+    def fields(header):
+        specs = [(str(name), np.dtype(dt), int(size)) for name, dt, size in header["arrays"]]
+        return specs, sum(size for _, _, size in specs)
+    data, header, specs, at = _read_framed(path, ARRAYS_MAGIC, "ragd arrays file", fields)
     arrays, crc = {}, 0
     for name, dt, size in specs:
         raw = data[at:at + size]
@@ -104,18 +115,10 @@ def read_arrays(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 def read(path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
     """(header, index bytes, id states); raises SnapshotError when torn or corrupt."""
-    data = np.fromfile(path, dtype=np.uint8)
-    if len(data) < 16 or data[:8].tobytes() != MAGIC:
-        raise SnapshotError("not a ragd index snapshot (bad magic)")
-    n = _U64.unpack(data[8:16].tobytes())[0]
-    try:
-        header = json.loads(data[16:16 + n].tobytes())
+    def fields(header):
         ib, sb = int(header["index_bytes"]), int(header["state_bytes"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SnapshotError(f"bad header: {exc}") from None
-    at = 16 + n
-    if len(data) != at + ib + sb:
-        raise SnapshotError(f"size {len(data)} != {at + ib + sb} (truncated?)")
+        return ib, ib + sb
+    data, header, ib, at = _read_framed(path, MAGIC, "ragd index snapshot", fields)
     blob, states = data[at:at + ib], data[at + ib:]
     if zlib.crc32(states, zlib.crc32(blob)) != header.get("crc32"):
         raise SnapshotError("checksum mismatch")
