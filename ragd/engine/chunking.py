@@ -73,6 +73,7 @@ occurs a little earlier (repeated boilerplate), where it reports that copy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -141,6 +142,19 @@ class ChunkBatch:
         np.cumsum([len(chunks) for chunks in per_document], out=bounds[1:])
         return cls([c.text for c in flat], np.fromiter((c.start for c in flat), np.int64, len(flat)),
                    np.fromiter((c.end for c in flat), np.int64, len(flat)), bounds)
+
+
+class TextError(ValueError):
+    """A document of a chunk_many batch that cannot be chunked: which one
+    (`index`) and why (`reason`); its message is "texts[index]: reason"."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"texts[{index}]: {reason}")
+        self.index, self.reason = index, reason
+
+
+# The native batch call names the document in its message; parsed here, once.
+_NATIVE_TEXT_ERROR = re.compile(r"texts\[(\d+)\]: (.*)", re.DOTALL)
 
 
 class Chunker:
@@ -237,8 +251,8 @@ class Chunker:
 
         Args:
             texts: Document texts (str, or UTF-8 bytes). Invalid UTF-8 (or a
-                str with lone surrogates) raises ValueError naming the
-                document, ``texts[i]``, and the byte offset.
+                str with lone surrogates) raises TextError (a ValueError)
+                naming the document, ``texts[i]``, and the byte offset.
             embed_prefixes: Per document, what ``chunk``'s embed_prefix is;
                 None for no prefix.
         """
@@ -252,9 +266,14 @@ class Chunker:
                 try:
                     per_doc.append(self.chunk(text, embed_prefix=prefix))
                 except ValueError as exc:
-                    raise ValueError(f"texts[{i}]: {exc}") from None
+                    raise TextError(i, str(exc)) from None
             return ChunkBatch.from_lists(per_doc)
-        batch = ChunkBatch(*self._splitter.split_chars_many(texts))
+        try:
+            batch = ChunkBatch(*self._splitter.split_chars_many(texts))
+        except ValueError as exc:
+            if m := _NATIVE_TEXT_ERROR.fullmatch(str(exc)):
+                raise TextError(int(m[1]), m[2]) from None
+            raise
         if self._tokenizer is None:
             return batch
         return self._guard_batch(batch, embed_prefixes)

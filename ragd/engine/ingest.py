@@ -15,6 +15,7 @@ import numpy as np
 from ragd import _native
 from ragd.domain import Ack, AckStatus, Document, DocumentRef
 from ragd.engine import records
+from ragd.engine.chunking import TextError
 from ragd.engine.collection import Collection, get_collection
 from ragd.errors import InvalidArgument
 from ragd.store.lmdb_store import Store
@@ -76,10 +77,8 @@ class Ingestor:
         try:
             batch = self.chunker.chunk_many([prepared[i].doc.text for i in todo_at],
                                             embed_prefixes=[embedding_text(prepared[i].doc.title, "") for i in todo_at])
-        except ValueError as exc:  # "texts[k]: ..." names the k-th document chunked
-            k, _, why = str(exc).partition(": ")
-            at = todo_at[int(k[6:-1])] if k.startswith("texts[") and k[6:-1].isdigit() else None
-            raise InvalidArgument(f"documents[{at}].text" if at is not None else "documents", why or str(exc)) from None
+        except TextError as exc:  # names the k-th document chunked
+            raise InvalidArgument(f"documents[{todo_at[exc.index]}].text", exc.reason) from None
         for k, i in enumerate(todo_at):
             if batch.count(k) == 0:
                 raise InvalidArgument(f"documents[{i}].text", "no indexable text after normalisation")

@@ -106,11 +106,7 @@ class IndexKeeper:
                 header, blob, states = snapfile.read(self.path)
                 if int(header.get("collection", self.coll_id)) != self.coll_id:
                     raise snapfile.SnapshotError("snapshot of another collection")
-                # Newer than the store (a store restored or copied without its
-                # index dir): it would hold chunks the store no longer has, and
-                # the op log cannot take it back.
-                if int(header["seq"]) > (store_seq := self.store.sequence()):
-                    raise snapfile.SnapshotError(f"at sequence {header['seq']}, ahead of the store's {store_seq}")
+                require_not_ahead(int(header["seq"]), self.store.sequence())
                 self.index.load_bytes(header, blob, states)
                 seq = int(header["seq"])
                 source = f"snapshot at sequence {seq}"
@@ -270,6 +266,14 @@ class IndexKeeper:
 COLUMNS_FORMAT = 1  # bump when FilterColumns' state changes shape: old files are rebuilt
 
 
+def require_not_ahead(seq: int, store_seq: int) -> None:
+    """A snapshot (index or columns) newer than the store, as after a store restored
+    or copied without its index dir, holds chunks the store no longer has (and
+    whose ids it may reuse); the op log cannot take them back: refuse it."""
+    if seq > store_seq:
+        raise snapfile.SnapshotError(f"at sequence {seq}, ahead of the store's {store_seq}")
+
+
 def columns_path_for(snapshot_path: Path | None) -> Path | None:
     return None if snapshot_path is None else snapshot_path.with_suffix(".cols")
 
@@ -291,8 +295,7 @@ def load_columns(path: Path, coll_id: int, max_seq: int) -> tuple["columns_mod.F
     if int(header.get("collection", -1)) != coll_id:
         raise snapfile.SnapshotError("columns of another collection")
     seq = int(header["seq"])
-    if seq > max_seq:
-        raise snapfile.SnapshotError(f"at sequence {seq}, ahead of the store's {max_seq}")
+    require_not_ahead(seq, max_seq)
     try:
         state = columns_mod.decode_state(header, arrays)
         return columns_mod.FilterColumns.from_state(state), seq
