@@ -71,7 +71,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(ROOT / "tests"))  # tests/cisi.py reads shared/data/cisi
+sys.path.insert(0, str(ROOT / "tests"))  # tests/cisi.py reads tests/data/cisi
 
 import cisi  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Retrieval quality on CISI (shared/data/cisi): nDCG@10 over the 76 judged queries,
+"""Retrieval quality on CISI (tests/data/cisi): nDCG@10 over the 76 judged queries,
 through a running daemon, for VECTOR (IVF-PQ forced on, and exact), KEYWORD (tantivy
 BM25) and HYBRID (server-side fusion), beside the BM25 peer (bm25s) measured here and
 the reference figures of design.md (exact search).

@@ -1,7 +1,9 @@
-"""Reader for the CISI test collection in shared/data/cisi (SMART format)."""
+"""Reader for the CISI test collection in tests/data/cisi (SMART format).
+
+CISI is a public information-retrieval test collection (1,460 abstracts, 112 queries,
+relevance judgments for 76 of them); it is committed so that a clone carries its test data."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -9,9 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cisi_dir() -> Path:
-    # CI clones the repo with shared/ beside it; RAGD_SHARED_DIR overrides.
-    base = Path(os.environ.get("RAGD_SHARED_DIR", REPO.parent / "shared"))
-    return base / "data" / "cisi"
+    return REPO / "tests" / "data" / "cisi"
 
 
 def _records(path: Path) -> dict[int, dict[str, str]]:
