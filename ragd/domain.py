@@ -21,6 +21,17 @@ class Document:
 
 
 @dataclass
+class DocumentInfo:
+    """A stored document without its text (ListDocuments)."""
+    id: str
+    type: str
+    project_id: int
+    version: int
+    updated_at_us: int
+    chunks: int
+
+
+@dataclass
 class DocumentRef:
     id: str
     version: int = 0  # 0 = unversioned delete

@@ -33,6 +33,13 @@ def document_pb(d: domain.Document, out: pb.Document) -> None:
     out.viewer_ids.extend(d.viewer_ids)
 
 
+def document_infos(items: list[domain.DocumentInfo], out) -> None:
+    for d in items:
+        info = out.add(id=d.id, type=d.type, project_id=d.project_id, version=d.version, chunks=d.chunks)
+        if d.updated_at_us:
+            _us_to_ts(d.updated_at_us, info.updated_at)
+
+
 def refs(req: pb.DeleteRequest) -> list[domain.DocumentRef]:
     return [domain.DocumentRef(i) for i in req.ids] + [domain.DocumentRef(r.id, r.version) for r in req.refs]
 

@@ -152,6 +152,15 @@ class RagServicer:
         return resp
 
     @rpc
+    async def ListDocuments(self, request, context):
+        req = check(request)
+        page, token = await self.engine.list_documents(req.collection, req.page_size, req.page_token,
+                                                       list(req.types), list(req.project_ids))
+        resp = pb.ListDocumentsResponse(next_page_token=token)
+        convert.document_infos(page, resp.documents)
+        return resp
+
+    @rpc
     async def Snapshot(self, request, context):
         req = check(request)
         path, seq, size = await self.engine.snapshot(req.path)

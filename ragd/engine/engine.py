@@ -18,11 +18,11 @@ from tokenizers import Tokenizer
 
 from ragd import __version__
 from ragd.config import Config
-from ragd.domain import (CollectionStats, Document, DocumentRef, Filter, SearchQuery, SearchResult,
-                         Timings, WriteResult)
+from ragd.domain import (CollectionStats, Document, DocumentInfo, DocumentRef, Filter, SearchQuery,
+                         SearchResult, Timings, WriteResult)
 from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested
 from ragd.embed.provision import provision_model
-from ragd.engine import validate
+from ragd.engine import records, validate
 from ragd.engine.batcher import BlockingEmbedder, EmbedBatcher
 from ragd.engine.chunking import Chunker
 from ragd.engine.collection import Collection, backup, get_collection, set_index_context
@@ -309,6 +309,19 @@ class Engine:
                                        sequence=seq, dimension=m.dim))
         return out
 
+    async def list_documents(self, collection: str, page_size: int, after: str, types: list[str],
+                             project_ids: list[int]) -> tuple[list[DocumentInfo], str]:
+        """One page of stored documents (tombstones skipped) in id order, and the
+        token of the next page ("" after the last)."""
+        name = validate.collection_name(collection)
+        size = validate.page_size(page_size)
+        if after:
+            validate.document_id(after, "page_token", self.limits)
+        if not self.ready:
+            raise Unavailable("ragd is loading; retry shortly")
+        coll = get_collection(self.collections, name)
+        return await self._run(_list_page, self.store, coll.meta.id, size, after, set(types), set(project_ids))
+
     def model_info(self) -> dict:
         e = self.embedder
         if e is None:
@@ -326,3 +339,18 @@ class Engine:
     def disk_bytes(self) -> int:
         return self.store.disk_bytes() if self.store else 0
 
+
+def _list_page(store: Store, coll_id: int, size: int, after: str, types: set[str],
+               project_ids: set[int]) -> tuple[list[DocumentInfo], str]:
+    page: list[DocumentInfo] = []
+    last = ""
+    for doc_id, rec in store.iter_docs(coll_id, after):
+        if len(page) == size:
+            return page, last  # there is at least one more record after `last`
+        last = doc_id
+        if records.is_tombstone(rec) or (types and rec["ty"] not in types) or (
+                project_ids and rec["p"] not in project_ids):
+            continue
+        page.append(DocumentInfo(id=doc_id, type=rec["ty"], project_id=rec["p"], version=rec["v"],
+                                 updated_at_us=rec["u"], chunks=len(rec["c"])))
+    return page, ""

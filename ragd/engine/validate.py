@@ -98,6 +98,19 @@ def top_k(k: int, limits: LimitsConfig) -> int:
     return k
 
 
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 10_000
+
+
+def page_size(n: int) -> int:
+    """0 means the default; out of range is an error, not a clamp."""
+    if n == 0:
+        return DEFAULT_PAGE_SIZE
+    if n < 0 or n > MAX_PAGE_SIZE:
+        raise InvalidArgument("page_size", f"{n} is outside 1..{MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})")
+    return n
+
+
 def mode(value: int) -> SearchMode:
     try:
         return SearchMode(value)

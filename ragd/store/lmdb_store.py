@@ -136,15 +136,19 @@ class Store:
                                        dtype=np.float32)
         return out
 
-    def iter_docs(self, coll: int) -> Iterator[tuple[str, dict]]:
+    def iter_docs(self, coll: int, after: str = "") -> Iterator[tuple[str, dict]]:
+        """(doc id, record) in id order; `after`: start past this id (paging)."""
         prefix = _U32.pack(coll)
+        start = prefix + after.encode()
         with self.env.begin() as txn:
             cur = txn.cursor(db=self._db["docs"])
-            if cur.set_range(prefix):
+            if cur.set_range(start):
                 for k, v in cur:
                     k = bytes(k)
                     if not k.startswith(prefix):
                         break
+                    if after and k == start:
+                        continue
                     yield k[4:].decode(), _unpack(v)
 
     def load_vectors(self, coll: int, dim: int, count_hint: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -84,6 +84,11 @@ class RagServiceStub:
                 request_serializer=ragd_dot_v1_dot_ragd__pb2.StatsRequest.SerializeToString,
                 response_deserializer=ragd_dot_v1_dot_ragd__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.ListDocuments = channel.unary_unary(
+                '/ragd.v1.RagService/ListDocuments',
+                request_serializer=ragd_dot_v1_dot_ragd__pb2.ListDocumentsRequest.SerializeToString,
+                response_deserializer=ragd_dot_v1_dot_ragd__pb2.ListDocumentsResponse.FromString,
+                _registered_method=True)
         self.Snapshot = channel.unary_unary(
                 '/ragd.v1.RagService/Snapshot',
                 request_serializer=ragd_dot_v1_dot_ragd__pb2.SnapshotRequest.SerializeToString,
@@ -164,6 +169,15 @@ class RagServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDocuments(self, request, context):
+        """The stored documents' ids and versions (no text), a page at a time in id
+        order: what a client compares with its own records to find what is
+        missing, stale or no longer there (Redmine's `redmine_rag:status`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Snapshot(self, request, context):
         """Consistent backup of the data directory.
         """
@@ -223,6 +237,11 @@ def add_RagServiceServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=ragd_dot_v1_dot_ragd__pb2.StatsRequest.FromString,
                     response_serializer=ragd_dot_v1_dot_ragd__pb2.StatsResponse.SerializeToString,
+            ),
+            'ListDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocuments,
+                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.ListDocumentsRequest.FromString,
+                    response_serializer=ragd_dot_v1_dot_ragd__pb2.ListDocumentsResponse.SerializeToString,
             ),
             'Snapshot': grpc.unary_unary_rpc_method_handler(
                     servicer.Snapshot,
@@ -500,6 +519,33 @@ class RagService:
             '/ragd.v1.RagService/Stats',
             ragd_dot_v1_dot_ragd__pb2.StatsRequest.SerializeToString,
             ragd_dot_v1_dot_ragd__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragd.v1.RagService/ListDocuments',
+            ragd_dot_v1_dot_ragd__pb2.ListDocumentsRequest.SerializeToString,
+            ragd_dot_v1_dot_ragd__pb2.ListDocumentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

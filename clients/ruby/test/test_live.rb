@@ -139,6 +139,17 @@ class TestLive < Minitest::Test
     assert_operator @client.stats.collections.size, :>=, 1 # every collection
   end
 
+  def test_list_documents_pages_through_ids_and_versions
+    @client.delete(["issue:2"], versions: { "issue:2" => 9 }) # a tombstone is not listed
+    all = @client.list_documents(page_size: 2).to_a
+    assert_equal (DOCS.map { |d| d[:id] } - ["issue:2"]).sort, all.map(&:id)
+    one = all.find { |d| d.id == "issue:4" }
+    assert_equal ["issue", 1, 1, Time.utc(2026, 4, 10)], [one.type, one.project_id, one.version, one.updated_at]
+    assert_operator one.chunks, :>=, 1
+    assert_equal %w[issue:1 issue:4], @client.list_documents(types: ["issue"], project_ids: [1]).map(&:id)
+    assert_raises(Ragd::InvalidArgument) { @client.list_documents(page_size: 20_000).first }
+  end
+
   def test_a_stream_of_a_thousand_documents_with_acks
     docs = (1..1000).lazy.map do |i|
       { id: "note:#{i}", title: "Note #{i}", text: "Maintenance note number #{i} about server #{i % 17}.",

@@ -106,6 +106,25 @@ module Ragd
       Convert.stats(unary(:stats, V1::StatsRequest.new(collection: collection.to_s), timeout))
     end
 
+    # Every stored document's id, type, project and version (no text), as an
+    # Enumerator that fetches a page of page_size per call as it is iterated:
+    # what a client compares with its own records (missing, stale, gone).
+    # types / project_ids narrow the listing; each page has its own deadline.
+    def list_documents(types: nil, project_ids: nil, page_size: 1000, collection: nil, timeout: nil)
+      Enumerator.new do |y|
+        token = ""
+        loop do
+          req = V1::ListDocumentsRequest.new(collection: collection || @collection, page_size: page_size,
+                                             page_token: token, types: Array(types).map(&:to_s),
+                                             project_ids: Convert.ints(project_ids))
+          resp = unary(:list_documents, req, timeout)
+          resp.documents.each { |d| y << Convert.document_info(d) }
+          token = resp.next_page_token
+          break if token.empty?
+        end
+      end
+    end
+
     # Streams any Enumerable of documents (e.g. a lazy map over Issue.find_each)
     # in batches of batch_size; each batch is acked once durable and searchable.
     # With a block, yields each batch's Ragd::WriteResult as it arrives and

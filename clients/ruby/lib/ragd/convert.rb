@@ -88,6 +88,11 @@ module Ragd
                    version: d.version, metadata: d.metadata.to_h, viewer_ids: d.viewer_ids.to_a)
     end
 
+    def document_info(d)
+      DocumentInfo.new(id: d.id, type: d.type, project_id: d.project_id, version: d.version,
+                       updated_at: time(d.updated_at), chunks: d.chunks)
+    end
+
     def stats(resp)
       colls = resp.collections.map do |c|
         CollectionStats.new(name: c.name, documents: c.documents, chunks: c.chunks, index_kind: c.index_kind,

@@ -42,6 +42,9 @@ module Ragd
     def document_ids = hits.map(&:document_id).uniq
   end
 
+  # A stored document without its text (Client#list_documents).
+  DocumentInfo = Struct.new(:id, :type, :project_id, :version, :updated_at, :chunks, keyword_init: true)
+
   CollectionStats = Struct.new(:name, :documents, :chunks, :index_kind, :index_vectors, :tombstones,
                                :sequence, :dimension, keyword_init: true)
   ModelInfo = Struct.new(:name, :dimension, :max_tokens, :provider, :sha256, keyword_init: true)

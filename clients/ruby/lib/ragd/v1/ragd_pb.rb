@@ -203,6 +203,25 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :uptime_s, :double, 4
       optional :disk_bytes, :int64, 5
     end
+    add_message "ragd.v1.ListDocumentsRequest" do
+      optional :collection, :string, 1
+      optional :page_size, :int32, 2
+      optional :page_token, :string, 3
+      repeated :types, :string, 4
+      repeated :project_ids, :int64, 5
+    end
+    add_message "ragd.v1.DocumentInfo" do
+      optional :id, :string, 1
+      optional :type, :string, 2
+      optional :project_id, :int64, 3
+      optional :version, :int64, 4
+      optional :updated_at, :message, 5, "google.protobuf.Timestamp"
+      optional :chunks, :int32, 6
+    end
+    add_message "ragd.v1.ListDocumentsResponse" do
+      repeated :documents, :message, 1, "ragd.v1.DocumentInfo"
+      optional :next_page_token, :string, 2
+    end
     add_message "ragd.v1.SnapshotRequest" do
       optional :path, :string, 1
     end
@@ -270,6 +289,9 @@ module Ragd
     CollectionStats = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.CollectionStats").msgclass
     ModelInfo = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.ModelInfo").msgclass
     StatsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.StatsResponse").msgclass
+    ListDocumentsRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.ListDocumentsRequest").msgclass
+    DocumentInfo = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.DocumentInfo").msgclass
+    ListDocumentsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.ListDocumentsResponse").msgclass
     SnapshotRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SnapshotRequest").msgclass
     SnapshotResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SnapshotResponse").msgclass
     AckStatus = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AckStatus").enummodule

@@ -42,6 +42,10 @@ module Ragd
         # Streams the job's state on every change until it is finished.
         rpc :WatchJob, ::Ragd::V1::GetJobRequest, stream(::Ragd::V1::Job)
         rpc :Stats, ::Ragd::V1::StatsRequest, ::Ragd::V1::StatsResponse
+        # The stored documents' ids and versions (no text), a page at a time in id
+        # order: what a client compares with its own records to find what is
+        # missing, stale or no longer there (Redmine's `redmine_rag:status`).
+        rpc :ListDocuments, ::Ragd::V1::ListDocumentsRequest, ::Ragd::V1::ListDocumentsResponse
         # Consistent backup of the data directory.
         rpc :Snapshot, ::Ragd::V1::SnapshotRequest, ::Ragd::V1::SnapshotResponse
       end
