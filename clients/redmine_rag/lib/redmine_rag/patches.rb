@@ -1,0 +1,22 @@
+# frozen_string_literal: true
+
+module RedmineRag
+  # Where the plugin hooks into Redmine. Idempotent: to_prepare may run more than once.
+  module Patches
+    MODELS = {
+      'Issue' => 'IssuePatch', 'Journal' => 'JournalPatch', 'WikiPage' => 'WikiPagePatch',
+      'WikiContent' => 'WikiContentPatch', 'News' => 'NewsPatch', 'Message' => 'MessagePatch',
+      'Document' => 'DocumentPatch', 'Project' => 'ProjectPatch', 'Setting' => 'SettingPatch'
+    }.freeze
+
+    def self.apply
+      MODELS.each do |model, patch|
+        klass = model.constantize
+        mod = const_get(patch)
+        klass.include(mod) unless klass.include?(mod)
+      end
+      Redmine::Search::Fetcher.prepend(FetcherPatch) unless Redmine::Search::Fetcher <= FetcherPatch
+      Hooks # registers the view hooks
+    end
+  end
+end

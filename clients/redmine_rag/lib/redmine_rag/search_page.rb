@@ -1,0 +1,152 @@
+# frozen_string_literal: true
+
+module RedmineRag
+  # Redmine's search page (and /search.json) answered by ragd: one ragd call for
+  # every ticked type ragd indexes (issues with their notes, wiki pages, news,
+  # forum messages, documents), in AUTO mode (identifiers go keyword, questions
+  # hybrid), within the user's permissions. Types ragd does not index
+  # (changesets, projects, other plugins') and excluded projects are answered by
+  # Redmine's own search beside it; ragd's hits come first, in ragd's order.
+  #
+  # #call returns nil when Redmine's own search should answer everything: the
+  # plugin is off, the options ask for what semantic search cannot do (titles
+  # only, attachments only), or ragd is unavailable or slower than the search
+  # timeout (then the page says so).
+  class SearchPage
+    # Redmine ranks its own results by timestamp: ragd's go above any timestamp.
+    RANK_BASE = 10_000_000_000
+    # Redmine search scope -> the model its ids belong to.
+    RESULT_TYPES = { 'issue' => 'issues', 'journal' => 'issues', 'wiki' => 'wiki_pages', 'news' => 'news',
+                     'message' => 'messages', 'document' => 'documents' }.freeze
+    Snippet = Struct.new(:text, :score, :document_id, keyword_init: true)
+
+    attr_reader :snippets
+
+    def initialize(question:, user:, scope:, projects:, tokens:, options:, settings: RedmineRag.settings)
+      @question = question
+      @user = user
+      @scope = scope
+      @projects = projects.is_a?(Project) ? [projects] : projects&.to_a
+      @tokens = tokens
+      @options = options
+      @settings = settings
+      @snippets = {}
+    end
+
+    # [[scope, id], ...] best first, or nil (Redmine's own search answers).
+    def call
+      return nil unless @settings.search_enabled?
+      return nil if @options[:titles_only] || @options[:attachments] == 'only'
+
+      types = ragd_types
+      return nil if types.empty?
+
+      hits = ragd_hits(types)
+      return nil if hits.nil?
+
+      Current.search_outcome = :ragd
+      ranked = rank(hits)
+      ranked.concat(redmine_results(types))
+      ranked.sort_by! { |(_, (rank, id))| [-rank, -id] }
+      ranked.map { |scope, (_, id)| [scope, id] }
+    end
+
+    # The ticked Redmine scopes' document types that ragd indexes and can filter.
+    def ragd_types
+      wanted = @scope.flat_map { |s| Settings::SEARCH_TYPES.fetch(s, []) }
+      Permissions.searchable(wanted & @settings.index_types)
+    end
+
+    private
+
+    def ragd_projects
+      excluded = @settings.excluded_project_ids
+      return @projects.reject { |p| excluded.include?(p.id) } if @projects
+      return nil if excluded.empty?
+
+      Project.where.not(id: excluded).to_a
+    end
+
+    # ragd's hits, [] when the user may see none of it, nil when ragd failed.
+    def ragd_hits(types)
+      filter = Permissions.filter(@user, ragd_projects, types)
+      return [] unless filter
+
+      filter.metadata_equals = { 'open' => '1' } if @options[:open_issues] # other types carry open=1 too
+      RedmineRag.client.search(@question, top_k: @settings.search_max_results, filter: filter, mode: :auto,
+                                          group_by_document: true, timeout: @settings.search_timeout).hits
+    rescue Ragd::Error => e
+      Current.search_outcome = :fallback
+      Current.search_detail = e.is_a?(Ragd::Unavailable) ? e.message : "#{e.class.name}: #{e.message}"
+      RedmineRag.log(:warn, "search fell back to Redmine's own: #{Current.search_detail}")
+      nil
+    end
+
+    # [[scope, [rank, id]], ...] in ragd's order, one per result (a note's hit
+    # is its issue's), keeping only what Redmine shows the user now: the index
+    # follows the job queue, so a record changed a moment ago may still carry
+    # its old permissions there.
+    def rank(hits)
+      seen = {}
+      hits.each do |hit|
+        type, id = Documents.parse_id(hit.document_id)
+        scope = RESULT_TYPES[type]
+        next unless scope
+
+        id = (hit.document&.metadata || {})['issue_id'].to_i if type == 'journal'
+        next if id.zero? || seen.key?([scope, id])
+
+        seen[[scope, id]] = hit
+      end
+      visible = visible_ids(seen.keys)
+      n = seen.size
+      seen.each_with_index.filter_map do |((scope, id), hit), i|
+        next unless visible[scope]&.include?(id)
+
+        @snippets[[scope, id]] = Snippet.new(text: hit.text, score: hit.score, document_id: hit.document_id)
+        [scope, [RANK_BASE + n - i, id]]
+      end
+    end
+
+    def visible_ids(keys)
+      keys.group_by(&:first).to_h do |scope, list|
+        ids = list.map(&:last)
+        [scope, self.class.visible_scope(scope, @user).where(id: ids).pluck(:id).to_set]
+      end
+    end
+
+    # What Redmine itself considers visible, per result model.
+    def self.visible_scope(scope, user)
+      case scope
+      when 'issues' then Issue.visible(user)
+      when 'wiki_pages' then WikiPage.joins(wiki: :project).where(Project.allowed_to_condition(user, :view_wiki_pages))
+      when 'news' then News.visible(user)
+      when 'messages' then Message.visible(user)
+      when 'documents' then Document.visible(user)
+      end
+    end
+
+    # Redmine's own search for what ragd does not answer: the ticked types it
+    # does not index, and excluded projects for the types it does.
+    def redmine_results(ragd_types)
+      covered = ragd_types.map { |t| RESULT_TYPES[t] }.uniq
+      out = []
+      @scope.each do |scope|
+        projects = covered.include?(scope) ? excluded_in_scope : @projects
+        next if projects == []
+
+        klass = scope.singularize.camelcase.constantize
+        klass.search_result_ranks_and_ids(@tokens, @user, projects, @options).each { |r| out << [scope, r] }
+      end
+      out
+    end
+
+    def excluded_in_scope
+      excluded = @settings.excluded_project_ids
+      return [] if excluded.empty?
+      return @projects.select { |p| excluded.include?(p.id) } if @projects
+
+      Project.where(id: excluded).to_a
+    end
+  end
+end
