@@ -130,15 +130,26 @@ rm_install_plugin() {
 }
 
 # Brings an instance's database (RAILS_ENV) up to date: Redmine's and the
-# plugin's migrations. A fresh database also gets Redmine's default data
-# (trackers, statuses, roles) unless it is the test one (fixtures fill that).
+# plugin's migrations, then (DEFAULT_DATA=1) Redmine's default data (trackers,
+# statuses, roles) once.
 rm_migrate() {
   local inst=$1 env=$2
   rm_run "$inst" "$env" bundle exec rake db:create db:migrate redmine:plugins:migrate >/dev/null
-  if [ "$env" != test ] && [ ! -f "$RM_APP/instances/$inst/db/.default-data" ]; then
+  if [ "${DEFAULT_DATA:-1}" = 1 ] && [ ! -f "$RM_APP/instances/$inst/db/.default-data-$env" ]; then
     rm_run "$inst" "$env" env REDMINE_LANG=en bundle exec rake redmine:load_default_data >/dev/null
-    touch "$RM_APP/instances/$inst/db/.default-data"
+    touch "$RM_APP/instances/$inst/db/.default-data-$env"
   fi
+}
+
+# The schema the tests load: migrating a scratch (production) database of the
+# instance dumps db/schema.rb, plugin tables included, and Redmine's test tasks
+# load that into the test database (db:test:prepare) before every run.
+rm_test_schema() {
+  local stamp=$RM_APP/instances/$1/db/.schema-stamp sum
+  sum=$(cat "$RM_APP/.ragd-stamp" "$RM_APP"/plugins/*/db/migrate/*.rb 2>/dev/null | sha256sum | cut -c1-16)
+  [ -f "$RM_APP/db/schema.rb" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && return 0
+  rm_run "$1" production bundle exec rake db:create db:migrate redmine:plugins:migrate db:schema:dump >/dev/null
+  echo "$sum" > "$stamp"
 }
 
 # Redmine's test/ tree (test_helper.rb, fixtures): Debian's binary package ships

@@ -22,7 +22,7 @@ rm_app
 rm_instance test
 rm_test_tree
 rm_install_plugin
-rm_migrate test test
+rm_test_schema test
 rm_say "Redmine ready in $(rm_since "$t0") s"
 
 data=$RM_VAR/ragd-test

@@ -9,6 +9,15 @@ module RedmineRag
   # Every test talks to the real ragd daemon the test script started
   # ($RAGD_ADDRESS), in a collection of its own, so tests never see each other.
   module TestHelper
+    # Redmine's fixtures every plugin test loads (projects, roles, issues and
+    # their notes, wiki, news, forums, documents).
+    FIXTURES = %i[projects users email_addresses user_preferences roles members member_roles groups_users
+                  issues issue_statuses trackers projects_trackers issue_categories enabled_modules enumerations
+                  workflows versions journals journal_details issue_relations watchers custom_fields
+                  custom_fields_projects custom_fields_trackers custom_values
+                  wikis wiki_pages wiki_contents wiki_content_versions news comments boards messages
+                  documents attachments].freeze
+
     def self.address
       ENV.fetch('RAGD_ADDRESS') do
         raise 'RAGD_ADDRESS is not set: run the plugin tests with scripts/redmine/test.sh, which starts ragd'
@@ -29,5 +38,29 @@ module RedmineRag
     def ragd_ids(types: nil) = rag_client.list_documents(types: types).map(&:id).sort
 
     def reindex!(**options) = RedmineRag::Reindexer.new(**options).run
+
+    # { doc_id => Ragd::DocumentInfo } of what ragd holds in this test's collection.
+    def stored(**filters)
+      rag_client.list_documents(**filters).to_h { |d| [d.id, d] }
+    rescue Ragd::InvalidArgument => e
+      raise unless e.message.include?('unknown collection')
+
+      {}
+    end
+
+    # ids of the documents that match `query` (vector search, every document a
+    # candidate, no permission filter: what ragd holds, not what a user sees).
+    def matching(query, top_k: 5, types: nil)
+      rag_client.search(query, top_k: top_k, mode: :vector, group_by_document: true,
+                               filter: { all_private: true, types: types }).map(&:document_id)
+    end
+
+    # An address where nothing listens: ragd "down", as a client sees it.
+    def dead_address
+      server = TCPServer.new('127.0.0.1', 0)
+      port = server.addr[1]
+      server.close
+      "127.0.0.1:#{port}"
+    end
   end
 end

@@ -18,7 +18,10 @@ module RedmineRag
     # project_ids: only these projects (default: all).
     def initialize(types: nil, project_ids: nil, settings: RedmineRag.settings, client: RedmineRag.client)
       @settings = settings
-      @types = types ? Array(types).map(&:to_s) : settings.index_types
+      # Without named types ragd is listed whole: documents of a type no longer
+      # indexed are then extra (and pruned).
+      @listed_types = types && Array(types).map(&:to_s)
+      @types = @listed_types || settings.index_types
       @project_ids = project_ids&.map(&:to_i)
       @client = client
     end
@@ -26,7 +29,7 @@ module RedmineRag
     def load
       @stored = {}
       begin
-        @client.list_documents(types: @types, project_ids: @project_ids).each do |d|
+        @client.list_documents(types: @listed_types, project_ids: @project_ids).each do |d|
           @stored[d.id] = Entry.new(id: d.id, type: d.type, project_id: d.project_id, version: d.version)
         end
       rescue Ragd::InvalidArgument => e
