@@ -39,7 +39,7 @@ module RedmineRag
 
       frac = @total.positive? ? [@done.to_f / @total, 1.0].min : 1.0
       decile = (frac * 10).floor
-      return unless @tty || final || decile > @last_decile
+      return unless @tty || decile > @last_decile || (final && @done.zero?)
 
       @last_decile = decile
       rate = @done / [elapsed, 1e-3].max
