@@ -55,6 +55,29 @@ module RedmineRag
                                filter: { all_private: true, types: types }).map(&:document_id)
     end
 
+    # Counts the calls the plugin makes to ragd (and makes them, for real).
+    class ClientSpy < SimpleDelegator
+      attr_reader :calls
+
+      def initialize(client)
+        super
+        @calls = Hash.new(0)
+      end
+
+      %i[search similar upsert delete list_documents stats index_stream].each do |name|
+        define_method(name) do |*args, **kwargs, &block|
+          @calls[name] += 1
+          __getobj__.public_send(name, *args, **kwargs, &block)
+        end
+      end
+    end
+
+    def spy_on_ragd
+      spy = ClientSpy.new(RedmineRag.client)
+      RedmineRag.instance_variable_set(:@client, spy)
+      spy
+    end
+
     # An address where nothing listens: ragd "down", as a client sees it.
     def dead_address
       server = TCPServer.new('127.0.0.1', 0)

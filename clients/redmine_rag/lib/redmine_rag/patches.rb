@@ -6,7 +6,8 @@ module RedmineRag
     MODELS = {
       'Issue' => 'IssuePatch', 'Journal' => 'JournalPatch', 'WikiPage' => 'WikiPagePatch',
       'WikiContent' => 'WikiContentPatch', 'News' => 'NewsPatch', 'Message' => 'MessagePatch',
-      'Document' => 'DocumentPatch', 'Project' => 'ProjectPatch', 'Setting' => 'SettingPatch'
+      'Document' => 'DocumentPatch', 'Project' => 'ProjectPatch', 'Setting' => 'SettingPatch',
+      'SearchController' => 'SearchControllerPatch'
     }.freeze
 
     def self.apply

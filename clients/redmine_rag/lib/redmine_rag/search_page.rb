@@ -74,7 +74,8 @@ module RedmineRag
 
       filter.metadata_equals = { 'open' => '1' } if @options[:open_issues] # other types carry open=1 too
       RedmineRag.client.search(@question, top_k: @settings.search_max_results, filter: filter, mode: :auto,
-                                          group_by_document: true, timeout: @settings.search_timeout).hits
+                                          group_by_document: true, min_score: @settings.search_min_score,
+                                          timeout: @settings.search_timeout).hits
     rescue Ragd::Error => e
       Current.search_outcome = :fallback
       Current.search_detail = e.is_a?(Ragd::Unavailable) ? e.message : "#{e.class.name}: #{e.message}"

@@ -23,8 +23,11 @@ module RedmineRag
       'index_types' => %w[issue journal wiki news message document],
       # Redmine's search page and /search.json answered by ragd.
       'search_enabled' => '1',
-      # At most this many ragd hits feed the search page (its pages are cut from them).
+      # At most this many ragd hits feed the search page (its pages are cut from them),
+      # and only passages at least this close to the question (cosine similarity;
+      # keyword matches count whatever their similarity).
       'search_max_results' => '100',
+      'search_min_score' => '0.25',
       # "Similar issues" panel on the issue page, with this many issues.
       'similar_enabled' => '1',
       'similar_count' => '5',
@@ -66,6 +69,7 @@ module RedmineRag
     def duplicates_enabled? = flag('duplicates_enabled') && indexes?('issue')
 
     def search_max_results = int('search_max_results', 1, 1000)
+    def search_min_score = self['search_min_score'].to_f
     def similar_count = int('similar_count', 1, 50)
     def duplicates_count = int('duplicates_count', 1, 20)
     def duplicates_min_chars = int('duplicates_min_chars', 1, 200)
