@@ -8,6 +8,7 @@ module RedmineRag
   # error: suggestions are a courtesy, the form must stay fast.
   class DuplicatesController < ApplicationController
     before_action :find_project
+    accept_api_auth :index
 
     def index
       settings = RedmineRag.settings

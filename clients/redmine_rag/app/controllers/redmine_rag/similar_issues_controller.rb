@@ -6,6 +6,7 @@ module RedmineRag
   # itself and the issues already related to it, each with its score.
   class SimilarIssuesController < ApplicationController
     before_action :find_visible_issue
+    accept_api_auth :show
 
     def show
       @similar = []
