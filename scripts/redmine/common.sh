@@ -79,7 +79,13 @@ EOF
 # Redmine.root app/instances/NAME for config, db, files, logs, tmp).
 rm_instance() {
   local name=$1 dir=$RM_APP/instances/$1 d
-  for d in config log files tmp/cache tmp/pids tmp/sockets public/plugin_assets db; do mkdir -p "$dir/$d"; done
+  for d in config log files tmp/cache tmp/pids tmp/sockets public db; do mkdir -p "$dir/$d"; done
+  # Redmine copies plugin assets to Redmine.root/public/plugin_assets (the
+  # instance), but the app serves public/ of the app: share the app's.
+  if [ ! -L "$dir/public/plugin_assets" ]; then
+    rm -rf "$dir/public/plugin_assets"
+    ln -s "$RM_APP/public/plugin_assets" "$dir/public/plugin_assets"
+  fi
   [ -f "$dir/config/database.yml" ] || cat > "$dir/config/database.yml" <<EOF
 production:
   adapter: sqlite3
