@@ -28,6 +28,8 @@ rm_say "Redmine ready in $(rm_since "$t0") s"
 data=$RM_VAR/ragd-test
 rm -rf "$data"
 trap rm_stop_ragd EXIT
+# A small document limit, so the tests of refused documents need not build 10 MiB texts.
+export RAGD_LIMITS_MAX_DOCUMENT_BYTES=${RAGD_LIMITS_MAX_DOCUMENT_BYTES:-200000}
 rm_start_ragd "$data"
 rm_say "ragd serving on $RAGD_ADDRESS"
 

@@ -24,9 +24,26 @@ module RedmineRag
       end
     end
 
+    # ragd's limits.max_document_bytes as the test script started it.
+    def self.max_document_bytes = ENV.fetch('RAGD_LIMITS_MAX_DOCUMENT_BYTES', 10 * 1024 * 1024).to_i
+
+    def too_large_text = 'x' * (RedmineRag::TestHelper.max_document_bytes + 1)
+
+    def self.included(base)
+      base.extend(ClassMethods)
+    end
+
+    module ClassMethods
+      # Tests of this class only read from ragd: they share one collection, so
+      # Redmine's fixtures are sent once (later reindexes find nothing to do).
+      def shared_collection! = (@shared_collection = "s#{SecureRandom.hex(6)}")
+      attr_reader :shared_collection
+    end
+
     def rag_settings(overrides = {})
+      @rag_collection ||= self.class.shared_collection || "t#{SecureRandom.hex(6)}"
       values = RedmineRag::Settings::DEFAULTS.merge('address' => RedmineRag::TestHelper.address,
-                                                    'collection' => @rag_collection ||= "t#{SecureRandom.hex(6)}",
+                                                    'collection' => @rag_collection,
                                                     'search_timeout' => '30', 'index_timeout' => '120')
       Setting.plugin_redmine_rag = values.merge(overrides.transform_keys(&:to_s))
       Setting.clear_cache

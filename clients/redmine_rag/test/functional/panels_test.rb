@@ -58,7 +58,7 @@ class RedmineRag::SimilarIssuesControllerTest < Redmine::ControllerTest
   end
 
   def test_ragd_down_says_unavailable
-    rag_settings('collection' => @rag_collection, 'address' => dead_address)
+    rag_settings('address' => dead_address)
     @request.session[:user_id] = 2
     get :show, params: { id: 1 }
     assert_response :success
@@ -79,6 +79,7 @@ class RedmineRag::DuplicatesControllerTest < Redmine::ControllerTest
   include RedmineRag::PanelTestHelper
   fixtures(*RedmineRag::TestHelper::FIXTURES)
   tests RedmineRag::DuplicatesController
+  shared_collection!
 
   def setup
     rag_settings
@@ -128,7 +129,7 @@ class RedmineRag::DuplicatesControllerTest < Redmine::ControllerTest
   end
 
   def test_ragd_down_is_an_empty_answer
-    rag_settings('collection' => @rag_collection, 'address' => dead_address)
+    rag_settings('address' => dead_address)
     get_json :index, 2, project_id: 1, subject: 'Recipes cannot be printed'
     assert_response :success
     assert_equal [], ids
@@ -160,7 +161,7 @@ class RedmineRag::AdminControllerTest < Redmine::ControllerTest
   end
 
   def test_ragd_down_is_shown
-    rag_settings('collection' => @rag_collection, 'address' => dead_address, 'search_timeout' => '1')
+    rag_settings('address' => dead_address, 'search_timeout' => '1')
     @request.session[:user_id] = 1
     get :show
     assert_response :success

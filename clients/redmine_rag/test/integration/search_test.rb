@@ -7,6 +7,7 @@ require File.expand_path('../test_helper', __dir__)
 class RedmineRag::SearchIntegrationTest < Redmine::IntegrationTest
   include RedmineRag::TestHelper
   fixtures(*RedmineRag::TestHelper::FIXTURES)
+  shared_collection!
 
   def setup
     rag_settings
@@ -50,7 +51,7 @@ class RedmineRag::SearchIntegrationTest < Redmine::IntegrationTest
   end
 
   def test_ragd_down_falls_back_to_redmines_own_search_and_says_so
-    rag_settings('collection' => @rag_collection, 'address' => dead_address)
+    rag_settings('address' => dead_address)
     log_user('jsmith', 'jsmith')
     get '/search', params: { q: 'recipe', issues: 1 }
     assert_response :success
@@ -60,7 +61,7 @@ class RedmineRag::SearchIntegrationTest < Redmine::IntegrationTest
   end
 
   def test_ragd_too_slow_falls_back_too
-    rag_settings('collection' => @rag_collection, 'search_timeout' => '0.001')
+    rag_settings('search_timeout' => '0.001')
     get '/search', params: { q: 'recipe', issues: 1 }
     assert_response :success
     assert_equal 'fallback', response.headers['X-Redmine-Rag']
@@ -111,7 +112,7 @@ class RedmineRag::SearchIntegrationTest < Redmine::IntegrationTest
   end
 
   def test_later_pages_keep_ragd_passages
-    rag_settings('collection' => @rag_collection, 'search_max_results' => '30')
+    rag_settings('search_max_results' => '30')
     with_settings(search_results_per_page: '3') do
       get '/search', params: { q: 'issue', issues: 1, page: 2 }
       assert_response :success

@@ -20,6 +20,7 @@ end
 class RedmineRag::PanelsSystemTest < RedmineRag::SystemTestCase
   include RedmineRag::TestHelper
   fixtures(*RedmineRag::TestHelper::FIXTURES)
+  shared_collection!
 
   def setup
     rag_settings

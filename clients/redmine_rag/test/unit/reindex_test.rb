@@ -81,7 +81,7 @@ class RedmineRag::ReindexTest < ActiveSupport::TestCase
   end
 
   def test_a_refused_document_does_not_stop_the_stream
-    Issue.find(2).update_columns(description: 'y' * (10 * 1024 * 1024 + 1)) # no callbacks: found by the reindex
+    Issue.find(2).update_columns(description: too_large_text) # no callbacks: found by the reindex
     summary = reindex!
     assert_equal ['issue:2'], summary.failed.keys
     assert_match(/text: .*larger than the limit/, summary.failed['issue:2'])

@@ -116,7 +116,7 @@ class RedmineRag::SyncTest < ActiveSupport::TestCase
   def test_excluded_projects_and_types_are_left_out_and_purged
     reindex!
     assert_operator stored(project_ids: [2]).size, :>, 0
-    rag_settings('collection' => @rag_collection, 'excluded_projects' => ['2'], 'index_types' => %w[issue journal wiki])
+    rag_settings('excluded_projects' => ['2'], 'index_types' => %w[issue journal wiki])
     # The settings change reconciles in a job (inline here).
     assert_empty stored(project_ids: [2])
     assert_empty stored(types: %w[news message document])
@@ -127,8 +127,7 @@ class RedmineRag::SyncTest < ActiveSupport::TestCase
   end
 
   def test_a_refused_document_is_logged_counted_and_blocks_nothing
-    huge = 'x' * (10 * 1024 * 1024 + 1) # above ragd's limits.max_document_bytes
-    issue = new_issue(description: huge) # the save succeeds
+    issue = new_issue(description: too_large_text) # above ragd's limits.max_document_bytes; the save succeeds
     failure = RedmineRag::Failure.find_by(doc_id: "issue:#{issue.id}")
     assert_equal 'refused', failure.state
     assert_match(/documents\[0\]\.text: .*larger than the limit/, failure.reason)
@@ -152,7 +151,7 @@ class RedmineRag::SyncRetryTest < ActiveSupport::TestCase
   end
 
   def test_ragd_down_the_save_succeeds_and_the_job_retries_until_it_is_back
-    rag_settings('collection' => @rag_collection, 'address' => dead_address, 'index_timeout' => '5')
+    rag_settings('address' => dead_address, 'index_timeout' => '5')
     issue = Issue.create!(project_id: 1, tracker_id: 1, author_id: 2, status_id: 1, priority: IssuePriority.first,
                           subject: 'Saved while ragd is down')
     assert issue.persisted?
@@ -167,7 +166,7 @@ class RedmineRag::SyncRetryTest < ActiveSupport::TestCase
     assert_match(/\ARagd::Unavailable: /, failure.reason)
     assert_equal 1, RedmineRag::StatusReport.new.failures['retrying']
 
-    rag_settings('collection' => @rag_collection) # ragd is back
+    rag_settings # ragd is back
     perform_enqueued_jobs(only: RedmineRag::IndexJob)
     assert_no_enqueued_jobs only: RedmineRag::IndexJob
     assert stored.key?("issue:#{issue.id}")
@@ -175,7 +174,7 @@ class RedmineRag::SyncRetryTest < ActiveSupport::TestCase
   end
 
   def test_retries_run_out_and_say_so
-    rag_settings('collection' => @rag_collection, 'address' => dead_address, 'index_timeout' => '2')
+    rag_settings('address' => dead_address, 'index_timeout' => '2')
     issue = Issue.create!(project_id: 1, tracker_id: 1, author_id: 2, status_id: 1, priority: IssuePriority.first,
                           subject: 'Never indexed')
     runs = 0
