@@ -135,27 +135,39 @@ rm_install_plugin() {
   fi
 }
 
-# Brings an instance's database (RAILS_ENV) up to date: Redmine's and the
-# plugin's migrations, then (DEFAULT_DATA=1) Redmine's default data (trackers,
-# statuses, roles) once.
-rm_migrate() {
-  local inst=$1 env=$2
-  rm_run "$inst" "$env" bundle exec rake db:create db:migrate redmine:plugins:migrate >/dev/null
-  if [ "${DEFAULT_DATA:-1}" = 1 ] && [ ! -f "$RM_APP/instances/$inst/db/.default-data-$env" ]; then
-    rm_run "$inst" "$env" env REDMINE_LANG=en bundle exec rake redmine:load_default_data >/dev/null
-    touch "$RM_APP/instances/$inst/db/.default-data-$env"
+# A migrated, empty Redmine database (Redmine's and the plugin's migrations:
+# a few minutes on a loaded machine), kept as var/redmine/template.sqlite3
+# until Debian's redmine or the plugin's migrations change. Migrating it also
+# dumps db/schema.rb, which Redmine's test tasks load into the test database.
+rm_template_db() {
+  local stamp=$RM_VAR/template.stamp sum
+  sum=$(cat "$RM_APP/.ragd-stamp" "$RM_APP"/plugins/*/db/migrate/*.rb 2>/dev/null | sha256sum | cut -c1-16)
+  if [ -f "$RM_VAR/template.sqlite3" ] && [ -f "$RM_APP/db/schema.rb" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
+    return 0
   fi
+  rm_say "migrating a template database (Redmine's and the plugin's migrations)"
+  rm_instance template
+  rm -f "$RM_APP/instances/template/db/production.sqlite3"
+  [ -f "$RM_VAR/template.sqlite3" ] && cp "$RM_VAR/template.sqlite3" "$RM_APP/instances/template/db/production.sqlite3"
+  rm_run template production bundle exec rake db:create db:migrate redmine:plugins:migrate db:schema:dump >/dev/null
+  cp "$RM_APP/instances/template/db/production.sqlite3" "$RM_VAR/template.sqlite3.tmp"
+  mv "$RM_VAR/template.sqlite3.tmp" "$RM_VAR/template.sqlite3"
+  echo "$sum" > "$stamp"
 }
 
-# The schema the tests load: migrating a scratch (production) database of the
-# instance dumps db/schema.rb, plugin tables included, and Redmine's test tasks
-# load that into the test database (db:test:prepare) before every run.
-rm_test_schema() {
-  local stamp=$RM_APP/instances/$1/db/.schema-stamp sum
-  sum=$(cat "$RM_APP/.ragd-stamp" "$RM_APP"/plugins/*/db/migrate/*.rb 2>/dev/null | sha256sum | cut -c1-16)
-  [ -f "$RM_APP/db/schema.rb" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && return 0
-  rm_run "$1" production bundle exec rake db:create db:migrate redmine:plugins:migrate db:schema:dump >/dev/null
-  echo "$sum" > "$stamp"
+# An instance's production database: a copy of the template, brought up to
+# date, with Redmine's default data (trackers, statuses, roles) loaded once.
+rm_production_db() {
+  local inst=$1 db=$RM_APP/instances/$1/db/production.sqlite3
+  rm_template_db
+  if [ ! -f "$db" ]; then
+    cp "$RM_VAR/template.sqlite3" "$db"
+    rm -f "$RM_APP/instances/$inst/db/.default-data"
+  fi
+  local tasks=(db:migrate redmine:plugins:migrate)
+  [ -f "$RM_APP/instances/$inst/db/.default-data" ] || tasks+=(redmine:load_default_data)
+  rm_run "$inst" production env REDMINE_LANG=en bundle exec rake "${tasks[@]}" >/dev/null
+  touch "$RM_APP/instances/$inst/db/.default-data"
 }
 
 # Redmine's test/ tree (test_helper.rb, fixtures): Debian's binary package ships
@@ -202,7 +214,7 @@ rm_start_ragd() {
   "$REPO/.venv/bin/python" -c 'import sys; from pathlib import Path; from ragd.embed.provision import provision_model; provision_model(Path(sys.argv[1]))' \
     "$RAGD_MODEL_CACHE" >/dev/null
   rm -f "$dir/port"
-  RAGD_SERVER_METRICS_LISTEN= RAGD_MODEL_THREADS=${RAGD_MODEL_THREADS:-2} \
+  env -u RAGD_ADDRESS RAGD_SERVER_METRICS_LISTEN= RAGD_MODEL_THREADS=${RAGD_MODEL_THREADS:-2} \
     "$REPO/.venv/bin/python" -m ragd.cli serve --data-dir "$dir" --listen 127.0.0.1:0 \
     --port-file "$dir/port" >>"$dir/daemon.log" 2>&1 &
   RAGD_PID=$!

@@ -22,7 +22,7 @@ rm_app
 rm_instance test
 rm_test_tree
 rm_install_plugin
-rm_test_schema test
+rm_template_db
 rm_say "Redmine ready in $(rm_since "$t0") s"
 
 data=$RM_VAR/ragd-test
@@ -33,6 +33,7 @@ export RAGD_LIMITS_MAX_DOCUMENT_BYTES=${RAGD_LIMITS_MAX_DOCUMENT_BYTES:-200000}
 rm_start_ragd "$data"
 rm_say "ragd serving on $RAGD_ADDRESS"
 
+export REDMINE_RAG_CISI_DIR=$REPO/tests/data/cisi   # texts of the permission property test
 status=0
 if [ -n "${TESTS:-}" ]; then
   # shellcheck disable=SC2086

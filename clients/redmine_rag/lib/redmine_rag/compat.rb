@@ -12,8 +12,9 @@ module RedmineRag
     def document(doc)
       return doc if grants?
 
-      doc = doc.except(:tracker_id, :owner_ids, :private_note)
-      doc.merge(viewer_ids: [])
+      # The older filter knows one private flag: a private note is private.
+      legacy = doc.except(:tracker_id, :owner_ids, :private_note)
+      legacy.merge(is_private: doc[:is_private] || doc[:private_note] ? true : false, viewer_ids: [])
     end
   end
 end

@@ -38,7 +38,7 @@ module RedmineRag
 
     # Counters of every key with this prefix ("journal:"), for whole-table scans.
     def self.with_prefix(prefix)
-      where('doc_key LIKE ?', "#{sanitize_sql_like(prefix)}%").pluck(:doc_key, :value)
+      where("doc_key LIKE ? ESCAPE '\\'", "#{sanitize_sql_like(prefix, '\\')}%").pluck(:doc_key, :value)
                                                                 .to_h { |k, v| [k.delete_prefix(prefix).to_i, v] }
     end
   end
