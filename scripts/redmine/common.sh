@@ -117,15 +117,22 @@ rm_run() {
 # (vendor/ragd-client, outside the plugin's eager-loaded lib/), and resolves the
 # bundle against Debian's gems only (`bundle install --local` never touches the
 # network; the plugin's Gemfile asks for a grpc Debian has).
-rm_install_plugin() {
-  local dest=$RM_APP/plugins/redmine_rag
+# Copies the plugin to DEST (a Redmine's plugins/redmine_rag) with the gem
+# vendored; the screenshots under doc/ stay behind.
+rm_copy_plugin() {
+  local dest=$1
   rm -rf "$dest.tmp"
   mkdir -p "$dest.tmp"
-  tar -C "$PLUGIN_SRC" --exclude=./vendor -cf - . | tar -C "$dest.tmp" -xf -
+  tar -C "$PLUGIN_SRC" --exclude=./vendor --exclude=./doc -cf - . | tar -C "$dest.tmp" -xf -
   mkdir -p "$dest.tmp/vendor/ragd-client"
   tar -C "$GEM_SRC" -cf - lib ragd-client.gemspec README.md | tar -C "$dest.tmp/vendor/ragd-client" -xf -
   rm -rf "$dest"
   mv "$dest.tmp" "$dest"
+}
+
+rm_install_plugin() {
+  local dest=$RM_APP/plugins/redmine_rag
+  rm_copy_plugin "$dest"
   local sum; sum=$(cat "$RM_APP/Gemfile" "$RM_APP/Gemfile.local" "$dest/Gemfile" "$dest/vendor/ragd-client/ragd-client.gemspec" | sha256sum | cut -c1-16)
   if [ ! -f "$RM_APP/Gemfile.lock" ] || [ "$(cat "$RM_APP/.bundle-sum" 2>/dev/null)" != "$sum" ]; then
     rm_say "bundle install --local (Debian's gems only)"
@@ -240,4 +247,21 @@ rm_stop_ragd() {
 
 rm_free_port() {
   "$REPO/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The same Redmine without the plugin (the benchmark's baseline): a copy of the
+# app without plugins/ and its own bundle, sharing the instances (same database).
+rm_bare_app() {
+  local bare=$RM_VAR/app-bare
+  if [ ! -f "$bare/.ragd-stamp" ] || [ "$(cat "$bare/.ragd-stamp")" != "$(cat "$RM_APP/.ragd-stamp")" ]; then
+    rm -rf "$bare"
+    mkdir -p "$bare"
+    tar -C "$RM_APP" --exclude=./plugins --exclude=./instances --exclude=./test --exclude=./Gemfile.lock \
+        --exclude=./.bundle-sum -cf - . | tar -C "$bare" -xf -
+    mkdir -p "$bare/plugins"
+    ln -s "$RM_APP/instances" "$bare/instances"
+  fi
+  (cd "$bare" && env -u BUNDLE_PATH -u BUNDLE_FROZEN BUNDLE_GEMFILE="$bare/Gemfile" BUNDLE_SILENCE_ROOT_WARNING=1 \
+     bundle install --local --quiet)
+  echo "$bare"
 }
