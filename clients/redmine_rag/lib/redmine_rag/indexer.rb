@@ -29,7 +29,7 @@ module RedmineRag
         begin
           result = @client.upsert(pending.map { |d| Compat.document(d) }, timeout: @timeout)
         rescue Ragd::InvalidArgument => e
-          at = refused_at(e, pending.size)
+          at = self.class.refused_at(e, pending.size)
           raise unless at # not about one document: a bug, surface it
 
           refused << [pending.delete_at(at), e.details.to_s]
@@ -55,7 +55,7 @@ module RedmineRag
     end
 
     # The document an INVALID_ARGUMENT names, if it names one of `size`.
-    def refused_at(error, size)
+    def self.refused_at(error, size)
       m = REFUSED_AT.match(error.details.to_s)
       m && m[1].to_i < size ? m[1].to_i : nil
     end

@@ -88,7 +88,7 @@ module RedmineRag
           return
         rescue Ragd::InvalidArgument => e
           # The stream stopped at the first batch not acked (pending starts with it).
-          at = Indexer.new(client: @client).refused_at(e, [pending.size, @batch_size].min)
+          at = Indexer.refused_at(e, [pending.size, @batch_size].min)
           raise unless at
 
           refuse(pending.delete_at(at), e.details.to_s)

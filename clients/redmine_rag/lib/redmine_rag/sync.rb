@@ -47,10 +47,10 @@ module RedmineRag
     def suspended? = Thread.current[:redmine_rag_suspended] ? true : false
 
     # The job's work: the current state of these records, sent. Records gone
-    # since (destroyed) are left to their DeleteJob; records in an excluded
-    # project or of a type not indexed are skipped (the settings change purges
-    # them); a record that is no longer a document (a note emptied) is deleted
-    # at its current version.
+    # since (destroyed) are left to their DeleteJob; a type not indexed is
+    # skipped (the settings change purges it); a record that is no longer a
+    # document (a note emptied) or now lies in an excluded project (moved
+    # there) is deleted at its current version.
     def index(type, ids, cascade: false, indexer: Indexer.new)
       settings = RedmineRag.settings
       kind = Documents.kind(type)
@@ -61,8 +61,7 @@ module RedmineRag
         gone = {}
         records.each do |record|
           doc = kind.document(record, counters)
-          next if doc && !settings.project_enabled?(doc[:project_id])
-
+          doc = nil if doc && !settings.project_enabled?(doc[:project_id])
           doc ? docs << doc : gone[kind.doc_id(record.id)] = kind.version(record, counters)
         end
         outcome = indexer.upsert(docs) unless docs.empty?

@@ -124,6 +124,12 @@ class RedmineRag::SyncTest < ActiveSupport::TestCase
     refute stored.key?("issue:#{issue.id}")
     News.create!(project_id: 1, author_id: 2, title: 'Not indexed', description: 'News are switched off.')
     assert_empty stored(types: %w[news])
+    moved = Issue.find(1)
+    assert stored.key?('issue:1')
+    moved.update!(project_id: 2) # into the excluded project: out of ragd with its notes
+    held = stored
+    refute held.key?('issue:1')
+    assert_empty moved.journals.map { |j| "journal:#{j.id}" } & held.keys
   end
 
   def test_a_refused_document_is_logged_counted_and_blocks_nothing
