@@ -69,6 +69,7 @@ RedmineRag::Sync.suspended do # one reindex afterwards instead of a job per reco
     Setting.rest_api_enabled = '1'
     Setting.default_language = 'en'
     Setting.issue_group_assignment = '1' # issues assigned to the Cataloguers group
+    Setting.notified_events = []          # a demo sends no mail (and ~700 mail jobs would hold SQLite's lock)
 
     user = lambda do |login, first, last|
       u = User.new(firstname: first, lastname: last, language: 'en')

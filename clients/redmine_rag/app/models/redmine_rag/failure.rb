@@ -22,7 +22,11 @@ module RedmineRag
       retry
     end
 
+    # Called after every successful write: a read first, so the common case
+    # (nothing failed) takes no write lock (SQLite has one for the database).
     def self.clear!(doc_ids)
+      return if doc_ids.empty? || !exists?
+
       doc_ids.each_slice(500) { |slice| where(doc_id: slice).delete_all }
     end
 
