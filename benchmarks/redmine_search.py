@@ -137,6 +137,25 @@ class Session:
         return ms, resp.status, dict(resp.getheaders())
 
 
+def visible_to_all(sessions: list[Session]) -> list[int]:
+    """Issue ids every benchmark user may open (the REST API's list, per user)."""
+    common = None
+    for s in sessions:
+        ids, offset = set(), 0
+        while True:
+            resp, body = s.request("GET", f"/issues.json?status_id=*&limit=100&offset={offset}",
+                                   headers={"X-Redmine-API-Key": s.api_key})
+            data = json.loads(body)
+            ids |= {i["id"] for i in data["issues"]}
+            offset += 100
+            if offset >= data["total_count"]:
+                break
+        common = ids if common is None else common & ids
+    if not common:
+        raise RuntimeError("no issue is visible to every benchmark user")
+    return sorted(common)
+
+
 def run(sessions: list[Session], jobs: list, concurrency: int) -> list[float]:
     """jobs: callables(session) -> latency ms; spread over `concurrency` workers (each its own session)."""
     out: list[float] = []
@@ -223,7 +242,7 @@ def main() -> None:
     try:
         servers = {"ragd": plugin_url, "redmine": f"http://127.0.0.1:{bare_port}"}
         sessions = {name: [Session(url, u) for u in USERS * 2] for name, url in servers.items()}
-        issue_ids = list(range(1, 401))
+        issue_ids = visible_to_all(sessions["ragd"][:len(USERS)])
         qs = queries()
         per_round = args.queries
         need = per_round * args.rounds
@@ -258,7 +277,8 @@ def main() -> None:
 
         for r in range(args.rounds):
             batch = qs[r * per_round:(r + 1) * per_round]
-            issues = issue_ids[(r * 37) % 300:(r * 37) % 300 + per_round]
+            start = (r * per_round) % max(1, len(issue_ids) - per_round)
+            issues = issue_ids[start:start + per_round]
             order = ["ragd", "redmine"] if r % 2 == 0 else ["redmine", "ragd"]
             for c in levels:
                 for scenario in ("search_html", "search_json", "issue_page"):

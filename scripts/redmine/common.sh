@@ -37,10 +37,10 @@ rm_apt() {
   [ ${#missing[@]} -eq 0 ] && return 0
   rm_say "installing Debian packages: ${missing[*]}"
   local sudo=; [ "$(id -u)" -ne 0 ] && sudo=sudo
-  env -u BUNDLE_GEMFILE -u RAILS_ENV -u REDMINE_INSTANCE DEBIAN_FRONTEND=noninteractive \
-    $sudo apt-get -o DPkg::Lock::Timeout=900 update -qq
-  env -u BUNDLE_GEMFILE -u RAILS_ENV -u REDMINE_INSTANCE DEBIAN_FRONTEND=noninteractive \
-    $sudo apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo env -u BUNDLE_GEMFILE -u RAILS_ENV -u REDMINE_INSTANCE DEBIAN_FRONTEND=noninteractive \
+    apt-get -o DPkg::Lock::Timeout=900 update -qq
+  $sudo env -u BUNDLE_GEMFILE -u RAILS_ENV -u REDMINE_INSTANCE DEBIAN_FRONTEND=noninteractive \
+    apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # The private app copy, rebuilt when Debian's redmine package changes. Debian's
