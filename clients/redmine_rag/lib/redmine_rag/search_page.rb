@@ -41,12 +41,14 @@ module RedmineRag
       types = ragd_types
       return nil if types.empty?
 
-      hits = ragd_hits(types)
+      search = start_search(types) # ragd answers while Redmine's own search does its part
+      others = redmine_results(types)
+      hits = ragd_hits(search)
       return nil if hits.nil?
 
       Current.search_outcome = :ragd
       ranked = rank(hits)
-      ranked.concat(redmine_results(types))
+      ranked.concat(others)
       ranked.sort_by! { |(_, (rank, id))| [-rank, -id] }
       ranked.map { |scope, (_, id)| [scope, id] }
     end
@@ -67,15 +69,28 @@ module RedmineRag
       Project.where.not(id: excluded).to_a
     end
 
-    # ragd's hits, [] when the user may see none of it, nil when ragd failed.
-    def ragd_hits(types)
+    # The ragd search, running in a thread of its own (a gRPC call, no database),
+    # or nil when the user may see none of these types there: no call at all.
+    def start_search(types)
       filter = Permissions.filter(@user, ragd_projects, types)
-      return [] unless filter
+      return nil unless filter
 
       filter.metadata_equals = { 'open' => '1' } if @options[:open_issues] # other types carry open=1 too
-      RedmineRag.client.search(@question, top_k: @settings.search_max_results, filter: filter, mode: :auto,
-                                          group_by_document: true, min_score: @settings.search_min_score,
-                                          timeout: @settings.search_timeout).hits
+      client = RedmineRag.client
+      question = @question
+      s = @settings
+      Thread.new do
+        Thread.current.report_on_exception = false # its error is raised where it is joined
+        client.search(question, top_k: s.search_max_results, filter: filter, mode: :auto, group_by_document: true,
+                                min_score: s.search_min_score, timeout: s.search_timeout)
+      end
+    end
+
+    # ragd's hits, [] when nothing was asked, nil when ragd failed (the page says so).
+    def ragd_hits(search)
+      return [] unless search
+
+      search.value.hits
     rescue Ragd::Error => e
       Current.search_outcome = :fallback
       Current.search_detail = e.is_a?(Ragd::Unavailable) ? e.message : "#{e.class.name}: #{e.message}"

@@ -26,7 +26,7 @@ module RedmineRag
       # At most this many ragd hits feed the search page (its pages are cut from them),
       # and only passages at least this close to the question (cosine similarity;
       # keyword matches count whatever their similarity).
-      'search_max_results' => '100',
+      'search_max_results' => '50',
       'search_min_score' => '0.25',
       # "Similar issues" panel on the issue page, with this many issues.
       'similar_enabled' => '1',
