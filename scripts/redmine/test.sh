@@ -6,7 +6,7 @@
 # functional, integration and headless-Chromium system tests).
 #
 #   scripts/redmine/test.sh                 everything
-#   TESTS=test/unit/documents_test.rb scripts/redmine/test.sh   one file (rails test)
+#   TESTS='test/unit/sync_test.rb test/unit/reindex_test.rb' scripts/redmine/test.sh   some files
 #
 # Slow parts are kept between runs: the app copy (until Debian's redmine
 # changes), Redmine's test/ tree, the bundle (until a Gemfile changes), the model.
@@ -17,7 +17,9 @@ source "$here/common.sh"
 t0=$(rm_now)
 
 [ -x "$REPO/.venv/bin/python" ] || { echo "no .venv: run scripts/setup.sh --test first" >&2; exit 1; }
-rm_apt "${RM_BASE_DEBS[@]}" "${RM_BROWSER_DEBS[@]}"
+rm_apt "${RM_BASE_DEBS[@]}" "${RM_BROWSER_DEBS[@]}" rubocop
+rm_say "rubocop (clients/redmine_rag/.rubocop.yml)"
+(cd "$PLUGIN_SRC" && rubocop --format progress)
 rm_app
 rm_instance test
 rm_test_tree
@@ -36,8 +38,10 @@ rm_say "ragd serving on $RAGD_ADDRESS"
 export REDMINE_RAG_CISI_DIR=$REPO/tests/data/cisi   # texts of the permission property test
 status=0
 if [ -n "${TESTS:-}" ]; then
+  files=()
+  for t in $TESTS; do files+=("plugins/redmine_rag/${t}"); done
   # shellcheck disable=SC2086
-  rm_run test test bundle exec rails test ${TESTS/#test\//plugins/redmine_rag/test/} ${TESTOPTS:-} || status=$?
+  rm_run test test bundle exec rails test "${files[@]}" ${TESTOPTS:-} || status=$?
 else
   rm_run test test bundle exec rake redmine:plugins:test NAME=redmine_rag TESTOPTS="${TESTOPTS:--v}" || status=$?
 fi

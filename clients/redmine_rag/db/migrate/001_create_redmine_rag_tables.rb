@@ -24,6 +24,6 @@ class CreateRedmineRagTables < ActiveRecord::Migration[6.1]
       t.timestamps null: false
     end
     add_index :redmine_rag_failures, :doc_id, unique: true
-    add_index :redmine_rag_failures, [:state, :updated_at]
+    add_index :redmine_rag_failures, %i[state updated_at]
   end
 end

@@ -14,7 +14,7 @@ module RedmineRag
     end
 
     # "documents[3].text: empty" -> 3
-    REFUSED_AT = /\Adocuments\[(\d+)\]/.freeze
+    REFUSED_AT = /\Adocuments\[(\d+)\]/
 
     def initialize(client: RedmineRag.client, timeout: nil)
       @client = client

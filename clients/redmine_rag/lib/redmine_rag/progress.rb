@@ -20,8 +20,8 @@ module RedmineRag
 
     attr_reader :done
 
-    def advance(n = 1)
-      @done += n
+    def advance(count = 1)
+      @done += count
       draw
     end
 

@@ -59,6 +59,17 @@ module RedmineRag
       Permissions.searchable(wanted & @settings.index_types)
     end
 
+    # What Redmine itself considers visible, per result model.
+    def self.visible_scope(scope, user)
+      case scope
+      when 'issues' then Issue.visible(user)
+      when 'wiki_pages' then WikiPage.joins(wiki: :project).where(Project.allowed_to_condition(user, :view_wiki_pages))
+      when 'news' then News.visible(user)
+      when 'messages' then Message.visible(user)
+      when 'documents' then Document.visible(user)
+      end
+    end
+
     private
 
     def ragd_projects
@@ -128,17 +139,6 @@ module RedmineRag
       keys.group_by(&:first).to_h do |scope, list|
         ids = list.map(&:last)
         [scope, self.class.visible_scope(scope, @user).where(id: ids).pluck(:id).to_set]
-      end
-    end
-
-    # What Redmine itself considers visible, per result model.
-    def self.visible_scope(scope, user)
-      case scope
-      when 'issues' then Issue.visible(user)
-      when 'wiki_pages' then WikiPage.joins(wiki: :project).where(Project.allowed_to_condition(user, :view_wiki_pages))
-      when 'news' then News.visible(user)
-      when 'messages' then Message.visible(user)
-      when 'documents' then Document.visible(user)
       end
     end
 

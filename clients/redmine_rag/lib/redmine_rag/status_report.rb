@@ -7,7 +7,7 @@ module RedmineRag
   # waiting for a retry, and the job queue.
   class StatusReport
     Daemon = Struct.new(:address, :collection, :ok, :error, :version, :uptime_s, :model, :documents, :chunks,
-                      :index_kind, keyword_init: true)
+                        :index_kind, keyword_init: true)
 
     attr_reader :ragd, :inventory, :inventory_error
 
@@ -51,59 +51,68 @@ module RedmineRag
 
     # Printed by the rake task.
     def to_text(names: 10)
-      out = []
-      r = @ragd
-      out << if r.ok
-               "ragd #{r.address} (ragd #{r.version}, model #{r.model}), collection #{r.collection.inspect}: " \
-                 "#{r.documents} documents, #{r.chunks} chunks, #{r.index_kind} index"
-             else
-               "ragd #{r.address}: UNAVAILABLE (#{r.error})"
-             end
-      if @inventory
-        out << format('%-28s %-9s %8s %8s %8s %8s %8s', 'project', 'type', 'redmine', 'ragd', 'missing', 'stale', 'extra')
-        totals = Hash.new(0)
-        @inventory.by_project_and_type.each do |(project_id, type), row|
-          out << format('%-28s %-9s %8d %8d %8d %8d %8d', "#{project_names[project_id] || '(deleted)'} (#{project_id})",
-                        type, row[:redmine], row[:ragd], row[:missing], row[:stale], row[:extra])
-          row.each { |k, v| totals[k] += v }
-        end
-        out << format('%-28s %-9s %8d %8d %8d %8d %8d', 'total', '', totals[:redmine], totals[:ragd], totals[:missing],
-                      totals[:stale], totals[:extra])
-        out.concat(named('missing', @inventory.missing.map(&:id), names))
-        out.concat(named('stale', (@inventory.stale + @inventory.ahead).map(&:id), names))
-        out.concat(named('extra (not in Redmine: `rake redmine_rag:prune`)', @inventory.extra.map(&:id), names))
-        out << (@inventory.in_sync? ? 'in sync' : 'NOT in sync: `rake redmine_rag:reindex` repairs')
-      elsif @inventory_error
-        out << "could not list ragd's documents: #{@inventory_error}"
-      end
-      counts = failures
-      out << "refused by ragd: #{counts.fetch('refused', 0)}, waiting for a retry: #{counts.fetch('retrying', 0)}, " \
-             "retries given up: #{counts.fetch('gave_up', 0)}"
-      recent_failures(names).each { |f| out << "  #{f.doc_id} #{f.state} (#{f.attempts}x): #{f.reason}" }
-      q = queue
-      out << "job queue: #{q[:adapter]}#{q[:pending] ? ", #{q[:pending]} pending" : ''}" \
-             "#{q[:durable] ? '' : ' (in-process: queued jobs are lost on restart; see the README)'}"
-      out.join("\n")
+      [daemon_line, *inventory_lines(names), *failure_lines(names), queue_line].join("\n")
     end
 
     private
+
+    def daemon_line
+      r = @ragd
+      return "ragd #{r.address}: UNAVAILABLE (#{r.error})" unless r.ok
+
+      "ragd #{r.address} (ragd #{r.version}, model #{r.model}), collection #{r.collection.inspect}: " \
+        "#{r.documents} documents, #{r.chunks} chunks, #{r.index_kind} index"
+    end
+
+    ROW = '%-28s %-9s %8s %8s %8s %8s %8s'
+
+    def inventory_lines(names)
+      return ["could not list ragd's documents: #{@inventory_error}"] if @inventory_error
+      return [] unless @inventory
+
+      out = [format(ROW, 'project', 'type', 'redmine', 'ragd', 'missing', 'stale', 'extra')]
+      totals = Hash.new(0)
+      @inventory.by_project_and_type.each do |(project_id, type), row|
+        out << format(ROW, "#{project_names[project_id] || '(deleted)'} (#{project_id})", type,
+                      *row.values_at(:redmine, :ragd, :missing, :stale, :extra))
+        row.each { |k, v| totals[k] += v }
+      end
+      out << format(ROW, 'total', '', *totals.values_at(:redmine, :ragd, :missing, :stale, :extra))
+      out.concat(named('missing', @inventory.missing.map(&:id), names))
+      out.concat(named('stale', (@inventory.stale + @inventory.ahead).map(&:id), names))
+      out.concat(named('extra (not in Redmine: `rake redmine_rag:prune`)', @inventory.extra.map(&:id), names))
+      out << (@inventory.in_sync? ? 'in sync' : 'NOT in sync: `rake redmine_rag:reindex` repairs')
+    end
+
+    def failure_lines(names)
+      counts = failures
+      ["refused by ragd: #{counts.fetch('refused', 0)}, waiting for a retry: #{counts.fetch('retrying', 0)}, " \
+       "retries given up: #{counts.fetch('gave_up', 0)}",
+       *recent_failures(names).map { |f| "  #{f.doc_id} #{f.state} (#{f.attempts}x): #{f.reason}" }]
+    end
+
+    def queue_line
+      q = queue
+      "job queue: #{q[:adapter]}#{q[:pending] ? ", #{q[:pending]} pending" : ''}" \
+        "#{q[:durable] ? '' : ' (in-process: queued jobs are lost on restart; see the README)'}"
+    end
 
     def probe
       stats = @client.stats(@settings.collection, timeout: [@settings.search_timeout, 5].max)
       coll = stats.collections.first
       Daemon.new(address: @settings.address, collection: @settings.collection, ok: true, version: stats.version,
-               uptime_s: stats.uptime_s, model: model_name(stats.model), documents: coll&.documents.to_i,
-               chunks: coll&.chunks.to_i, index_kind: coll&.index_kind)
+                 uptime_s: stats.uptime_s, model: model_name(stats.model), documents: coll&.documents.to_i,
+                 chunks: coll&.chunks.to_i, index_kind: coll&.index_kind)
     rescue ::Ragd::InvalidArgument => e
       raise unless e.message.include?('unknown collection') # nothing indexed yet: an empty collection
 
       Daemon.new(address: @settings.address, collection: @settings.collection, ok: true, documents: 0, chunks: 0,
-               index_kind: 'none', version: '?', model: '?')
+                 index_kind: 'none', version: '?', model: '?')
     rescue ::Ragd::Error => e
       Daemon.new(address: @settings.address, collection: @settings.collection, ok: false, error: e.message)
     end
 
-    def model_name(m) = m ? "#{m.name} #{m.dimension}-d #{m.provider}" : '?'
+    def model_name(model) = model ? "#{model.name} #{model.dimension}-d #{model.provider}" : '?'
 
     def named(label, ids, limit)
       return [] if ids.empty?

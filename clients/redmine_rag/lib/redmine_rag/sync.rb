@@ -13,7 +13,7 @@ module RedmineRag
     def enqueue_index(type, ids, cascade: false)
       return if suspended? || !RedmineRag.settings.indexes?(type)
 
-      enqueue { IndexJob.perform_later(type, Array(ids), cascade) }
+      enqueue { IndexJob.perform_later(type, Array(ids), cascade: cascade) }
     end
 
     def enqueue_delete(versions)

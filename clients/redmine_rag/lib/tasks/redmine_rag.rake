@@ -3,6 +3,8 @@
 # rake redmine_rag:reindex [PROJECT=identifier] [TYPES=issue,journal,wiki,news,message,document] [PRUNE=1]
 # rake redmine_rag:status  [PROJECT=identifier] [TYPES=...] [STRICT=1]
 # rake redmine_rag:prune   [PROJECT=identifier] [TYPES=...]
+require 'ragd/client' # Ragd::Unavailable in the rescue clauses, whatever loaded first
+
 namespace :redmine_rag do
   scope = lambda do
     types = ENV['TYPES'].to_s.split(',').map(&:strip).reject(&:empty?).presence

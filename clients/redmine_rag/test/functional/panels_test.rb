@@ -25,7 +25,6 @@ class RedmineRag::SimilarIssuesControllerTest < Redmine::ControllerTest
     reindex!
   end
 
-
   def test_similar_issues_without_the_issue_and_its_relations
     get_json :show, 2, id: 1
     assert_response :success
@@ -86,7 +85,6 @@ class RedmineRag::DuplicatesControllerTest < Redmine::ControllerTest
     reindex!
     @request.session[:user_id] = 2
   end
-
 
   def test_a_close_subject_finds_the_issue
     get_json :index, 2, project_id: 'ecookbook', subject: 'Recipes cannot be printed'

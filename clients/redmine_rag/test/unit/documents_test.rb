@@ -22,7 +22,8 @@ class RedmineRag::DocumentsTest < ActiveSupport::TestCase
     issue = Issue.find(14) # private, project 3
     issue.update_columns(assigned_to_id: 10) # a group
     d = doc('issue', 14)
-    assert_equal ['issue:14', 'issue', 3, issue.tracker_id, true, 2], d.values_at(:id, :type, :project_id, :tracker_id, :is_private, :author_id)
+    assert_equal ['issue:14', 'issue', 3, issue.tracker_id, true, 2],
+                 d.values_at(:id, :type, :project_id, :tracker_id, :is_private, :author_id)
     assert_equal [2, 10], d[:owner_ids]
     assert_equal issue.subject, d[:title]
     assert_equal issue.lock_version + 1, d[:version]
@@ -53,11 +54,13 @@ class RedmineRag::DocumentsTest < ActiveSupport::TestCase
   def test_wiki_news_message_document
     page = WikiPage.find(1)
     d = doc('wiki', 1)
-    assert_equal ['wiki:1', 'wiki', page.wiki.project_id, page.pretty_title, page.content.text], d.values_at(:id, :type, :project_id, :title, :text)
+    assert_equal ['wiki:1', 'wiki', page.wiki.project_id, page.pretty_title, page.content.text],
+                 d.values_at(:id, :type, :project_id, :title, :text)
     assert_equal 'news', doc('news', 1)[:type]
     assert_equal News.find(1).project_id, doc('news', 1)[:project_id]
     m = Message.find(2) # a reply
-    assert_equal [m.board.project_id, m.subject, '1'], doc('message', 2).values_at(:project_id, :title).push(doc('message', 2)[:metadata]['topic_id'])
+    assert_equal [m.board.project_id, m.subject, '1'],
+                 doc('message', 2).values_at(:project_id, :title).push(doc('message', 2)[:metadata]['topic_id'])
     assert_equal ['document:1', Document.find(1).project_id], doc('document', 1).values_at(:id, :project_id)
   end
 

@@ -15,7 +15,8 @@ class RedmineRag::PluginTest < ActiveSupport::TestCase
 
   def test_grpc_from_debian_and_the_vendored_gem
     assert_equal '1.51.1', GRPC::VERSION
-    assert_match %r{plugins/redmine_rag/vendor/ragd-client/lib/ragd/client\.rb\z}, $LOADED_FEATURES.grep(%r{ragd/client\.rb\z}).first
+    assert_match %r{plugins/redmine_rag/vendor/ragd-client/lib/ragd/client\.rb\z},
+                 $LOADED_FEATURES.grep(%r{ragd/client\.rb\z}).first
   end
 
   def test_ragd_answers

@@ -22,7 +22,7 @@ class RedmineRag::ReindexTest < ActiveSupport::TestCase
 
   def run_task(name, env = {})
     out = StringIO.new
-    saved = env.to_h { |k, _| [k, ENV[k]] }
+    saved = env.to_h { |k, _| [k, ENV.fetch(k, nil)] }
     env.each { |k, v| ENV[k] = v }
     $stdout = out
     Rake::Task[name].reenable

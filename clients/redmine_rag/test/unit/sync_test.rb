@@ -84,15 +84,16 @@ class RedmineRag::SyncTest < ActiveSupport::TestCase
     message = Message.create!(board_id: 1, author_id: 2, subject: 'Parking', content: 'Where do visitors park?')
     doc = Document.create!(project_id: 1, category_id: 1, title: 'Floor plan', description: 'Plan of the third floor.')
     held = stored
-    assert_equal [1, 1, 1], ["news:#{news.id}", "message:#{message.id}", "document:#{doc.id}"].map { |i| held[i].version }
+    ids = ["news:#{news.id}", "message:#{message.id}", "document:#{doc.id}"]
+    assert_equal([1, 1, 1], ids.map { |i| held[i].version })
     news.update!(description: 'The move is postponed to June.')
     message.update!(content: 'Visitors park in the basement.')
     doc.update!(description: 'Plan of the fourth floor.')
     held = stored
-    assert_equal [2, 2, 2], ["news:#{news.id}", "message:#{message.id}", "document:#{doc.id}"].map { |i| held[i].version }
+    assert_equal([2, 2, 2], ids.map { |i| held[i].version })
     [news, message, doc].each(&:destroy)
     held = stored
-    assert_empty(["news:#{news.id}", "message:#{message.id}", "document:#{doc.id}"].select { |i| held.key?(i) })
+    assert_empty(ids.select { |i| held.key?(i) })
   end
 
   def test_a_deleted_project_leaves_nothing_behind

@@ -4,7 +4,7 @@ module RedmineRag
   # Sends the current state of records of one type (and, with cascade, the
   # notes of issues whose permissions or state changed).
   class IndexJob < SyncJob
-    def perform(type, ids, cascade = false)
+    def perform(type, ids, cascade: false)
       Sync.index(type, ids, cascade: cascade)
     end
 

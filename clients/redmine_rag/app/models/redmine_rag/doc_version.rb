@@ -38,8 +38,9 @@ module RedmineRag
 
     # Counters of every key with this prefix ("journal:"), for whole-table scans.
     def self.with_prefix(prefix)
-      where("doc_key LIKE ? ESCAPE '\\'", "#{sanitize_sql_like(prefix, '\\')}%").pluck(:doc_key, :value)
-                                                                .to_h { |k, v| [k.delete_prefix(prefix).to_i, v] }
+      pattern = "#{sanitize_sql_like(prefix, '\\')}%"
+      pairs = where("doc_key LIKE ? ESCAPE '\\'", pattern).pluck(:doc_key, :value).to_h
+      pairs.transform_keys { |k| k.delete_prefix(prefix).to_i }
     end
   end
 end
