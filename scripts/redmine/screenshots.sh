@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=common.sh
 source "$here/common.sh"
 rm_apt "${RM_BASE_DEBS[@]}" "${RM_BROWSER_DEBS[@]}"
-DEMO_DETACH=1 "$here/demo.sh"
+DEMO_RESET=${DEMO_RESET:-1} DEMO_DETACH=1 "$here/demo.sh"   # a fresh demo: the pictures match what `make redmine` shows
 trap '"$here/demo.sh" stop' EXIT
 # shellcheck disable=SC1091
 source "$RM_VAR/demo.env"
