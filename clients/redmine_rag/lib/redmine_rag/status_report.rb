@@ -40,13 +40,20 @@ module RedmineRag
     # The job queue the plugin's jobs go to, as far as the adapter tells.
     def queue
       adapter = RedmineRag::SyncJob.queue_adapter_name
-      pending =
-        if defined?(::Delayed::Job) && adapter.to_s == 'delayed_job'
-          ::Delayed::Job.where(queue: 'rag').count
-        elsif defined?(::Sidekiq::Queue) && adapter.to_s == 'sidekiq'
-          ::Sidekiq::Queue.new('rag').size
-        end
-      { adapter: adapter, pending: pending, durable: !%w[async inline].include?(adapter.to_s) }
+      { adapter: adapter, pending: pending_jobs(adapter.to_s), durable: !%w[async inline].include?(adapter.to_s) }
+    end
+
+    # Jobs waiting in queue `rag`, for the two durable adapters Debian packages.
+    def pending_jobs(adapter)
+      case adapter
+      when 'delayed_job' then ::Delayed::Job.where(queue: 'rag').count
+      when 'sidekiq'
+        require 'sidekiq/api'
+        ::Sidekiq::Queue.new('rag').size
+      end
+    rescue StandardError, LoadError => e
+      RedmineRag.log(:warn, "could not count the #{adapter} queue: #{e.message}")
+      nil
     end
 
     # Printed by the rake task.
