@@ -211,3 +211,11 @@ class EngineCollector:
         yield CounterMetricFamily("ragd_embed_inference_seconds", "Seconds spent in model inference.",
                                   value=b.inference_s)
         yield GaugeMetricFamily("ragd_embed_queue_tokens", "Tokens waiting for the model.", value=b.queued_tokens)
+        a = e.answerer
+        if a is not None:
+            yield from a.stats.collect()
+            if a.chat is not None:
+                yield GaugeMetricFamily("ragd_answer_model_requests_in_flight", "Requests to the model server in "
+                                        "flight (at most answer.max_concurrency).", value=a.chat.in_flight)
+                yield GaugeMetricFamily("ragd_answer_model_requests_waiting", "Answer calls waiting for a model "
+                                        "slot.", value=a.chat.waiting)
