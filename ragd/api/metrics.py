@@ -71,7 +71,9 @@ class Metrics:
 
 
 def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode | None:
-    if isinstance(exc, asyncio.CancelledError):
+    # A stream the client abandoned mid-way: grpc either cancels the handler's task or
+    # stops pulling its generator and closes it (GeneratorExit at the yield), by timing.
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
         return grpc.StatusCode.CANCELLED
     code = context.code()  # set by context.abort / set_code
     if code is None and exc is not None:
