@@ -45,9 +45,10 @@ def summary(values: list[float]) -> dict:
 
 def direct_ttft(base_url: str, messages: list[dict], max_tokens: int) -> float:
     """Seconds to the first content token of a streaming chat request straight to the model server."""
+    import json
+
     import httpx
     from httpx_sse import connect_sse
-    import json
     body = {"messages": messages, "stream": True, "max_tokens": max_tokens, "temperature": 0.0}
     t0 = time.perf_counter()
     with httpx.Client(timeout=600) as http, connect_sse(http, "POST", base_url + "/chat/completions",
@@ -77,8 +78,9 @@ def ragd_ttft(client, question: str, flt: dict, max_tokens: int):
 
 
 def ttft_rounds(address: str, base_url: str, questions: list[str], max_tokens: int) -> dict:
-    from ragd.answer import prompt
     from ragd_client import RagClient
+
+    from ragd.answer import prompt
     flt = {"all_private": True}
     rows = {q: {"ragd": [], "direct": [], "retrieval_ms": [], "server_first_token_ms": []} for q in questions}
     passages: dict[str, list] = {}
@@ -112,8 +114,9 @@ def ttft_rounds(address: str, base_url: str, questions: list[str], max_tokens: i
 
 
 def ndcg_pass(address: str, queries: dict[int, str], rel: dict[int, set[int]], judged: list[int]) -> dict:
-    from ragd.engine.router import is_complex
     from ragd_client import RagClient
+
+    from ragd.engine.router import is_complex
     per_query, expanded, expansion_ms = {}, 0, []
     with RagClient(address, timeout=600) as client:
         for q in judged:
@@ -131,6 +134,7 @@ def ndcg_pass(address: str, queries: dict[int, str], rel: dict[int, set[int]], j
 def sample_drafts(base_url: str, queries: dict[int, str], judged: list[int], n: int = 3) -> list[dict]:
     """A few HyDE drafts, asked exactly as ragd asks them, to show what the small model writes."""
     import asyncio
+
     from ragd.answer import prompt
     from ragd.answer.chat import ChatClient, ChatSettings
 
@@ -151,8 +155,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from model_server import LlamaServer
-    from ragd.embed.provision import provision_model
     from ragd_client import RagClient
+
+    from ragd.embed.provision import provision_model
 
     MODEL_CACHE.mkdir(parents=True, exist_ok=True)
     provision_model(MODEL_CACHE)

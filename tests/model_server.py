@@ -85,7 +85,7 @@ class LlamaServer:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return 0, b""
 
-    def wait_ready(self, timeout: float = 300.0) -> "LlamaServer":
+    def wait_ready(self, timeout: float = 300.0) -> LlamaServer:
         def ready():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"llama-server exited with {self.proc.returncode}:\n{self.log()}")

@@ -27,8 +27,15 @@ import pytest
 from conftest import REPO, Daemon, free_port
 from model_server import LlamaServer, RecordingProxy, wait_for
 from prom import scrape, value
-from ragd_client import (AnswerContext, AnswerDelta, AnswerDone, AsyncRagClient, FailedPrecondition, RagClient,
-                         Unavailable)
+from ragd_client import (
+    AnswerContext,
+    AnswerDelta,
+    AnswerDone,
+    AsyncRagClient,
+    FailedPrecondition,
+    RagClient,
+    Unavailable,
+)
 
 KEY = "test-" + secrets.token_hex(12)
 

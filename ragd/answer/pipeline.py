@@ -19,14 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable
 
 from ragd.answer import citations, prompt
 from ragd.answer.chat import ChatClient
 from ragd.answer.stats import AnswerStats
-from ragd.answer.types import (AnswerContext, AnswerDelta, AnswerDone, AnswerEvent, AnswerQuery, AnswerTimings,
-                               Citation, Grounding, Usage)
+from ragd.answer.types import (
+    AnswerContext,
+    AnswerDelta,
+    AnswerDone,
+    AnswerEvent,
+    AnswerQuery,
+    AnswerTimings,
+    Citation,
+    Grounding,
+    Usage,
+)
 from ragd.domain import SearchMode, SearchQuery, SearchResult
 from ragd.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
 
