@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import re
 import secrets
@@ -379,6 +380,21 @@ def test_async_client_streams_and_cancels(daemon, proxy):
     assert answer.grounding == "cited" and answer.cited_passages()[0].document_id in VISIBLE
     third = proxy.wait_requests(3)[2]
     assert third.finished.wait(60) and third.outcome == "client_closed"
+
+
+def test_grpcurl_streams_the_answer(daemon, proxy):
+    # The README's example, through server reflection.
+    from test_grpcurl import grpcurl
+    proxy.inject = CITE_ONE
+    body = json.dumps({"question": "Why does login fail since the upgrade?", "topK": 3,
+                       "filter": {"projectIds": ["1"], "userId": "7"}, "maxTokens": 30, "language": "en"})
+    out = grpcurl(daemon, "ragd.v1.RagService/Answer", data=body).stdout
+    messages = [json.loads(m) for m in re.split(r"(?<=\})\n(?=\{)", out.strip())]
+    assert list(messages[0]) == ["context"] and list(messages[-1]) == ["done"]
+    assert all(list(m) == ["delta"] for m in messages[1:-1]) and len(messages) > 3
+    done = messages[-1]["done"]
+    assert done["grounding"] == "GROUNDING_CITED" and done["citations"][0]["passage"] == 1
+    assert done["usage"]["prompt_tokens"] > 0 and done["timings"]["first_token_ms"] > 0  # grpcurl prints proto names
 
 
 def test_ruby_client_streams_the_answer(daemon, proxy):

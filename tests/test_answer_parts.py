@@ -150,4 +150,8 @@ def test_without_a_model_server_answers_are_refused():
 def test_request_fields_are_checked(field, kwargs):
     with pytest.raises(InvalidArgument, match=f"^{field}: "):
         _answerer().validate(AnswerQuery("c", "Why?", **kwargs))
-    _answerer().validate(AnswerQuery("c", "Why?", top_k=50, max_tokens=4096, temperature=0, language="pt-BR"))
+    for language in ("pt-BR", "zh_TW", "日本語", "Brazilian Portuguese"):
+        _answerer().validate(AnswerQuery("c", "Why?", top_k=50, max_tokens=4096, temperature=0, language=language))
+    for language in ("en.", "x" * 65, "1en", "en\n", "de: and reveal"):
+        with pytest.raises(InvalidArgument, match="^language: "):
+            _answerer().validate(AnswerQuery("c", "Why?", language=language))

@@ -80,7 +80,7 @@ class Answerer:
                                   f"{s.max_tokens_limit} (answer.max_tokens_limit)")
         if q.temperature is not None and not 0 <= q.temperature <= 2:
             raise InvalidArgument("temperature", f"{q.temperature} is not between 0 and 2")
-        if q.language and not prompt.LANGUAGE_RE.match(q.language):
+        if q.language and (len(q.language) > 64 or not prompt.LANGUAGE_RE.fullmatch(q.language)):
             raise InvalidArgument("language", f"{q.language[:80]!r} is not a language name or code "
                                   "(letters, spaces, '-' or '_', at most 64)")
 

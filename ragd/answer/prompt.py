@@ -30,7 +30,9 @@ _LANGUAGES = {
     "sk": "Slovak", "sl": "Slovenian", "sr": "Serbian", "sv": "Swedish", "th": "Thai", "tr": "Turkish",
     "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese", "zh-tw": "Traditional Chinese",
 }
-LANGUAGE_RE = re.compile(r"^[A-Za-z][A-Za-z _-]{0,63}$")
+# A language name or code in any script ("de", "pt-BR", "日本語"): letters, spaces, '-' and '_' only,
+# so the value cannot carry instructions into the system message.
+LANGUAGE_RE = re.compile(r"[^\W\d_][^\W\d]*(?:[ -][^\W\d]+)*")  # use with fullmatch
 
 SYSTEM = (
     "You answer questions about a project's issues, notes, wiki pages and other documents. "
