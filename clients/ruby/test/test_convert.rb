@@ -110,14 +110,15 @@ class TestAnswerConvert < Minitest::Test
   V1 = Ragd::V1
 
   def test_answer_request
-    req = C.answer_request("c", "Why?", top_k: 3, filter: { project_ids: [1] }, max_tokens: 9, temperature: nil,
-                                        language: :ja, group_by_document: 1)
+    req = C.answer_request("c", "Why?", { project_ids: [1] }, { top_k: 3, max_tokens: 9, language: :ja,
+                                                                 group_by_document: 1 })
     assert_equal ["c", "Why?", 3, [1], 9, "ja", true], [req.collection, req.question, req.top_k,
                                                         req.filter.project_ids.to_a, req.max_tokens, req.language,
                                                         req.group_by_document]
     refute req.has_temperature?, "unset temperature: the daemon's default"
-    assert_in_delta 0.5, C.answer_request("c", "q", top_k: 0, filter: nil, max_tokens: 0, temperature: 0.5,
-                                                    language: "", group_by_document: false).temperature
+    assert_in_delta 0.5, C.answer_request("c", "q", nil, { temperature: 0.5 }).temperature
+    err = assert_raises(ArgumentError) { C.answer_request("c", "q", nil, { topk: 3 }) }
+    assert_match(/unknown answer option.*topk/, err.message)
   end
 
   def test_answer_events

@@ -114,15 +114,12 @@ module Ragd
     #   answer.cited_passages.map(&:document_id) # => ["issue:12", "wiki:3:Login"]
     #
     # Leaving the block early (break, an exception) cancels the call, which stops the
-    # generation. top_k/max_tokens 0 and temperature nil: the daemon's defaults; language:
-    # e.g. current_language.to_s ("" = the question's). Raises Ragd::FailedPrecondition
-    # when the daemon has no model server, Ragd::Unavailable when it is down or the
-    # deadline (timeout, default ANSWER_TIMEOUT) passes.
-    def answer(question, top_k: 0, filter: nil, max_tokens: 0, temperature: nil, language: "",
-               group_by_document: false, collection: nil, timeout: nil)
-      req = Convert.answer_request(collection || @collection, question, top_k: top_k, filter: filter,
-                                   max_tokens: max_tokens, temperature: temperature, language: language,
-                                   group_by_document: group_by_document)
+    # generation. Options: top_k (passages), max_tokens, temperature, language (e.g.
+    # current_language.to_s; "" = the question's), group_by_document; unset, the daemon's
+    # defaults. Raises Ragd::FailedPrecondition when the daemon has no model server,
+    # Ragd::Unavailable when it is down or the deadline (timeout, default ANSWER_TIMEOUT) passes.
+    def answer(question, filter: nil, collection: nil, timeout: nil, **options)
+      req = Convert.answer_request(collection || @collection, question, filter, options)
       op = guard { stub.answer(req, deadline: deadline(timeout || ANSWER_TIMEOUT), return_op: true) }
       context = done = nil
       finished = false

@@ -86,11 +86,14 @@ module Ragd
       end
     end
 
-    def answer_request(collection, question, top_k:, filter:, max_tokens:, temperature:, language:, group_by_document:)
-      req = V1::AnswerRequest.new(collection: collection, question: question.to_s, top_k: top_k.to_i,
-                                  filter: filter(filter), max_tokens: max_tokens.to_i, language: language.to_s,
-                                  group_by_document: group_by_document ? true : false)
-      req.temperature = temperature.to_f unless temperature.nil?
+    ANSWER_OPTIONS = %i[top_k max_tokens temperature language group_by_document].freeze
+
+    def answer_request(collection, question, filter, options)
+      o = fields(options, ANSWER_OPTIONS, "answer option")
+      req = V1::AnswerRequest.new(collection: collection, question: question.to_s, top_k: o[:top_k].to_i,
+                                  filter: filter(filter), max_tokens: o[:max_tokens].to_i, language: o[:language].to_s,
+                                  group_by_document: o[:group_by_document] ? true : false)
+      req.temperature = o[:temperature].to_f unless o[:temperature].nil?
       req
     end
 
