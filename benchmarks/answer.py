@@ -20,6 +20,7 @@ Writes benchmarks/results/answer.json and answer.png.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -27,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import MODEL_CACHE, REPO, cisi, write
+from common import MODEL_CACHE, REPO, RESULTS, cisi, write
 from quality import doc_num, ndcg_at_10, start_daemon
 
 sys.path.insert(0, str(REPO / "clients" / "python"))
@@ -101,7 +102,7 @@ def ttft_rounds(address: str, base_url: str, questions: list[str], max_tokens: i
                                     chunk_id=h.chunk_id, text=h.text, start=h.start, end=h.end, score=h.score)
                                 for h in passages[q]]
                         rows[q]["direct"].append(direct_ttft(base_url, prompt.answer_messages(q, hits), max_tokens))
-            print(f"  round {rnd + 1} of 2 done")
+            print(f"  round {rnd + 1} of 2 done", flush=True)
     ragd = [t for r in rows.values() for t in r["ragd"]]
     direct = [t for r in rows.values() for t in r["direct"]]
     ratios = [a / b for r in rows.values() for a, b in zip(r["ragd"], r["direct"])]
@@ -147,6 +148,12 @@ def sample_drafts(base_url: str, queries: dict[int, str], judged: list[int], n: 
     return [{"question": queries[q], "draft": asyncio.run(draft(queries[q])).strip()} for q in judged[:n]]
 
 
+def save_partial(out: dict) -> None:
+    """What is measured so far, in case a later phase fails (the final write replaces it)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "answer.partial.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, default=20, help="CISI questions in the TTFT rounds")
@@ -179,17 +186,20 @@ def main() -> None:
                 for i in range(0, len(docs), 200):
                     client.upsert(docs[i:i + 200])
                 out["index_s"] = round(time.perf_counter() - t0, 1)
-            print(f"indexed {len(docs)} CISI documents in {out['index_s']} s; TTFT rounds")
+            print(f"indexed {len(docs)} CISI documents in {out['index_s']} s; TTFT rounds", flush=True)
             out["ttft"] = ttft_rounds(address, llama.base_url, [queries[q] for q in judged[:args.questions]],
                                       args.max_tokens)
+            save_partial(out)
             if not args.no_hyde:
-                print("nDCG@10 with answer.hyde off")
+                print("nDCG@10 with answer.hyde off", flush=True)
                 out["hyde_off"] = ndcg_pass(address, queries, rel, judged)
+                save_partial(out)
         finally:
             proc.terminate()
             proc.wait(60)
         if not args.no_hyde:
-            print("nDCG@10 with answer.hyde on")
+            print("nDCG@10 with answer.hyde on", flush=True)
+            (tmp / "data" / "port").unlink(missing_ok=True)  # the restarted daemon writes its own
             proc, address = start_daemon(tmp / "data", {**env, "RAGD_ANSWER_HYDE": "true"})
             try:
                 out["hyde_on"] = ndcg_pass(address, queries, rel, judged)
@@ -238,6 +248,7 @@ def main() -> None:
         ax.set_ylim(0, max(vals) * 1.2)
     fig.tight_layout()
     write("answer", out, fig)
+    (RESULTS / "answer.partial.json").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

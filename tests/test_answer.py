@@ -397,6 +397,18 @@ def test_grpcurl_streams_the_answer(daemon, proxy):
     assert done["usage"]["prompt_tokens"] > 0 and done["timings"]["first_token_ms"] > 0  # grpcurl prints proto names
 
 
+def test_cli_ask_streams_the_answer(daemon, proxy):
+    import sys
+    proxy.inject = CITE_ONE
+    proc = subprocess.run([sys.executable, "-m", "ragd.cli", "ask", QUESTIONS[0], "--address", daemon.address,
+                           "--project", "1", "--user", "7", "--max-tokens", "30"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("[1].")
+    assert re.search(r"^\[1\] (issue|wiki):\S+ ", proc.stderr, re.MULTILINE)
+    assert "grounding cited" in proc.stderr
+
+
 def test_ruby_client_streams_the_answer(daemon, proxy):
     proxy.inject = CITE_ONE
     env = {**os.environ, "RAGD_ADDRESS": daemon.address}
