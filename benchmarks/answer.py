@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from common import MODEL_CACHE, REPO, RESULTS, cisi, write
-from quality import doc_num, ndcg_at_10, start_daemon
+from quality import doc_num, ndcg_at_10, start_daemon, upsert_all
 
 sys.path.insert(0, str(REPO / "clients" / "python"))
 
@@ -182,10 +182,7 @@ def main() -> None:
         proc, address = start_daemon(tmp / "data", env)
         try:
             with RagClient(address, timeout=600) as client:
-                t0 = time.perf_counter()
-                for i in range(0, len(docs), 200):
-                    client.upsert(docs[i:i + 200])
-                out["index_s"] = round(time.perf_counter() - t0, 1)
+                out["index_s"] = upsert_all(client, docs)
             print(f"indexed {len(docs)} CISI documents in {out['index_s']} s; TTFT rounds", flush=True)
             out["ttft"] = ttft_rounds(address, llama.base_url, [queries[q] for q in judged[:args.questions]],
                                       args.max_tokens)
@@ -199,7 +196,6 @@ def main() -> None:
             proc.wait(60)
         if not args.no_hyde:
             print("nDCG@10 with answer.hyde on", flush=True)
-            (tmp / "data" / "port").unlink(missing_ok=True)  # the restarted daemon writes its own
             proc, address = start_daemon(tmp / "data", {**env, "RAGD_ANSWER_HYDE": "true"})
             try:
                 out["hyde_on"] = ndcg_pass(address, queries, rel, judged)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any, Iterable, Mapping, Union
 
 import grpc
@@ -197,6 +197,5 @@ class AnswerCollector:
         d = self.done
         if d is None:
             raise RuntimeError("the answer stream ended without its final message")
-        return t.Answer(passages=self.passages, text=d.text, citations=d.citations, grounding=d.grounding,
-                        invalid_citations=d.invalid_citations, usage=d.usage, timings=d.timings, model=d.model,
-                        finish_reason=d.finish_reason, expanded=self.expanded)
+        return t.Answer(**{f.name: getattr(d, f.name) for f in fields(d)}, passages=self.passages,
+                        expanded=self.expanded)

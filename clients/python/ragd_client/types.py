@@ -220,22 +220,10 @@ class AnswerDone:
 
 
 @dataclass
-class Answer:
-    """A whole answer, as ask() returns it: the passages, the text and its citations."""
-    passages: list[Hit]
-    text: str
-    citations: list[Citation]
-    grounding: str
-    invalid_citations: list[int] = field(default_factory=list)
-    usage: TokenUsage = field(default_factory=TokenUsage)
-    timings: AnswerTimings = field(default_factory=AnswerTimings)
-    model: str = ""
-    finish_reason: str = ""
+class Answer(AnswerDone):
+    """A whole answer, as ask() returns it: AnswerDone with the passages it was given."""
+    passages: list[Hit] = field(default_factory=list)
     expanded: bool = False
-
-    @property
-    def flagged(self) -> bool:
-        return self.grounding == "uncited"
 
     def cited_passages(self) -> list[Hit]:
         return [self.passages[c.passage - 1] for c in self.citations]
