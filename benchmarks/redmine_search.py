@@ -90,7 +90,8 @@ def puma_pid(root_pid: int) -> int:
 class Session:
     """One user's keep-alive connection to one server, logged in (cookie) and with an API key."""
 
-    def __init__(self, base: str, login: str):
+    def __init__(self, base: str, login: str, name: str):
+        self.name = name
         u = urllib.parse.urlparse(base)
         self.host, self.port = u.hostname, u.port
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
@@ -137,7 +138,7 @@ class Session:
         if resp.status != 200:
             # Counted, not fatal: SQLite's one write lock ("database is locked" after its
             # timeout) can fail a request of either server on a loaded machine.
-            ERRORS[path.split("?")[0].split("/")[1]] += 1
+            ERRORS[f"{self.name} {path.split('?')[0].split('/')[1]}"] += 1
         return ms, resp.status, dict(resp.getheaders())
 
 
@@ -245,7 +246,7 @@ def main() -> None:
     bare = start_bare(bare_port)
     try:
         servers = {"ragd": plugin_url, "redmine": f"http://127.0.0.1:{bare_port}"}
-        sessions = {name: [Session(url, u) for u in USERS * 2] for name, url in servers.items()}
+        sessions = {name: [Session(url, u, name) for u in USERS * 2] for name, url in servers.items()}
         issue_ids = visible_to_all(sessions["ragd"][:len(USERS)])
         qs = queries()
         per_round = args.queries
