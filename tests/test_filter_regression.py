@@ -83,7 +83,8 @@ def observe(h: Harness) -> list[dict]:
         flt = frozen_filter(rng)
         mask = cols.mask(flt)
         admitted = np.flatnonzero(mask) if mask is not None else np.arange(cols.size)
-        entry = {"filter": repr(flt), "admitted": len(admitted),
+        # repr of the fields of then (later fields, unset here, left out)
+        entry = {"filter": repr(flt).replace(", grants=[], group_ids=[])", ")"), "admitted": len(admitted),
                  "mask_sha": hashlib.sha256(np.asarray(admitted, np.int64).tobytes()).hexdigest()[:16]}
         if n % 4 == 0:  # pages for a quarter of them: every mode, grouped and not
             pages = {}
