@@ -9,9 +9,9 @@
 from .aio import AsyncRagClient
 from .client import RagClient
 from .errors import InvalidArgument, NotFound, RagError, ResourceExhausted, Unavailable, Unimplemented
-from .types import (Ack, CollectionStats, Document, EmbedResult, Filter, Hit, Job, JobError, MetadataRange,
+from .types import (Ack, CollectionStats, Document, EmbedResult, Filter, Grant, Hit, Job, JobError, MetadataRange,
                     ModelInfo, SearchResult, Stats, Timings, WriteResult)
 
 __all__ = ["RagClient", "AsyncRagClient", "RagError", "InvalidArgument", "NotFound", "Unavailable",
            "ResourceExhausted", "Unimplemented", "Ack", "CollectionStats", "Document", "EmbedResult",
-           "Filter", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats", "Timings", "WriteResult"]
+           "Filter", "Grant", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats", "Timings", "WriteResult"]
