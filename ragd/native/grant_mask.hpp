@@ -267,8 +267,16 @@ inline Plan compile(const GrantFilter& f) {
   for (const int64_t p : f.principals)
     if (p != 0) principals.push_back(p);
   plan.principals = IdSet(principals);
-  plan.own = !principals.empty();
-  plan.has_user = f.user != 0;
+  // Owners and the note's writer are read only when some grant's answer depends on them.
+  bool own_matters = false, author_matters = false;
+  for (const Compiled& g : plan.grants) {
+    for (unsigned b = 0; b < 16; ++b) {
+      own_matters |= ((g.tt >> b) & 1u) != ((g.tt >> (b ^ (1u << kBitOwn))) & 1u);
+      author_matters |= ((g.tt >> b) & 1u) != ((g.tt >> (b ^ (1u << kBitNoteAuthor))) & 1u);
+    }
+  }
+  plan.own = !principals.empty() && own_matters;
+  plan.has_user = f.user != 0 && author_matters;
   plan.user = f.user;
 
   // The table, unless it would be too large.
