@@ -117,7 +117,7 @@ TRACKERS, USERS, GROUPS = 6, 5000, 20
 
 def add_grant_columns(cols: FilterColumns, rng: np.random.Generator) -> None:
     n = cols.size
-    cols.tracker[:] = rng.integers(1, TRACKERS + 1, n)
+    cols._fill_codes(rng.integers(1, TRACKERS + 1, n))  # noqa: SLF001  (key and tracker codes)
     cols.owner0[:] = rng.integers(1, USERS, n)                       # the author
     assignee = rng.random(n) < 0.6
     cols.owner1[:] = np.where(assignee, np.where(rng.random(n) < 0.2, rng.integers(USERS, USERS + GROUPS, n),

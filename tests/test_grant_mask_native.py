@@ -185,10 +185,10 @@ def test_a_large_table_and_the_grant_by_grant_fallback_agree():
     cols.alive[:] = True
     cols.project[:] = rng.integers(0, 3000, n)
     cols.type_code[:] = rng.integers(0, 4, n, dtype=np.int32)
-    cols.tracker[:] = rng.integers(0, 50, n)
     cols.owner0[:] = rng.integers(0, 100, n)
     cols.gflags[:] = rng.integers(0, 2, n) | (rng.integers(0, 2, n) * 4)
     cols._types = {t: i for i, t in enumerate(TYPES)}  # noqa: SLF001
+    cols._fill_codes(rng.integers(0, 50, n))  # noqa: SLF001
     # 1,000 grants with distinct tracker lists: the compiled table would be too large
     grants = [Grant(["issue", "journal"], rng.choice(3000, 3, replace=False).tolist(), Visibility(1 + g % 3),
                     tracker_ids=[g % 50, (g * 7) % 50], private_notes=bool(g % 2)) for g in range(1000)]
@@ -198,7 +198,7 @@ def test_a_large_table_and_the_grant_by_grant_fallback_agree():
     views = cols._views  # noqa: SLF001
     small = np.empty(n, bool)
     args = _args(cols, flt)
-    _native.grant_mask(small, *[views[i] for i in (0, 1, 2, 4, 5, 7, 8, 9, 10)], **args, max_table=0)
+    _native.grant_mask(small, *[views[i] for i in (0, 1, 2, 4, 5, 7, 8, 9, 10, 11)], **args, max_table=0)
     assert np.array_equal(got, small) and got.any()
 
 
@@ -222,12 +222,14 @@ def _args(cols: FilterColumns, flt: Filter) -> dict:
 def arrays(n: int = 4) -> dict:
     return {"out": np.empty(n, bool), "alive": np.ones(n, bool), "project": np.arange(n, dtype=np.int64),
             "type_code": np.zeros(n, np.int32), "author": np.zeros(n, np.int64),
-            "updated": np.zeros(n, np.int64), "tracker": np.zeros(n, np.int64), "owner0": np.zeros(n, np.int64),
+            "updated": np.zeros(n, np.int64), "key": (np.arange(n, dtype=np.uint32) << 12),
+            "tracker_code": np.zeros(n, np.int32), "owner0": np.zeros(n, np.int64),
             "owner1": np.zeros(n, np.int64), "flags": np.zeros(n, np.uint8)}
 
 
 def grant_kw(**over) -> dict:
-    kw = {"visibility": np.array([1], np.int32), "private_notes": np.array([False]),
+    kw = {"project_of_code": np.arange(4, dtype=np.int64), "tracker_of_code": np.zeros(1, np.int64),
+          "visibility": np.array([1], np.int32), "private_notes": np.array([False]),
           "any_tracker": np.array([True]), "types": np.array([0], np.int64), "types_ends": np.array([1], np.int64),
           "projects": np.array([0, 2], np.int64), "projects_ends": np.array([2], np.int64),
           "trackers": np.zeros(0, np.int64), "trackers_ends": np.array([0], np.int64)}
@@ -249,8 +251,8 @@ def test_binding_runs():
     assert call(kw, owner1=np.array([0, 0, 7, 0], np.int64)).tolist() == [False, False, True, False]
 
 
-@pytest.mark.parametrize("name", ["alive", "project", "type_code", "author", "updated", "tracker", "owner0",
-                                  "owner1", "flags"])
+@pytest.mark.parametrize("name", ["alive", "project", "type_code", "author", "updated", "key", "tracker_code",
+                                  "owner0", "owner1", "flags"])
 @pytest.mark.parametrize("bad", ["dtype", "short", "2d", "strided"])
 def test_bad_columns_raise_value_error(name, bad):
     good = arrays()[name]
@@ -266,6 +268,7 @@ def test_bad_columns_raise_value_error(name, bad):
     {"types_ends": np.array([2], np.int64)}, {"projects_ends": np.array([-1], np.int64)},
     {"trackers_ends": np.array([0, 0], np.int64)}, {"own_rows": np.array([4], np.int64)},
     {"own_rows": np.array([-1], np.int64)}, {"principals": np.array([1], np.int32)},
+    {"project_of_code": np.arange(4, dtype=np.int32)}, {"tracker_of_code": np.zeros((1, 1), np.int64)},
 ])
 def test_bad_grant_arrays_raise_value_error(over):
     with pytest.raises(ValueError):

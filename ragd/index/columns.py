@@ -8,9 +8,11 @@ set of chunk ids.
 
 Two permission models read them (proto ragd.v1.Filter): filters without grants
 read `private` (the document is private or a private note), `author` and the
-viewers; filters with grants read `gflags` (private, private note: the bits
-ragd/native/grant_mask.hpp tests), `tracker`, `author` (the note's writer) and
-the owners (`owner0`, `owner1`, then `_owners_extra`).
+viewers; filters with grants read `key` (the project's code and the type code
+packed in 32 bits: the kernel is bound by memory traffic), `gflags` (private,
+private note: the bits ragd/native/grant_mask.hpp tests), `tcode` (the tracker's
+code), `author` (the note's writer) and the owners (`owner0`, `owner1`, then
+`_owners_extra`).
 """
 from __future__ import annotations
 
@@ -26,10 +28,46 @@ from ragd.domain import Document, Filter, Visibility
 _GROW = 1.5
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _COLUMNS = ("alive", "project", "type_code", "private", "author", "updated", "doc_ord",
-            "tracker", "owner0", "owner1", "gflags")
-_DTYPES = (bool, np.int64, np.int32, bool, np.int64, np.int64, np.int64, np.int64, np.int64, np.int64, np.uint8)
+            "key", "tcode", "owner0", "owner1", "gflags")
+_DTYPES = (bool, np.int64, np.int32, bool, np.int64, np.int64, np.int64,
+           np.uint32, np.int32, np.int64, np.int64, np.uint8)
 # gflags bits (kRowPrivate, kRowPrivateNote in ragd/native/grant_mask.hpp)
 FLAG_PRIVATE, FLAG_PRIVATE_NOTE = 1, 4
+# The packed key of grant_mask.hpp: project code << 12 | type code, or the overflow value.
+_TYPE_BITS, _KEY_OVERFLOW = 12, 0xFFFFFFFF
+_MAX_PROJECT_CODE = (1 << (32 - _TYPE_BITS)) - 2
+
+
+def pack_key(project_code: int, type_code: int) -> int:
+    if project_code > _MAX_PROJECT_CODE or type_code >= (1 << _TYPE_BITS):
+        return _KEY_OVERFLOW
+    return (project_code << _TYPE_BITS) | type_code
+
+
+class Codes:
+    """A dictionary of int64 ids to dense codes, with the ids by code in a numpy array
+    that grows in place (amortised) and is published after each new entry is written,
+    so a search reading `by_code` without a lock sees whole entries only."""
+
+    def __init__(self, ids=()) -> None:
+        self.codes: dict[int, int] = {}
+        self._buf = np.zeros(16, dtype=np.int64)
+        self.by_code = self._buf[:0]
+        for i in ids:
+            self.code(int(i))
+
+    def code(self, id_: int) -> int:
+        c = self.codes.get(id_)
+        if c is None:
+            c = len(self.codes)
+            if c >= len(self._buf):
+                buf = np.zeros(max(16, len(self._buf) * 2), dtype=np.int64)
+                buf[:c] = self._buf[:c]
+                self._buf = buf
+            self._buf[c] = id_
+            self.codes[id_] = c
+            self.by_code = self._buf[:c + 1]
+        return c
 
 
 def _column(i: int, name: str) -> property:
@@ -44,7 +82,7 @@ class FilterColumns:
     a deleted row stops being alive before anything else about it changes, so a
     reader never sees a private chunk half-written (alive but not yet private)."""
 
-    alive, project, type_code, private, author, updated, doc_ord, tracker, owner0, owner1, gflags = (
+    alive, project, type_code, private, author, updated, doc_ord, key, tcode, owner0, owner1, gflags = (
         _column(i, name) for i, name in enumerate(_COLUMNS))
 
     def __init__(self) -> None:
@@ -58,6 +96,8 @@ class FilterColumns:
         self._meta_eq: dict[tuple[str, str], set[int]] = {}
         self._meta_num: dict[str, dict[int, float]] = {}
         self._chunk_meta: dict[int, tuple[dict[str, str], list[int]]] = {}
+        self._project_codes = Codes()  # project id <-> code (the key column packs the code)
+        self._tracker_codes = Codes()  # tracker id <-> code (the tcode column)
         self._owners_extra: dict[int, set[int]] = {}  # principal -> chunk ids it owns past owner0/owner1
         self._chunk_owners: dict[int, tuple[int, ...]] = {}  # chunk id -> those extra owners
         self.private_count = 0  # chunks private to a filter without grants (is_private or private_note)
@@ -81,6 +121,18 @@ class FilterColumns:
             self._views = tuple(self._buf[name][: self.size] for name in _COLUMNS)
         if publish and n > self.size:
             self._views = tuple(self._buf[name][:n] for name in _COLUMNS)  # one atomic swap
+
+    def _fill_codes(self, tracker_ids: np.ndarray) -> None:
+        """Benchmarks and tests that fill the columns array by array (set_chunks per
+        document would take minutes at 1M rows): derive `key` and `tcode` from `project`,
+        `type_code` and the given tracker ids, as set_chunks would."""
+        projects, pcodes = np.unique(self.project, return_inverse=True)
+        trackers, tcodes = np.unique(np.asarray(tracker_ids, dtype=np.int64), return_inverse=True)
+        self._project_codes, self._tracker_codes = Codes(projects), Codes(trackers)
+        packable = (pcodes <= _MAX_PROJECT_CODE) & (self.type_code < (1 << _TYPE_BITS))
+        packed = (pcodes.astype(np.uint64) << _TYPE_BITS) | self.type_code.astype(np.uint64)
+        self.key[:] = np.where(packable, packed, _KEY_OVERFLOW).astype(np.uint32)
+        self.tcode[:] = tcodes.astype(np.int32)
 
     def doc_ordinal(self, doc_id: str) -> int:
         ord_ = self._doc_ords.get(doc_id)
@@ -107,13 +159,15 @@ class FilterColumns:
         # to someone it could not show a private document to).
         private = doc.is_private or doc.private_note
         owners = [o for o in dict.fromkeys(doc.owner_ids) if o != 0]  # 0 is nobody
+        type_code = self._types.setdefault(doc.type, len(self._types))
         b["project"][ids] = doc.project_id
-        b["type_code"][ids] = self._types.setdefault(doc.type, len(self._types))
+        b["type_code"][ids] = type_code
+        b["key"][ids] = pack_key(self._project_codes.code(doc.project_id), type_code)
+        b["tcode"][ids] = self._tracker_codes.code(doc.tracker_id)
         b["private"][ids] = private
         b["author"][ids] = doc.author_id
         b["updated"][ids] = doc.updated_at_us
         b["doc_ord"][ids] = self.doc_ordinal(doc.id)
-        b["tracker"][ids] = doc.tracker_id
         b["owner0"][ids] = owners[0] if owners else 0
         b["owner1"][ids] = owners[1] if len(owners) > 1 else 0
         b["gflags"][ids] = (FLAG_PRIVATE if doc.is_private else 0) | (FLAG_PRIVATE_NOTE if doc.private_note else 0)
@@ -220,11 +274,12 @@ class FilterColumns:
     def _grant_mask(self, flt: Filter) -> np.ndarray:
         """mask() for a filter with grants (proto ragd.v1.Grant): one native pass for
         the grants and updated_at, numpy for metadata and exclude_ids."""
-        views = self._views
-        alive, project, type_code, _, author, updated, _, tracker, owner0, owner1, gflags = views
+        alive, project, type_code, _, author, updated, _, key, tcode, owner0, owner1, gflags = self._views
         grants = flt.grants
         codes = self._types
-        kw: dict = {"user_id": flt.user_id if _I64_MIN <= flt.user_id <= _I64_MAX else 0}
+        kw: dict = {"user_id": flt.user_id if _I64_MIN <= flt.user_id <= _I64_MAX else 0,
+                    # read after the columns: a row may be newer than them, never the reverse
+                    "project_of_code": self._project_codes.by_code, "tracker_of_code": self._tracker_codes.by_code}
         kw["visibility"] = np.fromiter((int(g.visibility) for g in grants), np.int32, len(grants))
         kw["private_notes"] = np.fromiter((g.private_notes for g in grants), bool, len(grants))
         kw["any_tracker"] = np.fromiter((not g.tracker_ids for g in grants), bool, len(grants))
@@ -245,16 +300,16 @@ class FilterColumns:
             if extra:
                 kw["own_rows"] = np.fromiter(extra, np.int64, len(extra))
         conds = []
-        for key, bound in (("updated_min", flt.updated_after_us), ("updated_max", flt.updated_before_us)):
+        for name, bound in (("updated_min", flt.updated_after_us), ("updated_max", flt.updated_before_us)):
             if bound is None:
                 continue
             if _I64_MIN <= bound <= _I64_MAX:
-                kw[key] = bound
+                kw[name] = bound
             else:  # outside int64: numpy compares it exactly
-                conds.append(updated >= bound if key == "updated_min" else updated <= bound)
+                conds.append(updated >= bound if name == "updated_min" else updated <= bound)
         conds += self._rare_conds(flt)
         mask = np.empty(len(alive), dtype=bool)
-        _native.grant_mask(mask, alive, project, type_code, author, updated, tracker, owner0, owner1, gflags, **kw)
+        _native.grant_mask(mask, alive, project, type_code, author, updated, key, tcode, owner0, owner1, gflags, **kw)
         for cond in conds:
             mask &= cond
         return mask
@@ -273,7 +328,7 @@ class FilterColumns:
             ok = np.isin(self.type_code, np.asarray(self._type_codes(g.types), dtype=np.int32))
             ok &= np.isin(self.project, np.asarray(g.project_ids, dtype=np.int64))
             if g.tracker_ids:
-                ok &= np.isin(self.tracker, np.asarray(g.tracker_ids, dtype=np.int64))
+                ok &= np.isin(self._tracker_codes.by_code[self.tcode], np.asarray(g.tracker_ids, dtype=np.int64))
             if g.visibility == Visibility.DEFAULT:
                 ok &= ~is_private | own
             elif g.visibility == Visibility.OWN:
@@ -362,7 +417,9 @@ class FilterColumns:
                 "meta_eq": {kv: set(s) for kv, s in self._meta_eq.items() if s},
                 "meta_num": {k: dict(d) for k, d in self._meta_num.items() if d},
                 "chunk_meta": dict(self._chunk_meta), "private_count": self.private_count,
-                "owners_extra": {o: set(s) for o, s in self._owners_extra.items() if s}}
+                "owners_extra": {o: set(s) for o, s in self._owners_extra.items() if s},
+                "project_of_code": self._project_codes.by_code.copy(),
+                "tracker_of_code": self._tracker_codes.by_code.copy()}
 
     @classmethod
     def from_state(cls, state: dict) -> "FilterColumns":
@@ -383,6 +440,10 @@ class FilterColumns:
         cols._meta_num = {k: dict(d) for k, d in state["meta_num"].items()}
         cols._chunk_meta = dict(state["chunk_meta"])
         cols.private_count = int(state["private_count"])
+        cols._project_codes = Codes(state["project_of_code"])
+        cols._tracker_codes = Codes(state["tracker_of_code"])
+        if len(cols._project_codes.codes) != len(state["project_of_code"]):
+            raise ValueError("repeated project codes")
         cols._owners_extra = {int(o): set(s) for o, s in state["owners_extra"].items()}
         for owner, ids in cols._owners_extra.items():  # the per-chunk view, for clear_chunks
             for cid in ids:
@@ -393,6 +454,8 @@ class FilterColumns:
 def encode_state(state: dict) -> tuple[dict, dict[str, np.ndarray]]:
     """export_state() as (JSON-able header, named flat arrays) for a snapshot file."""
     arrays = {f"col.{k}": v for k, v in state["arrays"].items()}
+    arrays["project_of_code"] = np.asarray(state["project_of_code"], dtype=np.int64)
+    arrays["tracker_of_code"] = np.asarray(state["tracker_of_code"], dtype=np.int64)
     encoded = [d.encode() for d in state["doc_ids"]]
     arrays["doc_ids"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     arrays["doc_id_lens"] = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
@@ -449,6 +512,7 @@ def decode_state(header: dict, arrays: dict[str, np.ndarray]) -> dict:
     ends = np.cumsum(lens).tolist()
     doc_ids = [raw[a:b].decode() for a, b in zip([0, *ends[:-1]], ends)]
     state = {"arrays": {name: arrays[f"col.{name}"] for name in _COLUMNS}, "types": header["types"],
+             "project_of_code": arrays["project_of_code"], "tracker_of_code": arrays["tracker_of_code"],
              "doc_ids": doc_ids, "private_count": header["private_count"],
              "viewers": {u: set(arrays[f"viewers.{i}"].tolist()) for i, u in enumerate(header["viewers"])},
              "owners_extra": {o: set(arrays[f"owners_extra.{i}"].tolist())

@@ -47,8 +47,9 @@ std::vector<std::vector<int64_t>> slices(const InArray& flat, const InArray& end
 }
 
 void grant_mask_py(nb::handle out_obj, const InArray& alive, const InArray& project, const InArray& type_code,
-                   const InArray& author, const InArray& updated, const InArray& tracker, const InArray& owner0,
-                   const InArray& owner1, const InArray& flags, const InArray& visibility,
+                   const InArray& author, const InArray& updated, const InArray& key, const InArray& tracker_code,
+                   const InArray& owner0, const InArray& owner1, const InArray& flags,
+                   const InArray& project_of_code, const InArray& tracker_of_code, const InArray& visibility,
                    const InArray& private_notes, const InArray& any_tracker, const InArray& types,
                    const InArray& types_ends, const InArray& projects, const InArray& projects_ends,
                    const InArray& trackers, const InArray& trackers_ends, std::optional<InArray> narrow_projects,
@@ -63,12 +64,14 @@ void grant_mask_py(nb::handle out_obj, const InArray& alive, const InArray& proj
   c.base.type_code = static_cast<const int32_t*>(checked(type_code, "type_code", nb::dtype<int32_t>(), rows));
   c.base.author = static_cast<const int64_t*>(checked(author, "author", nb::dtype<int64_t>(), rows));
   c.base.updated = static_cast<const int64_t*>(checked(updated, "updated", nb::dtype<int64_t>(), rows));
-  c.tracker = static_cast<const int64_t*>(checked(tracker, "tracker", nb::dtype<int64_t>(), rows));
+  c.key = static_cast<const uint32_t*>(checked(key, "key", nb::dtype<uint32_t>(), rows));
+  c.tracker_code = static_cast<const int32_t*>(checked(tracker_code, "tracker_code", nb::dtype<int32_t>(), rows));
   c.owner0 = static_cast<const int64_t*>(checked(owner0, "owner0", nb::dtype<int64_t>(), rows));
   c.owner1 = static_cast<const int64_t*>(checked(owner1, "owner1", nb::dtype<int64_t>(), rows));
   c.flags = static_cast<const uint8_t*>(checked(flags, "flags", nb::dtype<uint8_t>(), rows));
   nbargs::check_no_overlap(dst, rows, {{"alive", &alive}, {"project", &project}, {"type_code", &type_code},
-                                      {"author", &author}, {"updated", &updated}, {"tracker", &tracker},
+                                      {"author", &author}, {"updated", &updated}, {"key", &key},
+                                      {"tracker_code", &tracker_code},
                                       {"owner0", &owner0}, {"owner1", &owner1}, {"flags", &flags}});
 
   GrantFilter f;
@@ -91,6 +94,8 @@ void grant_mask_py(nb::handle out_obj, const InArray& alive, const InArray& proj
     grant.projects = std::move(project_lists[g]);
     if (!any[g]) grant.trackers = std::move(tracker_lists[g]);
   }
+  f.project_of_code = id_vector(project_of_code, "project_of_code");
+  f.tracker_of_code = id_vector(tracker_of_code, "tracker_of_code");
   if (narrow_projects) f.projects = id_vector(*narrow_projects, "narrow_projects");
   if (narrow_types) f.types = id_vector(*narrow_types, "narrow_types");
   f.user = user_id;
@@ -112,7 +117,8 @@ void grant_mask_py(nb::handle out_obj, const InArray& alive, const InArray& proj
 
 void bind_grant_mask(nb::module_& m) {
   m.def("grant_mask", &grant_mask_py, "out"_a, "alive"_a, "project"_a, "type_code"_a, "author"_a, "updated"_a,
-        "tracker"_a, "owner0"_a, "owner1"_a, "flags"_a, nb::kw_only(), "visibility"_a, "private_notes"_a,
+        "key"_a, "tracker_code"_a, "owner0"_a, "owner1"_a, "flags"_a, nb::kw_only(), "project_of_code"_a,
+        "tracker_of_code"_a, "visibility"_a, "private_notes"_a,
         "any_tracker"_a, "types"_a, "types_ends"_a, "projects"_a, "projects_ends"_a, "trackers"_a,
         "trackers_ends"_a, "narrow_projects"_a = nb::none(), "narrow_types"_a = nb::none(), "user_id"_a = 0,
         "principals"_a = nb::none(), "own_rows"_a = nb::none(), "updated_min"_a = nb::none(),
@@ -120,8 +126,11 @@ void bind_grant_mask(nb::module_& m) {
         nb::sig("def grant_mask(out: numpy.typing.NDArray[numpy.bool_], alive: numpy.typing.NDArray[numpy.bool_], "
                 "project: numpy.typing.NDArray[numpy.int64], type_code: numpy.typing.NDArray[numpy.int32], "
                 "author: numpy.typing.NDArray[numpy.int64], updated: numpy.typing.NDArray[numpy.int64], "
-                "tracker: numpy.typing.NDArray[numpy.int64], owner0: numpy.typing.NDArray[numpy.int64], "
+                "key: numpy.typing.NDArray[numpy.uint32], tracker_code: numpy.typing.NDArray[numpy.int32], "
+                "owner0: numpy.typing.NDArray[numpy.int64], "
                 "owner1: numpy.typing.NDArray[numpy.int64], flags: numpy.typing.NDArray[numpy.uint8], *, "
+                "project_of_code: numpy.typing.NDArray[numpy.int64], "
+                "tracker_of_code: numpy.typing.NDArray[numpy.int64], "
                 "visibility: numpy.typing.NDArray[numpy.int32], private_notes: numpy.typing.NDArray[numpy.bool_], "
                 "any_tracker: numpy.typing.NDArray[numpy.bool_], types: numpy.typing.NDArray[numpy.int64], "
                 "types_ends: numpy.typing.NDArray[numpy.int64], projects: numpy.typing.NDArray[numpy.int64], "
@@ -137,7 +146,8 @@ void bind_grant_mask(nb::module_& m) {
         "(ragd.v1.Grant's rule). Grant g: visibility[g] (1 all, 2 default, 3 own), private_notes[g], "
         "any_tracker[g], and its slices of types (type codes), projects and trackers (ends: end offsets). "
         "narrow_projects / narrow_types are ANDed; principals are the user and their groups; own_rows are "
-        "rows owned beyond owner0/owner1. flags: 1 private, 4 private note. Raises ValueError for an array "
+        "rows owned beyond owner0/owner1. key: project code << 12 | type code (0xFFFFFFFF: read project and "
+        "type_code); project_of_code / tracker_of_code: the codes' ids. flags: 1 private, 4 private note. Raises ValueError for an array "
         "of another dtype, shape or length, bad offsets, an unknown visibility or an own row out of range.");
 }
 

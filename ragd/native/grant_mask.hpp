@@ -25,6 +25,12 @@
 // any real Redmine), rows are evaluated grant by grant instead: slower, same
 // result.
 //
+// The pass is bound by memory traffic at 1M rows, so it reads few bytes per row:
+// project and type come packed in one uint32 key (a dense project code and the
+// type code; FilterColumns keeps the codes), trackers as int32 codes, and the
+// owners and the note's writer only for the rows whose answer depends on them
+// (a private row under a DEFAULT grant, any row under OWN; a private note).
+//
 // Header-only, like filter_mask.hpp, so that the GoogleTest suite and the
 // sanitizer builds use it without Python; grant_mask.cpp holds the binding.
 #pragma once
@@ -52,14 +58,29 @@ constexpr unsigned kBitPrivate = 0, kBitOwn = 1, kBitNote = 2, kBitNoteAuthor = 
 
 enum class Visibility : int { kAll = 1, kDefault = 2, kOwn = 3 };
 
+// The packed (project code, type code) key of a row; kKeyOverflow when either
+// code is too large to pack (the row is then read from base.project/type_code).
+constexpr unsigned kTypeBits = 12;
+constexpr uint32_t kTypeMask = (uint32_t{1} << kTypeBits) - 1;
+constexpr uint32_t kKeyOverflow = 0xFFFFFFFFu;
+constexpr int64_t kMaxProjectCode = (int64_t{1} << (32 - kTypeBits)) - 2;  // (code << 12 | type) != overflow
+
+inline uint32_t pack_key(int64_t project_code, int64_t type_code) {
+  if (project_code < 0 || project_code > kMaxProjectCode || type_code < 0 || type_code > int64_t{kTypeMask})
+    return kKeyOverflow;
+  return static_cast<uint32_t>((static_cast<uint64_t>(project_code) << kTypeBits) | static_cast<uint64_t>(type_code));
+}
+
 // Borrowed column views, `base.rows` entries each (base.is_private is unused:
-// the grant rules read `flags`).
+// the grant rules read `flags`; base.project and base.type_code are read for
+// overflow keys only).
 struct GrantColumns {
   MaskColumns base;
-  const int64_t* tracker = nullptr;
-  const int64_t* owner0 = nullptr;  // the first two owners (0: none)
+  const uint32_t* key = nullptr;           // pack_key(project code, type code)
+  const int32_t* tracker_code = nullptr;   // index into GrantFilter::tracker_of_code
+  const int64_t* owner0 = nullptr;         // the first two owners (0: none)
   const int64_t* owner1 = nullptr;
-  const uint8_t* flags = nullptr;   // kRowPrivate | kRowPrivateNote
+  const uint8_t* flags = nullptr;          // kRowPrivate | kRowPrivateNote
 };
 
 struct Grant {
@@ -78,6 +99,10 @@ struct GrantFilter {
   std::vector<int64_t> principals;               // the user and their groups (0 entries ignored)
   std::vector<int64_t> own_rows;                 // rows owned through owners past owner0/owner1 (each < rows)
   std::optional<int64_t> updated_min, updated_max;  // inclusive bounds
+  // The codes' dictionaries: project id of each project code, tracker id of each
+  // tracker code (codes past their ends belong to rows newer than the dictionaries:
+  // outside every grant).
+  std::vector<int64_t> project_of_code, tracker_of_code;
   // Largest compiled table (entries) before rows are evaluated grant by grant.
   size_t max_table = size_t{1} << 22;
 };
@@ -170,6 +195,8 @@ struct Compiled {
 struct Plan {
   IdMap project_class;                  // project -> class (1-based), 0: no grant
   IdMap tracker_class;                  // tracker -> class (1-based), 0: listed by no grant
+  // The same by code; one more entry (0) that codes past the dictionaries read.
+  std::vector<uint32_t> class_of_project_code, class_of_tracker_code;
   size_t classes = 1;                   // tracker classes incl. 0
   size_t width = 1;                     // type codes 0..width-2, width-1: any other type
   std::vector<uint16_t> table;          // [pclass][type][tclass]; empty: evaluate grant by grant
@@ -261,6 +288,12 @@ inline Plan compile(const GrantFilter& f) {
   }
   plan.classes = tracker_sigs.size();
   plan.trackers = plan.classes > 1;
+  plan.class_of_project_code.reserve(f.project_of_code.size() + 1);
+  for (const int64_t id : f.project_of_code) plan.class_of_project_code.push_back(plan.project_class.get(id));
+  plan.class_of_project_code.push_back(0);
+  plan.class_of_tracker_code.reserve(f.tracker_of_code.size() + 1);
+  for (const int64_t id : f.tracker_of_code) plan.class_of_tracker_code.push_back(plan.tracker_class.get(id));
+  plan.class_of_tracker_code.push_back(0);
   plan.width = static_cast<size_t>(max_type + 2);
 
   std::vector<int64_t> principals;
@@ -311,91 +344,108 @@ inline Plan compile(const GrantFilter& f) {
   return plan;
 }
 
-// One row's four bits, own given.
-inline unsigned row_bits(uint8_t flags, bool own, bool note_author) {
-  return (flags & (kRowPrivate | kRowPrivateNote)) | (static_cast<unsigned>(own) << kBitOwn) |
-         (static_cast<unsigned>(note_author) << kBitNoteAuthor);
+// Class of a code: codes past the dictionary read its final 0 (branch-free clamp).
+inline size_t class_of(const uint32_t* classes, size_t size, uint64_t code) {
+  return classes[code < size ? code : size];
 }
 
-template <bool kUpdated, bool kTracker, bool kOwn, class Map, class Set>
+template <bool kUpdated, bool kTracker, bool kOwn, bool kAuthor, class Set>
 void run_table(const GrantColumns& c, const Plan& p, int64_t lo, int64_t hi, const std::vector<int64_t>& own_rows,
                uint8_t* __restrict out) {
   const size_t n = c.base.rows;
   const uint8_t* __restrict alive = c.base.alive;
-  const int64_t* __restrict project = c.base.project;
-  const int32_t* __restrict type_code = c.base.type_code;
+  const uint32_t* __restrict key = c.key;
   const int64_t* __restrict author = c.base.author;
   const int64_t* __restrict updated = c.base.updated;
-  const int64_t* __restrict tracker = c.tracker;
+  const int32_t* __restrict tracker_code = c.tracker_code;
   const int64_t* __restrict owner0 = c.owner0;
   const int64_t* __restrict owner1 = c.owner1;
   const uint8_t* __restrict flags = c.flags;
   const uint16_t* __restrict table = p.table.data();
-  const Map projects = [&]() -> Map {
-    if constexpr (std::is_same_v<Map, MapView>) return p.project_class.view(); else return p.project_class;
-  }();
-  const Map trackers = [&]() -> Map {
-    if constexpr (std::is_same_v<Map, MapView>) return p.tracker_class.view(); else return p.tracker_class;
-  }();
+  const uint32_t* __restrict project_classes = p.class_of_project_code.data();
+  const uint32_t* __restrict tracker_classes = p.class_of_tracker_code.data();
+  const size_t projects = p.class_of_project_code.size() - 1, trackers = p.class_of_tracker_code.size() - 1;
   const Set principals = [&]() -> Set {
     if constexpr (std::is_same_v<Set, TableView>) return p.principals.table(); else return p.principals;
   }();
   const size_t width = p.width, classes = p.classes;
   const uint64_t other_type = width - 1;
-  const bool has_user = p.has_user;
   const int64_t user = p.user;
-  const auto row = [&](size_t i, bool forced_own) -> uint8_t {
+  const auto row = [&](size_t i, unsigned forced_own) -> uint8_t {
     bool ok = alive[i] != 0;
     if constexpr (kUpdated) ok &= (updated[i] >= lo) & (updated[i] <= hi);
-    const size_t pc = projects.get(project[i]);
-    const uint64_t t = static_cast<uint64_t>(static_cast<int64_t>(type_code[i]));
+    const uint32_t k = key[i];
+    size_t pc;
+    uint64_t t;
+    if (k != kKeyOverflow) [[likely]] {
+      pc = class_of(project_classes, projects, k >> kTypeBits);
+      t = k & kTypeMask;
+    } else {  // a project or type code too large to pack
+      pc = p.project_class.get(c.base.project[i]);
+      t = static_cast<uint64_t>(static_cast<int64_t>(c.base.type_code[i]));
+    }
     const uint64_t inside = uint64_t{0} - static_cast<uint64_t>(t < other_type);
     const size_t ti = static_cast<size_t>((t & inside) | (other_type & ~inside));
     size_t tc = 0;
-    if constexpr (kTracker) tc = trackers.get(tracker[i]);
-    const uint16_t tt = table[(pc * width + ti) * classes + tc];
-    bool own = forced_own;
-    if constexpr (kOwn) own |= principals.contains(owner0[i]) | principals.contains(owner1[i]);
-    const bool note_author = has_user & (author[i] == user);
-    ok &= ((tt >> row_bits(flags[i], own, note_author)) & 1u) != 0;
+    if constexpr (kTracker) tc = class_of(tracker_classes, trackers, static_cast<uint32_t>(tracker_code[i]));
+    const unsigned tt = table[(pc * width + ti) * classes + tc];
+    const unsigned fl = flags[i];
+    unsigned b = (fl & (kRowPrivate | kRowPrivateNote)) | forced_own;
+    if constexpr (kAuthor) {
+      if (fl & kRowPrivateNote) b |= static_cast<unsigned>(author[i] == user) << kBitNoteAuthor;  // rare
+    }
+    if constexpr (kOwn) {
+      // Only a row whose answer turns on ownership reads its owners.
+      if (((tt >> b) ^ (tt >> (b | (1u << kBitOwn)))) & 1u) {
+        b |= static_cast<unsigned>(principals.contains(owner0[i]) | principals.contains(owner1[i])) << kBitOwn;
+      }
+    }
+    ok &= ((tt >> b) & 1u) != 0;
     return static_cast<uint8_t>(ok);
   };
-  for (size_t i = 0; i < n; ++i) out[i] = row(i, false);
-  for (const int64_t r : own_rows) out[static_cast<size_t>(r)] = row(static_cast<size_t>(r), true);
+  for (size_t i = 0; i < n; ++i) out[i] = row(i, 0);
+  for (const int64_t r : own_rows) out[static_cast<size_t>(r)] = row(static_cast<size_t>(r), 1u << kBitOwn);
 }
 
 // Grant by grant (a table too large to build).
-inline void run_grants(const GrantColumns& c, const Plan& p, bool updated_check, int64_t lo, int64_t hi,
-                       const std::vector<int64_t>& own_rows, uint8_t* out) {
+inline void run_grants(const GrantColumns& c, const Plan& p, const GrantFilter& f, bool updated_check, int64_t lo,
+                       int64_t hi, uint8_t* out) {
+  const size_t trackers = f.tracker_of_code.size();
   const auto row = [&](size_t i, bool forced_own) -> uint8_t {
     if (!c.base.alive[i]) return 0;
     if (updated_check && (c.base.updated[i] < lo || c.base.updated[i] > hi)) return 0;
-    const uint32_t pc = p.project_class.get(c.base.project[i]);
+    const uint32_t k = c.key[i];
+    const size_t projects = p.class_of_project_code.size() - 1;
+    const size_t pc = k != kKeyOverflow ? class_of(p.class_of_project_code.data(), projects, k >> kTypeBits)
+                                        : p.project_class.get(c.base.project[i]);
     if (pc == 0) return 0;
     const bool own = forced_own || (p.own && (p.principals.contains(c.owner0[i]) || p.principals.contains(c.owner1[i])));
     const bool note_author = p.has_user && c.base.author[i] == p.user;
-    const unsigned bits = row_bits(c.flags[i], own, note_author);
+    const unsigned bits = (c.flags[i] & (kRowPrivate | kRowPrivateNote)) | (static_cast<unsigned>(own) << kBitOwn) |
+                          (static_cast<unsigned>(note_author) << kBitNoteAuthor);
+    const auto code = static_cast<uint32_t>(c.tracker_code[i]);
+    const bool known_tracker = code < trackers;
     for (const uint32_t gi : p.class_grants[pc]) {
       if (!((p.grants[gi].tt >> bits) & 1u)) continue;
       if (!p.grant_types[gi].contains(c.base.type_code[i])) continue;
-      if (p.grants[gi].trackers && !p.grant_trackers[gi].contains(c.tracker[i])) continue;
+      if (p.grants[gi].trackers && !(known_tracker && p.grant_trackers[gi].contains(f.tracker_of_code[code]))) continue;
       return 1;
     }
     return 0;
   };
   for (size_t i = 0; i < c.base.rows; ++i) out[i] = row(i, false);
-  for (const int64_t r : own_rows) out[static_cast<size_t>(r)] = row(static_cast<size_t>(r), true);
+  for (const int64_t r : f.own_rows) out[static_cast<size_t>(r)] = row(static_cast<size_t>(r), true);
 }
 
-template <class Map, class Set, bool... kFlags>
+template <class Set, bool... kFlags>
 void dispatch(const GrantColumns& c, const Plan& p, int64_t lo, int64_t hi, const std::vector<int64_t>& own_rows,
               uint8_t* out, const bool* flags) {
-  if constexpr (sizeof...(kFlags) == 3) {
-    run_table<kFlags..., Map, Set>(c, p, lo, hi, own_rows, out);
+  if constexpr (sizeof...(kFlags) == 4) {
+    run_table<kFlags..., Set>(c, p, lo, hi, own_rows, out);
   } else if (flags[sizeof...(kFlags)]) {
-    dispatch<Map, Set, kFlags..., true>(c, p, lo, hi, own_rows, out, flags);
+    dispatch<Set, kFlags..., true>(c, p, lo, hi, own_rows, out, flags);
   } else {
-    dispatch<Map, Set, kFlags..., false>(c, p, lo, hi, own_rows, out, flags);
+    dispatch<Set, kFlags..., false>(c, p, lo, hi, own_rows, out, flags);
   }
 }
 
@@ -415,8 +465,8 @@ inline void grant_mask(const GrantColumns& c, const GrantFilter& f, uint8_t* out
     if (v < 1 || v > 3) throw std::invalid_argument("grant visibility " + std::to_string(v) + " is unknown");
   }
   const bool updated = f.updated_min.has_value() || f.updated_max.has_value();
-  if (rows != 0 && (!out || !c.base.alive || !c.base.project || !c.base.type_code || !c.base.author || !c.tracker ||
-                    !c.owner0 || !c.owner1 || !c.flags || (updated && !c.base.updated)))
+  if (rows != 0 && (!out || !c.base.alive || !c.base.project || !c.base.type_code || !c.base.author || !c.key ||
+                    !c.tracker_code || !c.owner0 || !c.owner1 || !c.flags || (updated && !c.base.updated)))
     throw std::invalid_argument("grant_mask: a column is missing");
   const grant_detail::Plan plan = grant_detail::compile(f);
   const int64_t lo = f.updated_min.value_or(std::numeric_limits<int64_t>::min());
@@ -426,14 +476,14 @@ inline void grant_mask(const GrantColumns& c, const GrantFilter& f, uint8_t* out
     return;
   }
   if (plan.table.empty()) {
-    grant_detail::run_grants(c, plan, updated, lo, hi, f.own_rows, out);
+    grant_detail::run_grants(c, plan, f, updated, lo, hi, out);
     return;
   }
-  const bool flags[3] = {updated, plan.trackers, plan.own};
-  if (plan.project_class.uses_table() && plan.tracker_class.uses_table() && plan.principals.uses_table()) {
-    grant_detail::dispatch<MapView, TableView>(c, plan, lo, hi, f.own_rows, out, flags);
+  const bool flags[4] = {updated, plan.trackers, plan.own, plan.has_user};
+  if (plan.principals.uses_table()) {
+    grant_detail::dispatch<TableView>(c, plan, lo, hi, f.own_rows, out, flags);
   } else {
-    grant_detail::dispatch<const IdMap&, const IdSet&>(c, plan, lo, hi, f.own_rows, out, flags);
+    grant_detail::dispatch<const IdSet&>(c, plan, lo, hi, f.own_rows, out, flags);
   }
 }
 

@@ -2,7 +2,8 @@
 // in proto/ragd/v1/ragd.proto (message Grant), not from the compiled tables:
 // random columns and grants, every IdMap/IdSet layout, the compiled table and
 // the grant-by-grant fallback (max_table 0), narrowing, owners past the first
-// two (own_rows), extreme ids, and the argument checks.
+// two (own_rows), keys too large to pack, codes past the dictionaries, extreme
+// ids, and the argument checks.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,11 +25,36 @@ struct Columns {
   std::vector<uint8_t> alive, flags;
   std::vector<int64_t> project, author, updated, tracker, owner0, owner1;
   std::vector<int32_t> type_code;
+  // Derived as FilterColumns keeps them: the packed keys, tracker codes and their dictionaries.
+  std::vector<uint32_t> key;
+  std::vector<int32_t> tracker_code;
+  std::vector<int64_t> project_of_code, tracker_of_code;
+
+  // Codes in order of first appearance; every `overflow`-th row keeps an overflow key
+  // although it would pack (the kernel must read such rows from project/type_code).
+  void encode(size_t overflow = 0) {
+    key.clear();
+    tracker_code.clear();
+    project_of_code.clear();
+    tracker_of_code.clear();
+    const auto code = [](std::vector<int64_t>& dict, int64_t id) {
+      const auto it = std::find(dict.begin(), dict.end(), id);
+      if (it != dict.end()) return static_cast<int64_t>(it - dict.begin());
+      dict.push_back(id);
+      return static_cast<int64_t>(dict.size() - 1);
+    };
+    for (size_t i = 0; i < alive.size(); ++i) {
+      const int64_t pc = code(project_of_code, project[i]);
+      key.push_back(overflow && i % overflow == 0 ? kKeyOverflow : pack_key(pc, type_code[i]));
+      tracker_code.push_back(static_cast<int32_t>(code(tracker_of_code, tracker[i])));
+    }
+  }
 
   GrantColumns view() const {
     GrantColumns c;
     c.base = {alive.size(), alive.data(), project.data(), type_code.data(), nullptr, author.data(), updated.data()};
-    c.tracker = tracker.data();
+    c.key = key.data();
+    c.tracker_code = tracker_code.data();
     c.owner0 = owner0.data();
     c.owner1 = owner1.data();
     c.flags = flags.data();
@@ -71,7 +97,9 @@ std::vector<uint8_t> reference(const Columns& c, const GrantFilter& f) {
   return out;
 }
 
-std::vector<uint8_t> run(const Columns& c, const GrantFilter& f) {
+std::vector<uint8_t> run(const Columns& c, GrantFilter f) {
+  f.project_of_code = c.project_of_code;
+  f.tracker_of_code = c.tracker_of_code;
   std::vector<uint8_t> out(c.alive.size(), 7);  // 7: never written
   grant_mask(c.view(), f, out.data());
   return out;
@@ -91,7 +119,7 @@ Columns random_columns(std::mt19937_64& rng, size_t n, bool spread) {
   for (size_t i = 0; i < n; ++i) {
     c.alive.push_back(rng() % 10 != 0);
     c.project.push_back(pick_id(rng, spread));
-    c.type_code.push_back(static_cast<int32_t>(rng() % 5));
+    c.type_code.push_back(rng() % 50 == 0 ? 5000 : static_cast<int32_t>(rng() % 5));  // 5000: too large to pack
     c.tracker.push_back(rng() % 4 == 0 ? 0 : pick_id(rng, spread));
     c.author.push_back(static_cast<int64_t>(rng() % 6));
     c.owner0.push_back(rng() % 3 == 0 ? 0 : static_cast<int64_t>(rng() % 8));
@@ -99,6 +127,7 @@ Columns random_columns(std::mt19937_64& rng, size_t n, bool spread) {
     c.flags.push_back(static_cast<uint8_t>((rng() % 3 == 0 ? kRowPrivate : 0) | (rng() % 4 == 0 ? kRowPrivateNote : 0)));
     c.updated.push_back(rng() % 10 == 0 ? (rng() % 2 ? kMin : kMax) : static_cast<int64_t>(rng() % 100));
   }
+  c.encode(rng() % 3 == 0 ? 1 + rng() % 7 : 0);
   return c;
 }
 
@@ -111,7 +140,7 @@ GrantFilter random_filter(std::mt19937_64& rng, size_t n, bool spread) {
   GrantFilter f;
   for (size_t g = rng() % 7; g > 0; --g) {
     Grant grant;
-    for (size_t k = 1 + rng() % 3; k > 0; --k) grant.types.push_back(static_cast<int64_t>(rng() % 7));
+    for (size_t k = 1 + rng() % 3; k > 0; --k) grant.types.push_back(rng() % 9 == 0 ? 5000 : static_cast<int64_t>(rng() % 7));
     grant.projects = ids(5, 1);
     grant.visibility = static_cast<Visibility>(1 + rng() % 3);
     if (rng() % 2) grant.trackers = ids(3);  // sometimes empty: admits nothing
@@ -180,6 +209,7 @@ TEST(GrantMask, ManyGrantsManyRows) {
     c.flags.push_back(static_cast<uint8_t>((rng() % 5 == 0 ? kRowPrivate : 0) | (rng() % 7 == 0 ? kRowPrivateNote : 0)));
     c.updated.push_back(static_cast<int64_t>(i));
   }
+  c.encode();
   GrantFilter f;
   for (int64_t p = 0; p < 200; ++p) {
     Grant g;
@@ -214,8 +244,27 @@ TEST(GrantMask, IdMapLayouts) {
   EXPECT_EQ(IdMap().get(0), 0u);
 }
 
+TEST(GrantMask, RowsNewerThanTheDictionariesAreOutside) {
+  // A row written while the search runs may carry a code the dictionaries passed in do not
+  // have yet: it is outside every grant (and the kernel reads nothing out of bounds).
+  Columns c{{1, 1, 1}, {0, 0, 0}, {1, 2, 3}, {5, 5, 5}, {0, 0, 0}, {7, 8, 9}, {0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+  c.encode();
+  GrantFilter f;
+  f.grants.push_back({{0}, {1, 2, 3}, Visibility::kAll, std::nullopt, false});
+  f.grants.push_back({{0}, {1, 2, 3}, Visibility::kAll, std::vector<int64_t>{9}, true});
+  f.project_of_code = {1, 2};  // project 3's code is past the end
+  f.tracker_of_code = {7, 8};
+  for (const size_t table : {size_t{1} << 22, size_t{0}}) {
+    f.max_table = table;
+    std::vector<uint8_t> out(3, 7);
+    grant_mask(c.view(), f, out.data());
+    EXPECT_EQ(out, (std::vector<uint8_t>{1, 1, 0}));
+  }
+}
+
 TEST(GrantMask, NoGrantAdmitsNothingAndNarrowingOnlyNarrows) {
   Columns c{{1, 1, 1}, {0, 0, 0}, {1, 2, 3}, {5, 5, 5}, {0, 0, 0}, {0, 0, 0}, {0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+  c.encode();
   GrantFilter f;
   EXPECT_EQ(run(c, f), (std::vector<uint8_t>{0, 0, 0}));
   f.grants.push_back({{0}, {1, 2}, Visibility::kAll, std::nullopt, false});
@@ -228,6 +277,7 @@ TEST(GrantMask, NoGrantAdmitsNothingAndNarrowingOnlyNarrows) {
 
 TEST(GrantMask, BadInputThrowsBeforeWriting) {
   Columns c{{1, 1}, {0, 0}, {1, 2}, {5, 5}, {0, 1}, {0, 0}, {0, 0}, {0, 0}, {0, 0}};
+  c.encode();
   GrantFilter f;
   f.grants.push_back({{0}, {1}, Visibility::kAll, std::nullopt, false});
   for (const int64_t bad : {int64_t{-1}, int64_t{2}, kMax, kMin}) {
@@ -242,7 +292,7 @@ TEST(GrantMask, BadInputThrowsBeforeWriting) {
   EXPECT_THROW(grant_mask(c.view(), f, out.data()), std::invalid_argument);
   EXPECT_EQ(out, (std::vector<uint8_t>{7, 7}));
   GrantColumns missing = c.view();
-  missing.owner1 = nullptr;
+  missing.key = nullptr;
   f.grants[0].visibility = Visibility::kOwn;
   EXPECT_THROW(grant_mask(missing, f, out.data()), std::invalid_argument);
   GrantColumns none;  // no rows: nothing read, nothing written
