@@ -16,8 +16,8 @@
 // over those bits; the grants of one (project, type, tracker) OR into one
 // table. Projects covered by the same grants share a project class, trackers
 // listed by the same grants a tracker class, and the filter is compiled into
-//   project -> project class          (IdMap: a table over the id range)
-//   tracker -> tracker class          (IdMap; class 0: listed by no grant)
+//   project code -> project class     (a dense array per search, from an IdMap of the grants' ids)
+//   tracker code -> tracker class     (likewise; class 0: listed by no grant)
 //   [project class][type][tracker class] -> 16-bit truth table
 // so that a row costs three lookups and a shift, whatever the number of grants
 // (measured in benchmarks/hot_loops.py against filter_mask.hpp). When that
