@@ -4,9 +4,10 @@ mode, compared with tests/data/filter_regression.json, which was written by the
 code before the grants change (commit 52dcb99) from this very corpus and these
 very filters.
 
-The corpus generator and the filter draw below are frozen copies of the ones
-tests/test_permissions.py used then: do not change them (the property test's own
-generators have grown since), or the golden file no longer matches its inputs.
+The corpus is tests/test_permissions.py's random_doc (unchanged since; changing
+it changes this golden file's inputs, which this test would report) and the
+filter draw below a frozen copy of the hypothesis strategy used then: do not
+change either, or the golden file no longer matches its inputs.
 
     python tests/test_filter_regression.py --write   # rewrite the golden file (only
                                                      # if an intended change says so)
@@ -26,25 +27,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ragd.domain import Document, Filter, MetadataRange, SearchMode  # noqa: E402
-from test_permissions import IDENTS, WORDS, Harness  # noqa: E402
+from test_permissions import WORDS, Harness, random_doc  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "filter_regression.json"
 QUERIES = ["alpha comet river", "ERR_CONN_42", "stone", "mail_handler.rb forest"]
 MODES = [SearchMode.VECTOR, SearchMode.KEYWORD, SearchMode.HYBRID, SearchMode.AUTO]
-
-
-def frozen_doc(rng: random.Random, i: int, projects: int = 6) -> Document:
-    words = rng.choices(WORDS, k=rng.randint(5, 60))
-    if rng.random() < 0.2:
-        words.insert(rng.randrange(len(words) + 1), rng.choice(IDENTS))
-    kind = rng.choice(["issue", "issue", "journal", "wiki", "news"])
-    return Document(
-        id=f"{kind}:{i}", title=" ".join(rng.choices(WORDS, k=3)), text=" ".join(words),
-        project_id=rng.randint(1, projects), type=kind,
-        is_private=rng.random() < 0.35, author_id=rng.randint(1, 8),
-        updated_at_us=rng.randint(0, 1000) * 1_000_000, version=0,
-        metadata={"tracker": rng.choice(["bug", "feature", "support"]), "prio": str(rng.randint(1, 5))},
-        viewer_ids=rng.sample(range(1, 9), rng.randint(0, 2)))
 
 
 def frozen_filter(rng: random.Random) -> Filter:
@@ -64,7 +51,7 @@ def frozen_filter(rng: random.Random) -> Filter:
 def build(path: Path) -> Harness:
     rng = random.Random(20261124)
     h = Harness(path)
-    docs = [frozen_doc(rng, i) for i in range(400)]
+    docs = [random_doc(rng, i) for i in range(400)]
     for i in range(0, len(docs), 50):
         h.upsert(docs[i:i + 50])
     flips = [replace(d, is_private=not d.is_private, project_id=rng.randint(1, 6), metadata=dict(d.metadata),

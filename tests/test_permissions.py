@@ -120,6 +120,8 @@ class Harness:
 
 
 def random_doc(rng: random.Random, i: int, projects: int = 6) -> Document:
+    """A ragd 0.1 document. Frozen: tests/test_filter_regression.py's golden file was
+    written from documents drawn by it."""
     words = rng.choices(WORDS, k=rng.randint(5, 60))
     if rng.random() < 0.2:
         words.insert(rng.randrange(len(words) + 1), rng.choice(IDENTS))

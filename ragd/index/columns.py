@@ -248,15 +248,7 @@ class FilterColumns:
                 viewers = self._viewers.get(flt.user_id)
                 if viewers:
                     kw["viewer_rows"] = np.fromiter(viewers, dtype=np.int64, count=len(viewers))
-        conds = []
-        for key, bound in (("updated_min", flt.updated_after_us), ("updated_max", flt.updated_before_us)):
-            if bound is None:
-                continue
-            if _I64_MIN <= bound <= _I64_MAX:
-                kw[key] = bound
-            else:  # outside int64: numpy compares it exactly
-                conds.append(updated >= bound if key == "updated_min" else updated <= bound)
-        conds += self._rare_conds(flt)
+        conds = _updated_bounds(flt, updated, kw) + self._rare_conds(flt)
         if not kw and not conds:
             # No private chunk exists now, so none is checked. But a private document
             # committed while this search runs would pass a None mask: bound the
@@ -299,15 +291,7 @@ class FilterColumns:
             extra = set().union(*(self._owners_extra.get(p, ()) for p in principals))
             if extra:
                 kw["own_rows"] = np.fromiter(extra, np.int64, len(extra))
-        conds = []
-        for name, bound in (("updated_min", flt.updated_after_us), ("updated_max", flt.updated_before_us)):
-            if bound is None:
-                continue
-            if _I64_MIN <= bound <= _I64_MAX:
-                kw[name] = bound
-            else:  # outside int64: numpy compares it exactly
-                conds.append(updated >= bound if name == "updated_min" else updated <= bound)
-        conds += self._rare_conds(flt)
+        conds = _updated_bounds(flt, updated, kw) + self._rare_conds(flt)
         mask = np.empty(len(alive), dtype=bool)
         _native.grant_mask(mask, alive, project, type_code, author, updated, key, tcode, owner0, owner1, gflags, **kw)
         for cond in conds:
@@ -533,6 +517,20 @@ def decode_state(header: dict, arrays: dict[str, np.ndarray]) -> dict:
         state["chunk_meta"].update(dict.fromkeys(ids[at:at + n], (dict(md), list(vw))))
         at += n
     return state
+
+
+def _updated_bounds(flt: Filter, updated: np.ndarray, kw: dict) -> list[np.ndarray]:
+    """The updated_at range for a native kernel (updated_min / updated_max in `kw`),
+    or, for a bound outside int64, as a numpy condition (which compares it exactly)."""
+    conds = []
+    for name, bound in (("updated_min", flt.updated_after_us), ("updated_max", flt.updated_before_us)):
+        if bound is None:
+            continue
+        if _I64_MIN <= bound <= _I64_MAX:
+            kw[name] = bound
+        else:
+            conds.append(updated >= bound if name == "updated_min" else updated <= bound)
+    return conds
 
 
 def _as_number(value: str) -> float | None:

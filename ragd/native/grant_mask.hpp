@@ -125,20 +125,6 @@ inline uint16_t truth_table(Visibility visibility, bool private_notes) {
   return tt;
 }
 
-// Branch-free lookup in a uint32 table over [lo, lo + span]; entry span + 1 is
-// the 0 that ids outside the range read (TableView's trick).
-struct MapView {
-  const uint32_t* table;
-  int64_t lo;
-  uint64_t span;
-
-  uint32_t get(int64_t x) const {
-    const uint64_t off = static_cast<uint64_t>(x) - static_cast<uint64_t>(lo);
-    const uint64_t inside = uint64_t{0} - static_cast<uint64_t>(off <= span);
-    return table[(off & inside) | ((span + 1) & ~inside)];
-  }
-};
-
 // int64 id -> uint32 value (0: absent): a table when the ids' range is compact
 // (IdSet's rule), else sorted pairs searched by bisection.
 class IdMap {
@@ -161,10 +147,10 @@ class IdMap {
   }
 
   bool uses_table() const { return !table_.empty(); }
-  MapView view() const { return {table_.data(), lo_, span_}; }
+  RangeTable<uint32_t> view() const { return {table_.data(), lo_, span_}; }
 
   uint32_t get(int64_t x) const {
-    if (uses_table()) return view().get(x);
+    if (uses_table()) return view().at(x);
     const auto it = std::lower_bound(sorted_.begin(), sorted_.end(), std::make_pair(x, uint32_t{0}));
     return it != sorted_.end() && it->first == x ? it->second : 0;
   }
