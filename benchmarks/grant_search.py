@@ -42,10 +42,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from index_scale import CACHE, DIM, Mixture, cached_vectors, real_vectors  # noqa: E402
-from common import write  # noqa: E402
-
 import faiss  # noqa: E402
+from common import write  # noqa: E402
+from index_scale import CACHE, DIM, Mixture, cached_vectors, real_vectors  # noqa: E402
 
 from ragd.domain import Document, Filter, Grant, Visibility  # noqa: E402
 from ragd.index.columns import FilterColumns  # noqa: E402
@@ -206,7 +205,8 @@ def main() -> None:
         if "ratio_p50" in e:
             r = e["ratio_p50"]
             extra = (f"  ratio p50 {r['median']:.2f}x [{r['min']:.2f}-{r['max']:.2f}], p99 "
-                     f"{e['ratio_p99']['median']:.2f}x; full pages {e['full_pages']:.0%}, recall@10 {e['recall@10']:.3f}")
+                     f"{e['ratio_p99']['median']:.2f}x; full pages {e['full_pages']:.0%}, "
+                     f"recall@10 {e['recall@10']:.3f}")
         print(f"{name:>11}: p50 {e['p50_ms']:.2f} ms  p99 {e['p99_ms']:.2f} ms{extra}", flush=True)
     with open("/proc/loadavg") as f:
         res["loadavg_after"] = f.read().split()[:3]

@@ -169,9 +169,9 @@ def grant_case(n: int, rng: np.random.Generator) -> dict:
         expected = cols._mask_numpy(flt)  # noqa: SLF001
         got = cols.mask(flt)
         assert np.array_equal(got, expected), count
-        fns = {"today": lambda: cols.mask(today), "grants": lambda: cols.mask(flt)}
+        fns = {"today": lambda: cols.mask(today), "grants": lambda flt=flt: cols.mask(flt)}
         if count <= 10:
-            fns["numpy"] = lambda: cols._mask_numpy(flt)  # noqa: SLF001
+            fns["numpy"] = lambda flt=flt: cols._mask_numpy(flt)  # noqa: SLF001
         times = interleaved(fns, 15, inner)
         ratios = [g / t for g, t in zip(times["grants"], times["today"])]
         case = {"grants": count, "admitted": int(got.sum()), "today_ms": spread(times["today"]),
@@ -211,7 +211,8 @@ def main() -> None:
         for c in g["cases"]:
             numpy_ms = f"  numpy {c['numpy_ms']['median']:.2f} ms" if "numpy_ms" in c else ""
             print(f"grant mask {g['rows']:>9,} rows, {c['grants']:>3} grants: {c['grant_ms']['median']:.3f} ms "
-                  f"[{c['grant_ms']['min']:.3f}-{c['grant_ms']['max']:.3f}]  today's mask {c['today_ms']['median']:.3f} ms"
+                  f"[{c['grant_ms']['min']:.3f}-{c['grant_ms']['max']:.3f}]  "
+                  f"today's mask {c['today_ms']['median']:.3f} ms"
                   f"  ratio {c['ratio']['median']:.2f}x [{c['ratio']['min']:.2f}-{c['ratio']['max']:.2f}]{numpy_ms}"
                   f"  ({c['admitted']:,} admitted)")
     hl = highlight_case()

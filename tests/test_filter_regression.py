@@ -26,8 +26,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ragd.domain import Document, Filter, MetadataRange, SearchMode  # noqa: E402
 from test_permissions import WORDS, Harness, random_doc  # noqa: E402
+
+from ragd.domain import Filter, MetadataRange, SearchMode  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "filter_regression.json"
 QUERIES = ["alpha comet river", "ERR_CONN_42", "stone", "mail_handler.rb forest"]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from permission_oracle import may_see
+
 from ragd import _native
 from ragd.domain import Document, Filter, Grant, MetadataRange, Visibility
 from ragd.index.columns import FilterColumns, decode_state, encode_state

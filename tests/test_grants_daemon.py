@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
 from conftest import Daemon
 from permission_oracle import may_see
+
 from ragd import domain
 from ragd.v1 import ragd_pb2 as pb
 from ragd.v1 import ragd_pb2_grpc

@@ -13,7 +13,7 @@ In process, with the real store, chunker, filter columns, FAISS and tantivy inde
 and the real Searcher; only the embedder is a fast deterministic stand-in (hashed
 bag of words), since what is tested here is which chunks may come back, not how
 well they rank. tests/test_search_daemon.py and tests/test_grants_daemon.py cover
-the daemon with the real model. Set RAGD_PERMISSION_EXAMPLES to scale the number of
+the daemon with the real model. Set PERMISSION_EXAMPLES to scale the number of
 examples (1 by default; the long run in the README used 20).
 """
 from __future__ import annotations
@@ -29,10 +29,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from permission_oracle import may_see
-from ragd.domain import (Document, DocumentRef, Filter, Grant, MetadataRange, SearchMode, SearchQuery,
-                         Visibility)
+from redmine_world import World
+
+from ragd.domain import Document, DocumentRef, Filter, Grant, MetadataRange, SearchMode, SearchQuery, Visibility
 from ragd.engine.chunking import Chunker
 from ragd.engine.collection import set_index_context
 from ragd.engine.ingest import Ingestor
@@ -40,9 +40,8 @@ from ragd.engine.search import Searcher
 from ragd.index import keyword as keyword_index
 from ragd.index.lifecycle import IndexContext
 from ragd.store.lmdb_store import Store
-from redmine_world import World
 
-SCALE = float(os.environ.get("RAGD_PERMISSION_EXAMPLES", "1"))
+SCALE = float(os.environ.get("PERMISSION_EXAMPLES", "1"))
 MODES = (SearchMode.VECTOR, SearchMode.KEYWORD, SearchMode.HYBRID, SearchMode.AUTO)
 
 DIM = 64

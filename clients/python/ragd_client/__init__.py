@@ -14,4 +14,5 @@ from .types import (Ack, CollectionStats, Document, EmbedResult, Filter, Grant, 
 
 __all__ = ["RagClient", "AsyncRagClient", "RagError", "InvalidArgument", "NotFound", "Unavailable",
            "ResourceExhausted", "Unimplemented", "Ack", "CollectionStats", "Document", "EmbedResult",
-           "Filter", "Grant", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats", "Timings", "WriteResult"]
+           "Filter", "Grant", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats",
+           "Timings", "WriteResult"]

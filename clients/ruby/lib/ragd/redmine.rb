@@ -176,12 +176,7 @@ module Ragd
     # Projects sharing a profile share a grant.
     def filter_for(user, legacy_projects = nil, projects: legacy_projects, types: ISSUE_TYPES,
                    permissions: TYPE_PERMISSIONS)
-      types = Array(types).map(&:to_s).uniq
-      issue_types = types & ISSUE_TYPES
-      others = types - ISSUE_TYPES
-      unknown = others.reject { |t| permissions.key?(t) }
-      raise ArgumentError, "no view permission known for type(s) #{unknown.join(', ')} (see permissions:)" if unknown.any?
-
+      issue_types, others = split_types(types, permissions)
       profiles = Hash.new { |h, k| h[k] = [] } # [types, visibility, trackers, private_notes] => project ids
       scope(projects).each do |project|
         if issue_types.any? && user.allowed_to?(:view_issues, project)
@@ -197,8 +192,18 @@ module Ragd
       end
       return nil if grants.empty?
 
-      logged = user.logged? ? true : false
+      logged = user.logged?
       Filter.new(grants: grants, user_id: logged ? user.id : 0, group_ids: logged ? group_ids(user) : [])
+    end
+
+    # [issue types, other types], refusing a type with no known view permission.
+    def split_types(types, permissions)
+      types = Array(types).map(&:to_s).uniq
+      others = types - ISSUE_TYPES
+      unknown = others.reject { |t| permissions.key?(t) }
+      raise ArgumentError, "no view permission known for type(s) #{unknown.join(', ')} (see permissions:)" if unknown.any?
+
+      [types & ISSUE_TYPES, others]
     end
 
     # [visibility, tracker ids or nil (any), private notes visible] for each role of `user`
@@ -206,7 +211,7 @@ module Ragd
     def issue_profiles(user, project)
       return [[:all, nil, true]] if user.admin?
 
-      notes = user.allowed_to?(:view_private_notes, project) ? true : false
+      notes = user.allowed_to?(:view_private_notes, project)
       roles = user.roles_for_project(project).select do |role|
         (project.is_public? || role.member?) && role.allowed_to?(:view_issues)
       end
@@ -227,7 +232,11 @@ module Ragd
     end
 
     def group_ids(user)
-      ids = user.respond_to?(:group_ids) ? user.group_ids : Array(user.respond_to?(:groups) ? user.groups : []).map(&:id)
+      ids = if user.respond_to?(:group_ids) then user.group_ids
+            elsif user.respond_to?(:groups) then Array(user.groups).map(&:id)
+            else
+              []
+            end
       Array(ids).compact.map(&:to_i).uniq.sort
     end
 
