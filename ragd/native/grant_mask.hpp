@@ -195,6 +195,32 @@ struct Plan {
   int64_t user = 0;
 };
 
+// Groups (id, grant) pairs by id, gives ids with the same grant list the same
+// class (appending each new list to `classes`, whose index is the class) and
+// returns (id, class) for an IdMap.
+inline std::vector<std::pair<int64_t, uint32_t>> classes_by_grants(std::vector<std::pair<int64_t, uint32_t>> pairs,
+                                                                 std::vector<std::vector<uint32_t>>& classes) {
+  std::sort(pairs.begin(), pairs.end());
+  std::vector<std::pair<int64_t, std::vector<uint32_t>>> lists;  // id -> its grants
+  for (size_t i = 0; i < pairs.size();) {
+    size_t j = i;
+    std::vector<uint32_t> grants;
+    while (j < pairs.size() && pairs[j].first == pairs[i].first) grants.push_back(pairs[j++].second);
+    lists.emplace_back(pairs[i].first, std::move(grants));
+    i = j;
+  }
+  std::vector<size_t> order(lists.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lists[a].second < lists[b].second; });
+  std::vector<std::pair<int64_t, uint32_t>> entries;
+  for (size_t k = 0; k < order.size(); ++k) {
+    const auto& [id, grants] = lists[order[k]];
+    if (k == 0 || grants != lists[order[k - 1]].second) classes.push_back(grants);
+    entries.emplace_back(id, static_cast<uint32_t>(classes.size() - 1));
+  }
+  return entries;
+}
+
 inline Plan compile(const GrantFilter& f) {
   Plan plan;
   std::optional<IdSet> narrow_projects, narrow_types;
@@ -221,57 +247,16 @@ inline Plan compile(const GrantFilter& f) {
   std::vector<std::pair<int64_t, uint32_t>> by_project;  // (project, grant)
   for (uint32_t gi = 0; gi < n; ++gi)
     for (const int64_t p : plan.grants[gi].projects) by_project.emplace_back(p, gi);
-  std::sort(by_project.begin(), by_project.end());
-  std::vector<std::pair<int64_t, uint32_t>> project_entries;
-  {
-    std::vector<std::pair<std::vector<uint32_t>, uint32_t>> seen;  // grant list -> class, sorted later
-    std::vector<std::pair<int64_t, std::vector<uint32_t>>> lists;
-    for (size_t i = 0; i < by_project.size();) {
-      size_t j = i;
-      std::vector<uint32_t> gs;
-      while (j < by_project.size() && by_project[j].first == by_project[i].first) gs.push_back(by_project[j++].second);
-      lists.emplace_back(by_project[i].first, std::move(gs));
-      i = j;
-    }
-    std::vector<size_t> order(lists.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lists[a].second < lists[b].second; });
-    plan.class_grants.emplace_back();  // class 0: no grant
-    for (size_t k = 0; k < order.size(); ++k) {
-      const auto& [project, gs] = lists[order[k]];
-      if (k == 0 || gs != lists[order[k - 1]].second) plan.class_grants.push_back(gs);
-      project_entries.emplace_back(project, static_cast<uint32_t>(plan.class_grants.size() - 1));
-    }
-  }
-  plan.project_class = IdMap(std::move(project_entries));
+  plan.class_grants.emplace_back();  // class 0: no grant
+  plan.project_class = IdMap(classes_by_grants(std::move(by_project), plan.class_grants));
 
   // Tracker classes: trackers listed by the same grants.
   std::vector<std::pair<int64_t, uint32_t>> by_tracker;
   for (uint32_t gi = 0; gi < n; ++gi)
     if (plan.grants[gi].trackers)
       for (const int64_t t : *plan.grants[gi].trackers) by_tracker.emplace_back(t, gi);
-  std::sort(by_tracker.begin(), by_tracker.end());
   std::vector<std::vector<uint32_t>> tracker_sigs(1);  // class 0: no grant lists it
-  {
-    std::vector<std::pair<int64_t, std::vector<uint32_t>>> lists;
-    for (size_t i = 0; i < by_tracker.size();) {
-      size_t j = i;
-      std::vector<uint32_t> gs;
-      while (j < by_tracker.size() && by_tracker[j].first == by_tracker[i].first) gs.push_back(by_tracker[j++].second);
-      lists.emplace_back(by_tracker[i].first, std::move(gs));
-      i = j;
-    }
-    std::vector<size_t> order(lists.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lists[a].second < lists[b].second; });
-    std::vector<std::pair<int64_t, uint32_t>> entries;
-    for (size_t k = 0; k < order.size(); ++k) {
-      const auto& [tracker, gs] = lists[order[k]];
-      if (k == 0 || gs != lists[order[k - 1]].second) tracker_sigs.push_back(gs);
-      entries.emplace_back(tracker, static_cast<uint32_t>(tracker_sigs.size() - 1));
-    }
-    plan.tracker_class = IdMap(std::move(entries));
-  }
+  plan.tracker_class = IdMap(classes_by_grants(std::move(by_tracker), tracker_sigs));
   plan.classes = tracker_sigs.size();
   plan.trackers = plan.classes > 1;
   plan.class_of_project_code.reserve(f.project_of_code.size() + 1);
