@@ -263,7 +263,8 @@ class IndexKeeper:
 
 # ---------------------------------------------------------------- filter columns files
 
-COLUMNS_FORMAT = 1  # bump when FilterColumns' state changes shape: old files are rebuilt
+COLUMNS_FORMAT = 2  # bump when FilterColumns' state changes shape: old files are rebuilt
+# (2: the grant columns tracker, owner0, owner1, gflags and the extra owners)
 
 
 def require_not_ahead(seq: int, store_seq: int) -> None:

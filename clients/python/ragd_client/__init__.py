@@ -11,11 +11,11 @@ from .client import RagClient
 from .errors import (FailedPrecondition, InvalidArgument, NotFound, RagError, ResourceExhausted, Unavailable,
                      Unimplemented)
 from .types import (Ack, Answer, AnswerContext, AnswerDelta, AnswerDone, AnswerTimings, Citation, CollectionStats,
-                    Document, EmbedResult, Filter, Hit, Job, JobError, MetadataRange, ModelInfo, SearchResult, Stats,
-                    Timings, TokenUsage, WriteResult)
+                    Document, EmbedResult, Filter, Grant, Hit, Job, JobError, MetadataRange, ModelInfo, SearchResult,
+                    Stats, Timings, TokenUsage, WriteResult)
 
 __all__ = ["RagClient", "AsyncRagClient", "RagError", "InvalidArgument", "NotFound", "Unavailable",
            "ResourceExhausted", "Unimplemented", "Ack", "CollectionStats", "Document", "EmbedResult",
-           "Filter", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats", "Timings", "WriteResult",
-           "FailedPrecondition", "Answer", "AnswerContext", "AnswerDelta", "AnswerDone", "AnswerTimings", "Citation",
-           "TokenUsage"]
+           "Filter", "Grant", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats",
+           "Timings", "WriteResult", "FailedPrecondition", "Answer", "AnswerContext", "AnswerDelta", "AnswerDone",
+           "AnswerTimings", "Citation", "TokenUsage"]
