@@ -27,7 +27,7 @@ module RedmineRag
       refused = []
       until pending.empty?
         begin
-          result = @client.upsert(pending.map { |d| Compat.document(d) }, timeout: @timeout)
+          result = @client.upsert(pending, timeout: @timeout)
         rescue Ragd::InvalidArgument => e
           at = self.class.refused_at(e, pending.size)
           raise unless at # not about one document: a bug, surface it

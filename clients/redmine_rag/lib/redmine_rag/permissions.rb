@@ -19,26 +19,24 @@ module RedmineRag
       projects = Array(projects) unless projects.nil?
       return nil if projects&.empty?
 
-      if Compat.grants?
-        Ragd::Redmine.filter_for(user, projects, types: types)
-      else
-        legacy_filter(user, projects, types)
+      Ragd::Redmine.filter_for(user, projects, types: types)
+    end
+
+    # Document type names (strings) ragd filters on.
+    def searchable(types) = Array(types).map(&:to_s)
+
+    # Redmine's own `visible` scope of a ragd document type: what Redmine shows
+    # the user (notes: Journal.visible, private notes included where allowed).
+    def visible_records(type, user)
+      case type.to_s
+      when 'issue' then Issue.visible(user)
+      when 'journal' then Journal.visible(user).where(journalized_type: 'Issue')
+      when 'wiki' then WikiPage.joins(wiki: :project).where(Project.allowed_to_condition(user, :view_wiki_pages))
+      when 'news' then News.visible(user)
+      when 'message' then Message.visible(user)
+      when 'document' then Document.visible(user)
+      else raise ArgumentError, "not a ragd document type: #{type.inspect}"
       end
-    end
-
-    # The types ragd can filter exactly for the installed gem.
-    def searchable(types)
-      types = Array(types).map(&:to_s)
-      Compat.grants? ? types : types & %w[issue journal]
-    end
-
-    # A gem without grants: its older filter, for issues and notes only (it may
-    # hide a document Redmine would show, never the reverse).
-    def legacy_filter(user, projects, types)
-      projects ||= Project.where(Project.allowed_to_condition(user, :view_issues)).to_a
-      flt = Ragd::Redmine.filter_for(user, projects)
-      flt&.types = types
-      flt
     end
   end
 end

@@ -82,7 +82,7 @@ module RedmineRag
           end
         end
         begin
-          @client.index_stream(feed.lazy.map { |d| Compat.document(d) }, batch_size: @batch_size) do |result|
+          @client.index_stream(feed, batch_size: @batch_size) do |result|
             settle(result.acks, pending)
           end
           return
