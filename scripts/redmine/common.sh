@@ -214,14 +214,16 @@ RAGD_MODEL_CACHE=${RAGD_TEST_MODEL_CACHE:-$REPO/var/test-cache/models}
 # Starts `ragd serve` from the worktree's .venv on a free loopback port with its
 # data in DIR, and waits until it reports SERVING (it writes its port then).
 # Sets RAGD_PID and RAGD_ADDRESS. Stop it with rm_stop_ragd.
+# rm_start_ragd DIR [VAR=value ...]: extra environment for the daemon (e.g. RAGD_ANSWER_MODEL_URL).
 rm_start_ragd() {
   local dir=$1
+  shift
   mkdir -p "$dir" "$RAGD_MODEL_CACHE"
   [ -e "$dir/models" ] || ln -s "$RAGD_MODEL_CACHE" "$dir/models"
   "$REPO/.venv/bin/python" -c 'import sys; from pathlib import Path; from ragd.embed.provision import provision_model; provision_model(Path(sys.argv[1]))' \
     "$RAGD_MODEL_CACHE" >/dev/null
   rm -f "$dir/port"
-  env -u RAGD_ADDRESS RAGD_SERVER_METRICS_LISTEN= RAGD_MODEL_THREADS=${RAGD_MODEL_THREADS:-2} \
+  env -u RAGD_ADDRESS RAGD_SERVER_METRICS_LISTEN= RAGD_MODEL_THREADS=${RAGD_MODEL_THREADS:-2} "$@" \
     "$REPO/.venv/bin/python" -m ragd.cli serve --data-dir "$dir" --listen 127.0.0.1:0 \
     --port-file "$dir/port" >>"$dir/daemon.log" 2>&1 &
   RAGD_PID=$!
@@ -243,6 +245,34 @@ rm_stop_ragd() {
   kill -TERM "$RAGD_PID" 2>/dev/null || true
   wait "$RAGD_PID" 2>/dev/null || true
   RAGD_PID=
+}
+
+# A model server for ragd's Answer RPC: llama.cpp's llama-server with
+# SmolLM2-135M-Instruct (scripts/model_server.sh installs both under .tools/,
+# scripts/setup.sh --test runs it), one slot, on a free loopback port. Sets
+# RM_MODEL_URL (the answer.model_url to give ragd) and RM_LLAMA_PID.
+rm_start_model_server() {
+  local log=$1 bin=$REPO/.tools/bin/llama-server model=$REPO/.tools/models/SmolLM2-135M-Instruct.Q4_1.gguf
+  [ -x "$bin" ] && [ -s "$model" ] || { echo "no llama-server or model under .tools: run scripts/model_server.sh" >&2; return 1; }
+  local port
+  port=$(rm_free_port)
+  "$bin" -m "$model" --host 127.0.0.1 --port "$port" -np 1 -c 4096 -t 2 --no-webui >"$log" 2>&1 &
+  RM_LLAMA_PID=$!
+  local waited=0
+  until curl -fs -o /dev/null "http://127.0.0.1:$port/health"; do
+    kill -0 "$RM_LLAMA_PID" 2>/dev/null || { echo "llama-server exited:" >&2; tail -20 "$log" >&2; return 1; }
+    sleep 0.2
+    waited=$((waited + 1))
+    [ $waited -lt 1500 ] || { echo "llama-server not ready after 300 s" >&2; kill "$RM_LLAMA_PID"; return 1; }
+  done
+  RM_MODEL_URL=http://127.0.0.1:$port/v1
+}
+
+rm_stop_model_server() {
+  [ -n "${RM_LLAMA_PID:-}" ] || return 0
+  kill -TERM "$RM_LLAMA_PID" 2>/dev/null || true
+  wait "$RM_LLAMA_PID" 2>/dev/null || true
+  RM_LLAMA_PID=
 }
 
 rm_free_port() {

@@ -28,12 +28,27 @@ rm_template_db
 rm_say "Redmine ready in $(rm_since "$t0") s"
 
 data=$RM_VAR/ragd-test
-rm -rf "$data"
-trap rm_stop_ragd EXIT
+answer_data=$RM_VAR/ragd-test-answer
+rm -rf "$data" "$answer_data"
+ANSWER_RAGD_PID=
+stop_all() {
+  rm_stop_ragd
+  [ -z "$ANSWER_RAGD_PID" ] || { kill -TERM "$ANSWER_RAGD_PID" 2>/dev/null || true; wait "$ANSWER_RAGD_PID" 2>/dev/null || true; }
+  rm_stop_model_server
+}
+trap stop_all EXIT
 # A small document limit, so the tests of refused documents need not build 10 MiB texts.
 export RAGD_LIMITS_MAX_DOCUMENT_BYTES=${RAGD_LIMITS_MAX_DOCUMENT_BYTES:-200000}
+# The Ask box's tests: a second daemon with an answer model (a real llama-server
+# with SmolLM2-135M; short answers keep them quick). The first has none: its
+# Answer RPC is refused (FAILED_PRECONDITION), which hides the box.
+mkdir -p "$answer_data"
+rm_start_model_server "$answer_data/llama-server.log"
+rm_start_ragd "$answer_data" RAGD_ANSWER_MODEL_URL="$RM_MODEL_URL" RAGD_ANSWER_MAX_TOKENS=48 RAGD_ANSWER_TOP_K=3
+ANSWER_RAGD_PID=$RAGD_PID
+export REDMINE_RAG_ANSWER_ADDRESS=$RAGD_ADDRESS
 rm_start_ragd "$data"
-rm_say "ragd serving on $RAGD_ADDRESS"
+rm_say "ragd serving on $RAGD_ADDRESS (with an answer model: $REDMINE_RAG_ANSWER_ADDRESS)"
 
 export REDMINE_RAG_CISI_DIR=$REPO/tests/data/cisi   # texts of the permission property test
 status=0

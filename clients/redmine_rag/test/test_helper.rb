@@ -81,7 +81,7 @@ module RedmineRag
         @calls = Hash.new(0)
       end
 
-      %i[search similar upsert delete list_documents stats index_stream].each do |name|
+      %i[search similar answer upsert delete list_documents stats index_stream].each do |name|
         define_method(name) do |*args, **kwargs, &block|
           @calls[name] += 1
           __getobj__.public_send(name, *args, **kwargs, &block)

@@ -1,7 +1,8 @@
 // redmine_rag: the similar-issues panel (loaded after the issue page) and the
 // duplicate suggestions of the new-issue form (debounced; nothing is asked for
 // short text, and a slow answer never blocks typing: each request supersedes
-// the previous one). jQuery is Redmine's.
+// the previous one), and the "Ask" box of the search page (the answer streamed
+// as ragd generates it: one JSON object a line). jQuery is Redmine's.
 (function ($) {
   'use strict';
 
@@ -49,11 +50,60 @@
     });
   }
 
+  // Lines of the answer endpoint: {sources}, {delta}..., {done} or {stop}.
+  function loadAnswer() {
+    var box = $('#redmine-rag-answer');
+    if (!box.length || !window.fetch || !window.TextDecoder) { box.remove(); return; }
+    var text = box.find('.redmine-rag-answer-text'), started = false;
+    var notes = { uncited: box.data('unverified'), not_supported: box.data('not-supported'),
+                  no_passages: box.data('no-passages') };
+
+    function handle(event) {
+      if (event.sources) {
+        var list = box.find('.redmine-rag-answer-sources ol').empty();
+        $.each(event.sources, function (_, s) {
+          list.append($('<li>').append($('<a>').attr('href', s.url).text(s.title)));
+        });
+        if (event.sources.length) box.find('.redmine-rag-answer-sources').show();
+      } else if (event.delta) {
+        if (!started) { text.empty(); started = true; }
+        text.append(document.createTextNode(event.delta));
+      } else if (event.done) {
+        text.html(event.done.html);
+        var note = notes[event.done.grounding];
+        if (note) text.append($('<p class="redmine-rag-answer-note">').text(note));
+        box.addClass('redmine-rag-answer-done');
+      } else if (event.stop) {
+        box.remove();
+      }
+    }
+
+    fetch(box.data('url'), { credentials: 'same-origin', headers: { Accept: 'application/x-ndjson' } })
+      .then(function (response) {
+        if (response.status !== 200 || !response.body) { box.remove(); return; }
+        var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = '';
+        function pump() {
+          return reader.read().then(function (chunk) {
+            buffer += decoder.decode(chunk.value || new Uint8Array(), { stream: !chunk.done });
+            var lines = buffer.split('\n');
+            buffer = lines.pop();
+            $.each(lines, function (_, line) { if ($.trim(line)) handle(JSON.parse(line)); });
+            if (!chunk.done) return pump();
+            if (!box.hasClass('redmine-rag-answer-done')) box.remove(); // ended without its answer
+          });
+        }
+        return pump();
+      })
+      .catch(function () { box.remove(); });
+  }
+
   function moveSearchNotice() {
     var notice = $('#redmine-rag-search-notice');
     var target = $('#search-results-counts').length ? $('#search-results-counts') : $('#search-results');
     if (notice.length && target.length) notice.insertBefore(target);
+    var answer = $('#redmine-rag-answer');
+    if (answer.length && target.length) answer.insertBefore(target);
   }
 
-  $(function () { loadSimilar(); watchNewIssue(); moveSearchNotice(); });
+  $(function () { loadSimilar(); watchNewIssue(); moveSearchNotice(); loadAnswer(); });
 })(jQuery);

@@ -61,13 +61,8 @@ module RedmineRag
 
     # What Redmine itself considers visible, per result model.
     def self.visible_scope(scope, user)
-      case scope
-      when 'issues' then Issue.visible(user)
-      when 'wiki_pages' then WikiPage.joins(wiki: :project).where(Project.allowed_to_condition(user, :view_wiki_pages))
-      when 'news' then News.visible(user)
-      when 'messages' then Message.visible(user)
-      when 'documents' then Document.visible(user)
-      end
+      type = RESULT_TYPES.except('journal').key(scope)
+      type && Permissions.visible_records(type, user)
     end
 
     private
@@ -86,6 +81,7 @@ module RedmineRag
       filter = Permissions.filter(@user, ragd_projects, types)
       return nil unless filter
 
+      @search_types = types
       filter.metadata_equals = { 'open' => '1' } if @options[:open_issues] # other types carry open=1 too
       client = RedmineRag.client
       question = @question
@@ -101,7 +97,10 @@ module RedmineRag
     def ragd_hits(search)
       return [] unless search
 
-      search.value.hits
+      result = search.value
+      # A question: the page may offer ragd's answer over the same scope (Answering).
+      Current.answer_scope = { project_ids: ragd_projects&.map(&:id), types: @search_types } if result.complex
+      result.hits
     rescue Ragd::Error => e
       Current.search_outcome = :fallback
       Current.search_detail = e.is_a?(Ragd::Unavailable) ? e.message : "#{e.class.name}: #{e.message}"

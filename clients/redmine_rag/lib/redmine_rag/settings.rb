@@ -37,6 +37,11 @@ module RedmineRag
       'duplicates_count' => '5',
       'duplicates_min_score' => '0.5',
       'duplicates_min_chars' => '8',
+      # "Ask" box on the search page for questions: ragd's answer with citations (needs a daemon
+      # with an answer model, answer.model_url; without one the box stays hidden), and the
+      # seconds an answer may take in all.
+      'answer_enabled' => '1',
+      'answer_timeout' => '60',
       # Projects (ids) neither indexed nor searched by ragd: Redmine's own search answers for them.
       'excluded_projects' => []
     }.freeze
@@ -67,6 +72,8 @@ module RedmineRag
     def search_enabled? = flag('search_enabled')
     def similar_enabled? = flag('similar_enabled') && indexes?('issue')
     def duplicates_enabled? = flag('duplicates_enabled') && indexes?('issue')
+    def answer_enabled? = flag('answer_enabled')
+    def answer_timeout = positive_float('answer_timeout')
 
     def search_max_results = int('search_max_results', 1, 1000)
     def search_min_score = self['search_min_score'].to_f
