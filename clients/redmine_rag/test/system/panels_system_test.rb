@@ -6,7 +6,8 @@ require 'selenium-webdriver'
 
 # In a real browser (Debian's chromium, headless, through chromedriver): the
 # search page ranked by ragd, the similar-issues panel filled after the issue
-# page loads, and duplicate suggestions appearing while a subject is typed.
+# page loads, duplicate suggestions appearing while a subject is typed, and the
+# Ask box streaming an answer (or disappearing without an answer model).
 # Redmine's own ApplicationSystemTestCase needs the webdrivers gem (not in
 # Debian), hence this base class; --no-sandbox because CI runs as root.
 class RedmineRag::SystemTestCase < ActionDispatch::SystemTestCase
@@ -14,6 +15,16 @@ class RedmineRag::SystemTestCase < ActionDispatch::SystemTestCase
   Capybara.default_max_wait_time = 60 # a loaded 2-core machine: wait on the page, never sleep
   driven_by :selenium, using: :headless_chrome, screen_size: [1280, 900] do |options|
     %w[--no-sandbox --disable-dev-shm-usage --disable-gpu].each { |arg| options.add_argument(arg) }
+  end
+
+  def log_in(login, password)
+    visit '/login'
+    within('#login-form form') do
+      fill_in 'username', with: login
+      fill_in 'password', with: password
+      find('input[name=login]').click
+    end
+    assert_selector '#loggedas'
   end
 end
 
@@ -26,16 +37,6 @@ class RedmineRag::PanelsSystemTest < RedmineRag::SystemTestCase
     rag_settings
     reindex!
     log_in('jsmith', 'jsmith')
-  end
-
-  def log_in(login, password)
-    visit '/login'
-    within('#login-form form') do
-      fill_in 'username', with: login
-      fill_in 'password', with: password
-      find('input[name=login]').click
-    end
-    assert_selector '#loggedas'
   end
 
   def test_search_page_ranked_by_ragd
@@ -64,5 +65,39 @@ class RedmineRag::PanelsSystemTest < RedmineRag::SystemTestCase
     assert_equal 1, spy.calls[:search], 'one lookup for the settled text, none for the short one'
     fill_in 'issue_subject', with: 'Rec'
     assert_selector '#redmine-rag-duplicates', visible: :hidden
+  end
+end
+
+# The Ask box in the browser: the answer streamed by the daemon with an answer
+# model ($REDMINE_RAG_ANSWER_ADDRESS, a real llama-server behind it) fills the
+# box above the results, with its sources linked; the daemon without one
+# ($RAGD_ADDRESS) makes the box disappear.
+class RedmineRag::AnswerSystemTest < RedmineRag::SystemTestCase
+  include RedmineRag::TestHelper
+  fixtures(*RedmineRag::TestHelper::FIXTURES)
+
+  QUESTION_URL = '/search?q=Why+can+I+not+print+recipes%3F&issues=1'
+
+  def test_a_question_is_answered_above_the_results
+    rag_settings('address' => ENV.fetch('REDMINE_RAG_ANSWER_ADDRESS'))
+    reindex!
+    log_in('jsmith', 'jsmith')
+    visit QUESTION_URL
+    assert_selector '#redmine-rag-answer.redmine-rag-answer-done .redmine-rag-answer-text p'
+    assert_selector '#redmine-rag-answer .redmine-rag-answer-sources a[href="/issues/1"]'
+    assert_equal 'redmine-rag-answer',
+                 page.evaluate_script("document.getElementById('redmine-rag-search-notice').nextElementSibling.id")
+  end
+
+  def test_the_box_disappears_without_an_answer_model
+    rag_settings
+    reindex!
+    assert RedmineRag::Answering.offered?(RedmineRag.settings)
+    visit QUESTION_URL
+    assert_selector '#redmine-rag-search-notice', text: 'ranked by semantic search'
+    assert_no_selector '#redmine-rag-answer'
+    assert_not RedmineRag::Answering.offered?(RedmineRag.settings), 'the box asked, and ragd said it has no model'
+  ensure
+    RedmineRag::Answering.model_back!(RedmineRag.settings)
   end
 end
