@@ -6,6 +6,7 @@
 #
 #   DEMO_PORT=3000 make redmine     a fixed port
 #   DEMO_RESET=1 make redmine       start again from an empty demo
+#   DEMO_ANSWER=0 make redmine      no model server: the search page offers no Ask box
 #   DEMO_DETACH=1 make redmine      leave Redmine and ragd running in the
 #                                   background (pids and URL in var/redmine/demo.env;
 #                                   scripts/redmine/demo.sh stop ends them)
@@ -19,10 +20,10 @@ stop_demo() {
   [ -f "$ENV_FILE" ] || return 0
   # shellcheck disable=SC1090
   source "$ENV_FILE"
-  for pid in ${DEMO_REDMINE_PID:-} ${DEMO_RAGD_PID:-}; do
+  for pid in ${DEMO_REDMINE_PID:-} ${DEMO_RAGD_PID:-} ${DEMO_LLAMA_PID:-}; do
     kill -TERM "$pid" 2>/dev/null || true
   done
-  for pid in ${DEMO_REDMINE_PID:-} ${DEMO_RAGD_PID:-}; do
+  for pid in ${DEMO_REDMINE_PID:-} ${DEMO_RAGD_PID:-} ${DEMO_LLAMA_PID:-}; do
     while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
   done
   rm -f "$ENV_FILE"
@@ -43,7 +44,19 @@ rm_install_plugin
 rm_production_db demo
 rm_say "Redmine ready in $(rm_since "$t0") s"
 
-RAGD_LOG_LEVEL=${RAGD_LOG_LEVEL:-warning} rm_start_ragd "$RM_VAR/ragd-demo"
+# The search page's Ask box: ragd's Answer RPC with a small local model
+# (llama.cpp's llama-server and SmolLM2-135M-Instruct from PyPI, under .tools/;
+# a toy model: it shows the flow and the citations, not the quality of a real one).
+answer_env=()
+DEMO_LLAMA_PID=
+if [ "${DEMO_ANSWER:-1}" = 1 ]; then
+  "$REPO/scripts/model_server.sh"
+  rm_start_model_server "$RM_VAR/ragd-demo-llama-server.log"
+  DEMO_LLAMA_PID=$RM_LLAMA_PID
+  answer_env=(RAGD_ANSWER_MODEL_URL="$RM_MODEL_URL")
+  rm_say "model server for answers on $RM_MODEL_URL"
+fi
+RAGD_LOG_LEVEL=${RAGD_LOG_LEVEL:-warning} rm_start_ragd "$RM_VAR/ragd-demo" "${answer_env[@]}"
 DEMO_RAGD_PID=$RAGD_PID
 rm_say "ragd serving on $RAGD_ADDRESS (data in var/redmine/ragd-demo)"
 
@@ -66,6 +79,7 @@ cat > "$ENV_FILE" <<ENVEOF
 DEMO_URL=http://127.0.0.1:$PORT
 DEMO_REDMINE_PID=$DEMO_REDMINE_PID
 DEMO_RAGD_PID=$DEMO_RAGD_PID
+DEMO_LLAMA_PID=$DEMO_LLAMA_PID
 DEMO_RAGD_ADDRESS=$RAGD_ADDRESS
 ENVEOF
 until curl -fs -o /dev/null "http://127.0.0.1:$PORT/login"; do
@@ -87,8 +101,9 @@ cat <<MSG
   erin    ${DEMO_PASSWORD:-ragd-demo}    Cataloguing through the Cataloguers group; Contractor in Internal Audit
   frank   ${DEMO_PASSWORD:-ragd-demo}    Contractor in Information Retrieval: only his own Support issues
 
-  Try: search "how do readers find books in a catalogue?", open an issue (Similar issues),
-  or start a new issue and type a subject (duplicate suggestions).
+  Try: search "how do readers find books in a catalogue?" (a question: the Ask box answers it
+  from what you may see, citing its sources), open an issue (Similar issues), or start a new
+  issue and type a subject (duplicate suggestions).
 MSG
 
 if [ "${DEMO_DETACH:-0}" = 1 ]; then

@@ -36,10 +36,15 @@ end
 begin
   log_in(driver, wait, url, 'bob', PASSWORD)
 
-  # 1. Redmine's search page, ranked by ragd within bob's permissions.
+  # 1. Redmine's search page, ranked by ragd within bob's permissions, with the
+  # Ask box's answer (a question) once it is written (or gone: no model server).
   q = 'how do readers find books in a catalogue?'
   driver.navigate.to("#{url}/search?q=#{URI.encode_www_form_component(q)}&issues=1&wiki_pages=1&news=1&messages=1&documents=1")
   wait.until { driver.find_elements(id: 'redmine-rag-search-notice').any? }
+  wait.until do
+    driver.find_elements(id: 'redmine-rag-answer').empty? ||
+      driver.find_elements(css: '#redmine-rag-answer.redmine-rag-answer-done').any?
+  end
   shot(driver, File.join(out, 'search.png'))
 
   # 2. An issue page with its similar issues (loaded after the page).
