@@ -227,24 +227,31 @@ rm_start_ragd() {
     "$REPO/.venv/bin/python" -m ragd.cli serve --data-dir "$dir" --listen 127.0.0.1:0 \
     --port-file "$dir/port" >>"$dir/daemon.log" 2>&1 &
   RAGD_PID=$!
-  local waited=0
-  until [ -s "$dir/port" ]; do
-    if ! kill -0 "$RAGD_PID" 2>/dev/null; then
-      echo "ragd exited before serving:" >&2; tail -30 "$dir/daemon.log" >&2; return 1
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-    [ $waited -lt 3000 ] || { echo "ragd not serving after 300 s" >&2; kill "$RAGD_PID"; return 1; }
-  done
+  rm_wait_ready ragd "$RAGD_PID" "$dir/daemon.log" test -s "$dir/port"
   RAGD_ADDRESS=127.0.0.1:$(cat "$dir/port")
   export RAGD_ADDRESS
 }
 
-rm_stop_ragd() {
-  [ -n "${RAGD_PID:-}" ] || return 0
-  kill -TERM "$RAGD_PID" 2>/dev/null || true
-  wait "$RAGD_PID" 2>/dev/null || true
-  RAGD_PID=
+rm_stop_ragd() { rm_stop_pid "${RAGD_PID:-}"; RAGD_PID=; }
+
+# rm_wait_ready NAME PID LOG COMMAND...: until COMMAND succeeds (polled every
+# 0.1 s); fails, with the log's tail, if PID exits first or after 300 s.
+rm_wait_ready() {
+  local name=$1 pid=$2 log=$3 waited=0
+  shift 3
+  until "$@"; do
+    kill -0 "$pid" 2>/dev/null || { echo "$name exited before it was ready:" >&2; tail -30 "$log" >&2; return 1; }
+    sleep 0.1
+    waited=$((waited + 1))
+    [ $waited -lt 3000 ] || { echo "$name not ready after 300 s (log: $log)" >&2; kill "$pid"; return 1; }
+  done
+}
+
+# SIGTERM to a process this script started, then wait for it (nothing when PID is empty).
+rm_stop_pid() {
+  [ -n "${1:-}" ] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
 }
 
 # A model server for ragd's Answer RPC: llama.cpp's llama-server with
@@ -258,22 +265,11 @@ rm_start_model_server() {
   port=$(rm_free_port)
   "$bin" -m "$model" --host 127.0.0.1 --port "$port" -np 1 -c 4096 -t 2 --no-webui >"$log" 2>&1 &
   RM_LLAMA_PID=$!
-  local waited=0
-  until curl -fs -o /dev/null "http://127.0.0.1:$port/health"; do
-    kill -0 "$RM_LLAMA_PID" 2>/dev/null || { echo "llama-server exited:" >&2; tail -20 "$log" >&2; return 1; }
-    sleep 0.2
-    waited=$((waited + 1))
-    [ $waited -lt 1500 ] || { echo "llama-server not ready after 300 s" >&2; kill "$RM_LLAMA_PID"; return 1; }
-  done
+  rm_wait_ready llama-server "$RM_LLAMA_PID" "$log" curl -fs -o /dev/null "http://127.0.0.1:$port/health"
   RM_MODEL_URL=http://127.0.0.1:$port/v1
 }
 
-rm_stop_model_server() {
-  [ -n "${RM_LLAMA_PID:-}" ] || return 0
-  kill -TERM "$RM_LLAMA_PID" 2>/dev/null || true
-  wait "$RM_LLAMA_PID" 2>/dev/null || true
-  RM_LLAMA_PID=
-}
+rm_stop_model_server() { rm_stop_pid "${RM_LLAMA_PID:-}"; RM_LLAMA_PID=; }
 
 rm_free_port() {
   "$REPO/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

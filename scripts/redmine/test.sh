@@ -33,7 +33,7 @@ rm -rf "$data" "$answer_data"
 ANSWER_RAGD_PID=
 stop_all() {
   rm_stop_ragd
-  [ -z "$ANSWER_RAGD_PID" ] || { kill -TERM "$ANSWER_RAGD_PID" 2>/dev/null || true; wait "$ANSWER_RAGD_PID" 2>/dev/null || true; }
+  rm_stop_pid "$ANSWER_RAGD_PID"
   rm_stop_model_server
 }
 trap stop_all EXIT
