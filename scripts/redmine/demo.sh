@@ -53,7 +53,9 @@ if [ "${DEMO_ANSWER:-1}" = 1 ]; then
   "$REPO/scripts/model_server.sh"
   rm_start_model_server "$RM_VAR/ragd-demo-llama-server.log"
   DEMO_LLAMA_PID=$RM_LLAMA_PID
-  answer_env=(RAGD_ANSWER_MODEL_URL="$RM_MODEL_URL")
+  # Short answers from the 3 best passages, discouraged from repeating itself (a 135M model loops).
+  answer_env=(RAGD_ANSWER_MODEL_URL="$RM_MODEL_URL" RAGD_ANSWER_TOP_K=3 RAGD_ANSWER_MAX_TOKENS=120
+              RAGD_ANSWER_EXTRA_BODY='{"repeat_penalty": 1.15}')
   rm_say "model server for answers on $RM_MODEL_URL"
 fi
 RAGD_LOG_LEVEL=${RAGD_LOG_LEVEL:-warning} rm_start_ragd "$RM_VAR/ragd-demo" "${answer_env[@]}"
