@@ -14,7 +14,7 @@ and the real Searcher; only the embedder is a fast deterministic stand-in (hashe
 bag of words), since what is tested here is which chunks may come back, not how
 well they rank. tests/test_search_daemon.py and tests/test_grants_daemon.py cover
 the daemon with the real model. Set PERMISSION_EXAMPLES to scale the number of
-examples (1 by default; the long run in the README used 20).
+examples (1 by default; the long run in the README used 10).
 """
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ from ragd.index.lifecycle import IndexContext
 from ragd.store.lmdb_store import Store
 
 SCALE = float(os.environ.get("PERMISSION_EXAMPLES", "1"))
+# The suite's per-test time limit (pyproject.toml) grows with the examples asked for.
+pytestmark = pytest.mark.timeout(int(600 * max(1.0, SCALE)))
 MODES = (SearchMode.VECTOR, SearchMode.KEYWORD, SearchMode.HYBRID, SearchMode.AUTO)
 
 DIM = 64
