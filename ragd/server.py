@@ -15,8 +15,8 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
+from ragd.api import reflection
 from ragd.api.metrics import Metrics
 from ragd.api.servicer import SERVICE, RagServicer, generic_handler
 from ragd.config import Config
@@ -42,8 +42,7 @@ async def serve(cfg: Config) -> int:
     server.add_generic_rpc_handlers((generic_handler(RagServicer(engine)),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable((SERVICE.full_name, health.SERVICE_NAME), server)
     try:
         port = server.add_insecure_port(cfg.server.listen)
     except RuntimeError as exc:
