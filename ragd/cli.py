@@ -187,7 +187,7 @@ def cmd_snapshot(args) -> int:
 
 def cmd_restore(args) -> int:
     """Bring a backup back into the data dir (the daemon must be stopped)."""
-    from ragd.engine.collection import restore
+    from ragd.engine.datadir import restore
     cfg = _config(args)
     _setup_logging(cfg.log_level)
     try:

@@ -46,7 +46,6 @@ class ModelConfig:
                           "or an .onnx file; empty = the bundled all-MiniLM-L6-v2 package.")
     device: str = opt("auto", "auto (CUDA when available), cpu or cuda.")
     threads: int = opt(0, "ONNX Runtime intra-op threads per inference (0 = cores / batching.inference_workers).")
-    batch_size: int = opt(32, "Texts per inference batch.")
 
 
 @dataclass
@@ -68,6 +67,8 @@ class JobsConfig:
     batch_size: int = opt(32, "Documents a job worker chunks, embeds and commits per transaction.")
     max_attempts: int = opt(3, "Tries per document before a job marks it failed.")
     retry_backoff_s: float = opt(0.5, "Wait before the second try of a failing document; doubles each try.")
+    retention_s: float = opt(7 * 86400.0, "Seconds a finished job (succeeded, partial or failed) stays readable "
+                                          "by GetJob/WatchJob before it is pruned; 0 = keep forever.")
 
 
 @dataclass
@@ -103,9 +104,11 @@ class IndexConfig:
                                  "(unless the request sets SearchParams.rerank_factor).")
     compact_fraction: float = opt(0.05, "Remove tombstoned vectors from the index in the background once "
                                         "they exceed this share of it.")
-    snapshot_every_ops: int = opt(10_000, "Snapshot an index after this many op-log entries since its last snapshot "
-                                          "(also on graceful shutdown and after an IVF-PQ swap).")
-    snapshot_every_s: float = opt(300.0, "Snapshot a changed index at least this often, in seconds.")
+    snapshot_every_ops: int = opt(10_000, "Snapshot a collection's index after this many writes to that collection "
+                                          "since its last snapshot (also on graceful shutdown and after an IVF-PQ "
+                                          "swap); writes to other collections do not count.")
+    snapshot_every_s: float = opt(300.0, "Snapshot a collection's index at least this often, in seconds, once the "
+                                         "collection has changed.")
     gpu: bool = opt(True, "Search a GPU clone of IVF-PQ indexes when FAISS sees a GPU "
                           "(unfiltered searches; the CPU index stays the mutable one).")
 
@@ -278,6 +281,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"server.listen: {cfg.server.listen!r} is not HOST:PORT")
     if cfg.server.stream_depth < 1 or cfg.jobs.batch_size < 1 or cfg.jobs.max_attempts < 1:
         raise ConfigError("server.stream_depth, jobs.batch_size and jobs.max_attempts must be at least 1")
+    if cfg.jobs.retention_s < 0:
+        raise ConfigError(f"jobs.retention_s: {cfg.jobs.retention_s} is negative (0 keeps finished jobs forever)")
     b = cfg.batching
     if b.max_batch_tokens < 0:
         raise ConfigError(f"batching.max_batch_tokens: {b.max_batch_tokens} is not 0 (auto) or a positive count")

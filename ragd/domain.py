@@ -137,3 +137,49 @@ class CollectionStats:
     tombstones: int
     sequence: int
     dimension: int
+
+
+class JobState(enum.Enum):
+    # Values are what the job store records (and what Stats/GetJob name).
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.PARTIAL, JobState.FAILED)
+
+
+@dataclass
+class JobError:
+    document_id: str
+    error: str
+    attempts: int
+
+
+@dataclass
+class Job:
+    """An asynchronous ingestion job (Upsert with wait=false): documents [0, processed)
+    are done; `attempts` counts failed tries of the next one."""
+    id: str
+    collection: str
+    state: JobState
+    total: int
+    done: int = 0
+    failed: int = 0
+    processed: int = 0
+    attempts: int = 0
+    errors: list[JobError] = field(default_factory=list)
+    created: float = 0.0
+    updated: float = 0.0
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    dimension: int = 0
+    max_tokens: int = 0
+    provider: str = ""
+    sha256: str = ""
