@@ -85,6 +85,10 @@ class SearchQuery:
     filter: Filter = field(default_factory=Filter)
     group_by_document: bool = False
     min_score: float = 0.0
+    # SearchParams: IVF-PQ lists probed and candidates re-ranked (top_k x factor);
+    # 0 = the index's defaults. exact: probe every list.
+    nprobe: int = 0
+    rerank_factor: int = 0
     exact: bool = False
 
 

@@ -51,7 +51,8 @@ def filter_(f: pb.Filter) -> domain.Filter:
 def search_query(r: pb.SearchRequest, mode: domain.SearchMode) -> domain.SearchQuery:
     return domain.SearchQuery(collection=r.collection, query=r.query, top_k=r.top_k, mode=mode,
                               filter=filter_(r.filter), group_by_document=r.group_by_document,
-                              min_score=r.min_score, exact=r.params.exact)
+                              min_score=r.min_score, nprobe=r.params.nprobe,
+                              rerank_factor=r.params.rerank_factor, exact=r.params.exact)
 
 
 def timings(t: domain.Timings, out: pb.Timings) -> None:

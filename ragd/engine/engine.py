@@ -290,6 +290,7 @@ class Engine:
         validate.query_text(q.query, self.limits)
         q.top_k = validate.top_k(q.top_k, self.limits)
         validate.min_score(q.min_score)
+        validate.search_params(q.nprobe, q.rerank_factor)
         validate.filter_(q.filter)
         result = await self._run(self.check_ready().searcher.search, q)
         result.timings.total_ms = _ms(t0)

@@ -130,7 +130,8 @@ class Searcher:
     def _index_search(coll: Collection, query: np.ndarray, k: int, mask, q: SearchQuery | None):
         if q is None:
             return coll.index.search(query[None, :], k, mask)
-        return coll.index.search(query[None, :], k, mask, exact=q.exact)
+        return coll.index.search(query[None, :], k, mask, nprobe=q.nprobe, rerank_factor=q.rerank_factor,
+                                 exact=q.exact)
 
     def _vector_pairs(self, coll: Collection, query: np.ndarray, top_k: int, mask, group: bool,
                       min_score: float, q: SearchQuery | None) -> list[tuple[int, float]]:
