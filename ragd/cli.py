@@ -143,9 +143,10 @@ def cmd_search(args) -> int:
 def cmd_model(args) -> int:
     from ragd.embed.errors import ModelError
     from ragd.embed.provision import model_info, provision_model, verify_model
+    from ragd.engine.datadir import DataDir
     cfg = _config(args)
     _setup_logging(cfg.log_level)
-    models_dir = cfg.data_path / "models"
+    models_dir = DataDir(cfg.data_path).models
     model_dir = models_dir / cfg.model.name
     try:
         if args.model_cmd == "export":

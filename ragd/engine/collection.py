@@ -9,18 +9,23 @@ to date) and every committed write reaches them through one `apply`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from ragd.errors import InvalidArgument
 from ragd.index.columns import FilterColumns
 from ragd.index.columns_keeper import ColumnsKeeper
 from ragd.index.derived import Change, DerivedIndex, Recovery, StoreReader, recover
 from ragd.index.keyword import KeywordIndex
-from ragd.index.lifecycle import IndexContext, IndexKeeper, SnapshotPaths, vector_fetch
+from ragd.index.lifecycle import IndexContext, IndexKeeper, vector_fetch
+from ragd.index.snapshot import SnapshotPaths
 from ragd.index.vector_index import VectorIndex
 from ragd.store.records import CollectionMeta
+
+if TYPE_CHECKING:
+    from ragd.engine.datadir import DataDir
 
 log = logging.getLogger("ragd.engine")
 
@@ -93,15 +98,17 @@ class Collections:
     the index context, where its files live (None: nothing persisted, as in
     tests), and any further derived index factories."""
 
-    def __init__(self, store: StoreReader, ctx: IndexContext, layout=None, extra: Sequence[DerivedFactory] = ()):
+    def __init__(self, store: StoreReader, ctx: IndexContext, layout: DataDir | None = None,
+                 extra: Sequence[DerivedFactory] = ()):
         self.store = store
         self.ctx = ctx
-        self.layout = layout  # ragd.engine.datadir.DataDir or None
+        self.layout = layout
         self.extra = list(extra)
         self._by_name: dict[str, Collection] = {}
 
     @property
-    def write_lock(self):
+    def write_lock(self) -> threading.Lock:
+        """Held while a write commits to LMDB and is applied to the indexes."""
         return self.ctx.write_lock
 
     def _make(self, meta: CollectionMeta) -> Collection:

@@ -19,10 +19,13 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ragd.engine.collection import Collections
-from ragd.index.lifecycle import SnapshotPaths
-from ragd.store.lmdb_store import Store
+from ragd.index.snapshot import SnapshotPaths
+
+if TYPE_CHECKING:  # import-light: the CLI's restore and model commands use the layout
+    from ragd.engine.collection import Collections
+    from ragd.store.lmdb_store import Store
 
 
 @dataclass(frozen=True)

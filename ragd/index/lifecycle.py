@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ragd.index import snapshot as snapfile
+from ragd.index.snapshot import SnapshotPaths
 from ragd.index.columns_keeper import ColumnsKeeper
 from ragd.index.derived import Change, Recovery, StoreReader, recover, replay
 from ragd.index.vector_index import LIVE, Fetch, IndexSettings, VectorIndex, nlist_for, train_size_for
@@ -48,13 +49,6 @@ class IndexContext:
     snapshot_every_s: float = 300.0        # seconds since the last snapshot (when the collection changed)
     background: bool = True                # run the maintenance thread
     poll_s: float = 0.5
-
-
-@dataclass(frozen=True)
-class SnapshotPaths:
-    """Where one collection's snapshot files go (ragd.engine.datadir lays them out)."""
-    index: Path
-    columns: Path
 
 
 def vector_fetch(store: StoreReader, coll_id: int, dim: int) -> Fetch:

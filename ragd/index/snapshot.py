@@ -15,6 +15,7 @@ import json
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,13 @@ _U64 = struct.Struct("<Q")
 
 class SnapshotError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class SnapshotPaths:
+    """Where one collection's snapshot files go (ragd.engine.datadir lays them out)."""
+    index: Path    # the vector index (write/read)
+    columns: Path  # the filter columns saved with it (write_arrays/read_arrays)
 
 
 def write(path: Path, header: dict, blob: np.ndarray, states: np.ndarray) -> int:
