@@ -15,7 +15,7 @@ import numpy as np
 from ragd import _native
 from ragd.domain import Ack, AckStatus, Document, DocumentRef
 from ragd.engine.chunking import TextError
-from ragd.engine.collection import Collection, Collections
+from ragd.engine.collection import Collections
 from ragd.errors import InvalidArgument
 from ragd.index.derived import Change, DocChunks
 from ragd.store.lmdb_store import CollectionMeta, DocRecord, Store, WriteTxn

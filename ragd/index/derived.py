@@ -207,7 +207,7 @@ def recover(store: StoreReader, meta: CollectionMeta, indexes: Sequence[DerivedI
         except Exception as exc:  # noqa: BLE001 - derived data: any unusable copy means rebuild
             log.warning("collection %s: the persisted %s is unusable (%s); rebuilding it from LMDB",
                         meta.name, ix.label, exc)
-            reason = f"{'ahead of the store' if isinstance(exc, AheadOfStore) else 'copy unusable'}"
+            reason = "ahead of the store" if isinstance(exc, AheadOfStore) else "copy unusable"
             seq = None
         if seq is None:
             ix.rebuild()
