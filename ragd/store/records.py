@@ -77,17 +77,23 @@ class DocRecord:
         return cls(doc_id, version)
 
 
-# Document field -> record key. A field added to Document later gets a new key
-# here; records written before lack it and read back with the field's default.
+# Document field -> record key, as first written: every live record has them.
 _DOC_KEYS = (("version", "v"), ("title", "ti"), ("text", "tx"), ("project_id", "p"), ("type", "ty"),
              ("is_private", "pr"), ("author_id", "a"), ("updated_at_us", "u"), ("metadata", "m"),
              ("viewer_ids", "vw"))
+# Fields added to Document later: written only when not at their default (records
+# of documents without them stay as they were), read back as the default when absent.
+_LATER_DOC_KEYS: tuple[tuple[str, str], ...] = ()
+_DEFAULTS = Document(id="", text="")
 
 
 def encode_doc(rec: DocRecord) -> bytes:
     if rec.document is None:
         return pack({"v": rec.version, "del": True, "c": []})
-    out = {key: getattr(rec.document, name) for name, key in _DOC_KEYS}
+    doc = rec.document
+    out = {key: getattr(doc, name) for name, key in _DOC_KEYS}
+    out.update((key, getattr(doc, name)) for name, key in _LATER_DOC_KEYS
+               if getattr(doc, name) != getattr(_DEFAULTS, name))
     out["c"] = list(rec.chunk_ids)
     return pack(out)
 
@@ -96,7 +102,7 @@ def decode_doc(doc_id: str, raw: bytes | memoryview) -> DocRecord:
     rec = unpack(raw)
     if rec.get("del"):
         return DocRecord.tombstone(doc_id, rec["v"])
-    doc = Document(id=doc_id, **{name: rec[key] for name, key in _DOC_KEYS if key in rec})
+    doc = Document(id=doc_id, **{name: rec[key] for name, key in (*_DOC_KEYS, *_LATER_DOC_KEYS) if key in rec})
     return DocRecord(doc_id, doc.version, list(rec["c"]), doc)
 
 
