@@ -91,7 +91,7 @@ def test_a_plugged_in_derived_index_is_recovered_and_replayed_like_the_others(tm
     rec = coll.recovery["chunk projects"]
     assert (rec.source, rec.replayed) == (f"loaded at sequence {saved}", len(after))
     assert plugged.applied == after  # in order, each once
-    assert coll.recovery["vector index"].replayed == len(after)  # the same pass gave the vector index the same
+    assert coll.recovery["vector index"].replayed == len(after)  # snapshotted at the same point: the same entries
     assert plugged.projects == truth(w.store, coll.meta.id)
 
     # Writes on top of the replayed state (the live path again), then its copy is gone: rebuilt.

@@ -3,7 +3,7 @@
 A collection's searchable state is derived from LMDB: its filter columns, vector
 index and keyword index (plus any index plugged in) are derived indexes
 (ragd.index.derived). They are opened together by one recovery (each loads its
-own persisted copy or is rebuilt, then one pass over the op log brings each up
+own persisted copy or is rebuilt, then the op log after its sequence brings it up
 to date) and every committed write reaches them through one `apply`.
 """
 from __future__ import annotations

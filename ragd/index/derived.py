@@ -12,15 +12,14 @@ derived from it, and implements one small protocol, DerivedIndex:
 
 recover() opens a collection's indexes with it: each loads its own copy (or is
 rebuilt when there is none, it is unusable, or it is ahead of the store), then
-one pass over the op log applies every entry of the collection after each
-index's own sequence. The live write path hands the same Change objects, built
-from memory instead of LMDB, to the same apply (ragd.engine.collection), so a
-write reaches an index one way whether it is new or replayed.
+replay() applies to each the collection's op-log entries after its own sequence.
+The live write path hands the same Change objects, built from memory instead of
+LMDB, to the same apply (ragd.engine.collection), so a write reaches an index one
+way whether it is new or replayed.
 
 Applying an entry twice is harmless (a chunk id is never reused: adding an id
 already present, or removing an absent one, changes nothing), which is what
-lets a rebuild read the sequence before it scans, and a replay start from the
-oldest of several indexes.
+lets a rebuild read the sequence before it scans.
 """
 from __future__ import annotations
 
@@ -158,21 +157,20 @@ def require_not_ahead(seq: int, store_seq: int) -> None:
 
 
 def replay(store: StoreReader, meta: CollectionMeta, targets: Sequence[Replayable]) -> list[int]:
-    """Apply the collection's op-log entries after each target's own sequence, in one
-    pass over the log; returns the entries applied to each. Targets apply in order:
-    the filter columns come first, so a chunk has its filter rows before any index
-    can return it, and they are dead before it leaves the indexes."""
-    counts = [0] * len(targets)
-    if not targets:
-        return counts
-    for entry in store.iter_oplog(after=min(t.sequence for t in targets)):
-        if entry.collection != meta.id:
-            continue
-        change = Change.from_store(entry, store, meta)
-        for i, target in enumerate(targets):
-            if entry.seq > target.sequence:
-                target.apply(change)
-                counts[i] += 1
+    """Apply the collection's op-log entries after each target's own sequence, target
+    by target; returns the entries applied to each. (Measured on 1,500 entries into
+    the three built-in indexes: one pass handing each entry to every index in turn
+    spent ~30% more CPU than a pass per index, although it read LMDB once: each
+    index's working set stays in cache. No search runs during a replay, so the
+    order of the targets does not matter here, as it does for live writes.)"""
+    counts = []
+    for target in targets:
+        n = 0
+        for entry in store.iter_oplog(after=target.sequence):
+            if entry.collection == meta.id:
+                target.apply(Change.from_store(entry, store, meta))
+                n += 1
+        counts.append(n)
     return counts
 
 
@@ -193,8 +191,8 @@ class Recovery:
 
 def recover(store: StoreReader, meta: CollectionMeta, indexes: Sequence[DerivedIndex]) -> tuple[list[Recovery], float]:
     """Open a collection's derived indexes: each loads its persisted copy or is
-    rebuilt from LMDB, then the op log after each one's sequence is replayed into
-    it. Returns how each was opened and the replay's milliseconds."""
+    rebuilt from LMDB, then the op log after its sequence is replayed into it.
+    Returns how each was opened and the replay's milliseconds."""
     store_seq = store.sequence()
     out = []
     for ix in indexes:
