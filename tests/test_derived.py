@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from test_restart_columns import World
+
 from ragd.index import snapshot as snapfile
 from ragd.index.derived import Change
 from ragd.index.lifecycle import IndexContext
 from ragd.store.lmdb_store import CollectionMeta, Store
-
-from test_restart_columns import World
 
 
 class ChunkProjects:
@@ -103,8 +103,8 @@ def test_a_plugged_in_derived_index_is_recovered_and_replayed_like_the_others(tm
     assert made[-1].projects == truth(w.store, coll.meta.id)
 
     # Unusable, or ahead of the store (a store restored under it): refused by the driver, rebuilt.
-    for content, reason in (("{not json", "copy unusable"),
-                            (json.dumps({"seq": w.store.sequence() + 10, "projects": {"0": 99}}), "ahead of the store")):
+    ahead = json.dumps({"seq": w.store.sequence() + 10, "projects": {"0": 99}})
+    for content, reason in (("{not json", "copy unusable"), (ahead, "ahead of the store")):
         made[-1].path.write_text(content)
         coll = w.restart(crash=True)
         rec = coll.recovery["chunk projects"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from test_permissions import Harness
 
 from ragd.api import convert
 from ragd.domain import Document, SearchMode
@@ -14,8 +15,6 @@ from ragd.errors import InvalidArgument
 from ragd.index.lifecycle import IndexContext
 from ragd.index.vector_index import IndexSettings
 from ragd.v1 import ragd_pb2 as pb
-
-from test_permissions import Harness
 
 VOCAB = [f"w{i}" for i in range(3000)]
 
@@ -61,8 +60,8 @@ def test_nprobe_and_rerank_factor_reach_the_ivfpq_search(ivfpq):
     assert default >= 0.8
     assert few_lists <= thorough - 0.3, (few_lists, thorough)   # nprobe reached the index
     assert no_rerank <= thorough - 0.1, (no_rerank, thorough)   # rerank_factor reached the index
-    print(f"recall@10: nprobe={nlist} rerank_factor=100 {thorough:.2f}, default {default:.2f}, nprobe=1 {few_lists:.2f}, "
-          f"rerank_factor=1 {no_rerank:.2f}")
+    print(f"recall@10: nprobe={nlist} rerank_factor=100 {thorough:.2f}, default {default:.2f}, "
+          f"nprobe=1 {few_lists:.2f}, rerank_factor=1 {no_rerank:.2f}")
 
 
 def test_negative_params_are_refused_naming_the_field():

@@ -9,7 +9,7 @@ pool so that v1 can be described like every other listed service.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from ragd.errors import InvalidArgument
 from ragd.index.columns import FilterColumns
@@ -57,7 +58,7 @@ class Collection:
     def columns(self) -> FilterColumns:
         return self.columns_keeper.columns
 
-    def open(self) -> "Collection":
+    def open(self) -> Collection:
         """An existing collection: each index loads its copy or is rebuilt, then replays."""
         t0 = time.perf_counter()
         recovered, replay_ms = recover(self.store, self.meta, self.derived)
@@ -68,7 +69,7 @@ class Collection:
                  (time.perf_counter() - t0) * 1000, replay_ms)
         return self
 
-    def create(self) -> "Collection":
+    def create(self) -> Collection:
         """A collection created by the write just committed: built from LMDB, which holds
         that write alone (a copy persisted under a reused id is never loaded)."""
         for ix in self.derived:

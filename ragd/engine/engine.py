@@ -20,8 +20,18 @@ from tokenizers import Tokenizer
 
 from ragd import __version__
 from ragd.config import Config
-from ragd.domain import (CollectionStats, Document, DocumentRef, Filter, Job, ModelInfo, SearchQuery,
-                         SearchResult, Timings, WriteResult)
+from ragd.domain import (
+    CollectionStats,
+    Document,
+    DocumentRef,
+    Filter,
+    Job,
+    ModelInfo,
+    SearchQuery,
+    SearchResult,
+    Timings,
+    WriteResult,
+)
 from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested
 from ragd.embed.provision import provision_model, remove_stale_staging
 from ragd.engine import validate

@@ -7,8 +7,8 @@ no-op (UNCHANGED); version 0 is unversioned and always applied.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class Change:
         return self._documents()
 
     @classmethod
-    def of_write(cls, entry: OpLogEntry, parts: Sequence[tuple[DocChunks, np.ndarray]]) -> "Change":
+    def of_write(cls, entry: OpLogEntry, parts: Sequence[tuple[DocChunks, np.ndarray]]) -> Change:
         """The change a write just committed, from what it wrote: per document, its
         chunks and their vectors. A chunk added and removed by the same write (a
         batch naming one document twice) is left out, as LMDB no longer has it."""
@@ -105,7 +106,7 @@ class Change:
         return cls(entry.seq, entry.removed, lambda: (id_arr, vec_arr), lambda: docs)
 
     @classmethod
-    def from_store(cls, entry: OpLogEntry, store: StoreReader, meta: CollectionMeta) -> "Change":
+    def from_store(cls, entry: OpLogEntry, store: StoreReader, meta: CollectionMeta) -> Change:
         """An op-log entry read back from LMDB (replay). An added chunk that LMDB no
         longer has was removed by a later entry, which the replay applies after."""
         added = np.asarray(entry.added, dtype=np.int64)

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ragd.index import snapshot as snapfile
-from ragd.index.snapshot import SnapshotPaths
 from ragd.index.columns_keeper import ColumnsKeeper
 from ragd.index.derived import Change, Recovery, StoreReader, recover, replay
+from ragd.index.snapshot import SnapshotPaths
 from ragd.index.vector_index import LIVE, Fetch, IndexSettings, VectorIndex, nlist_for, train_size_for
 from ragd.store.records import CollectionMeta
 
@@ -122,8 +122,9 @@ class IndexKeeper:
     def rebuild(self) -> int:
         self.index.reset()
         seq = self.store.sequence()
-        for seq, ids, vecs in self.store.scan_vectors(self.meta.id, self.index.dim):
+        for cut, ids, vecs in self.store.scan_vectors(self.meta.id, self.index.dim):
             self.index.add(ids, vecs)
+            seq = cut  # the scan's consistent cut
         self.sequence = seq
         self.snapshot_seq = -1
         return seq
@@ -210,7 +211,8 @@ class IndexKeeper:
         t1 = time.perf_counter()
         states = np.zeros(max(len(self.index._state), 1024), dtype=np.uint8)
         seq0 = 0
-        for seq0, ids, vecs in self.store.scan_vectors(self.meta.id, self.index.dim):
+        for cut, ids, vecs in self.store.scan_vectors(self.meta.id, self.index.dim):
+            seq0 = cut  # the scan's consistent cut: the log after it is caught up under the lock
             if self._stop.is_set():
                 return True  # shutting down: keep the current index
             if len(ids):

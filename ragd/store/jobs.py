@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 import time
 import uuid
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ragd.domain import Document, Job, JobError, JobState
 from ragd.store.lmdb_store import Store, WriteTxn

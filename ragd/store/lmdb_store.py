@@ -17,16 +17,27 @@ keep cursors in id order. This module knows nothing of FAISS or protobuf.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import lmdb
 import numpy as np
 
-from ragd.store.records import (ChunkRecord, CollectionMeta, DocRecord, OpLogEntry, decode_chunk,
-                                decode_collection, decode_doc, decode_entry, encode_chunk, encode_collection,
-                                encode_doc, encode_entry)
+from ragd.store.records import (
+    ChunkRecord,
+    CollectionMeta,
+    DocRecord,
+    OpLogEntry,
+    decode_chunk,
+    decode_collection,
+    decode_doc,
+    decode_entry,
+    encode_chunk,
+    encode_collection,
+    encode_doc,
+    encode_entry,
+)
 
 __all__ = ["ChunkRecord", "CollectionMeta", "DocRecord", "OpLogEntry", "Store", "WriteTxn"]
 
@@ -159,7 +170,7 @@ class Store:
     # ------------------------------------------------------------ writes
 
     @contextmanager
-    def write(self) -> Iterator["WriteTxn"]:
+    def write(self) -> Iterator[WriteTxn]:
         """One durable transaction; commits (fsync) on normal exit, aborts on exception."""
         txn = self.env.begin(write=True)
         w = WriteTxn(self, txn)

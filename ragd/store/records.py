@@ -69,11 +69,11 @@ class DocRecord:
         return self.document is None
 
     @classmethod
-    def live(cls, doc: Document, chunk_ids: list[int]) -> "DocRecord":
+    def live(cls, doc: Document, chunk_ids: list[int]) -> DocRecord:
         return cls(doc.id, doc.version, list(chunk_ids), doc)
 
     @classmethod
-    def tombstone(cls, doc_id: str, version: int) -> "DocRecord":
+    def tombstone(cls, doc_id: str, version: int) -> DocRecord:
         return cls(doc_id, version)
 
 
