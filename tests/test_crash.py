@@ -152,8 +152,14 @@ def test_sigkill_during_writes_loses_nothing_acknowledged(tmp_path, models_dir):
             client = RagClient(daemon.address, timeout=20)
             errors: list = []
             t = threading.Thread(target=driver, args=(client, model, texts, rng, stop, version, errors))
+            acked = model.acked_ops
             t.start()
             time.sleep(rng.uniform(0.2, 2.5))
+            # A loaded machine acks fewer writes per second: kill only once this round has
+            # acked a few (a real signal), so every round exercises writes at any speed.
+            deadline = time.monotonic() + 120
+            while model.acked_ops < acked + 3 and t.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
             daemon.kill()  # SIGKILL
             stop.set()
             t.join(60)
@@ -196,7 +202,7 @@ def test_sigkill_during_writes_loses_nothing_acknowledged(tmp_path, models_dir):
                     query = d["title"] + ". " + d["text"][:300]
                     hits = c.search(query, top_k=5, group_by_document=True).hits
                     assert doc_id in [h.document_id for h in hits], (rnd, doc_id, st.index_kind)
-        assert model.acked_ops > 3 * ROUNDS
+        assert model.acked_ops >= 3 * ROUNDS
         assert "ivfpq" in kinds and "flat" in first_kinds, (kinds, first_kinds)
         assert "loaded" in sources, sources
     finally:

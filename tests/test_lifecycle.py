@@ -55,7 +55,9 @@ def test_health_goes_not_serving_then_serving_and_rag_calls_wait(daemon_factory)
 
 def test_sigterm_drains_an_in_flight_upsert_and_exits_zero(daemon_factory):
     metrics_port = free_port()
-    d = daemon_factory(env={"RAGD_SERVER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}).start()
+    # A grace longer than any embedding here: the drain must not depend on the machine's speed.
+    d = daemon_factory(env={"RAGD_SERVER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
+                            "RAGD_SERVER_GRACE_S": "600"}).start()
     docs = cisi.documents()[:150]
     result = {}
 
