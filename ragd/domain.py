@@ -90,6 +90,9 @@ class SearchQuery:
     nprobe: int = 0
     rerank_factor: int = 0
     exact: bool = False
+    # Text embedded beside the query for the vector half of the search (a HyDE
+    # draft, ragd.answer); the keyword half uses the query alone.
+    expansion: str = ""
 
 
 @dataclass
@@ -122,6 +125,8 @@ class SearchResult:
     hits: list[Hit]
     mode: SearchMode
     timings: Timings
+    # AUTO only: the query asks a question or to explain/compare/summarise (ragd.engine.router).
+    complex: bool = False
 
 
 @dataclass

