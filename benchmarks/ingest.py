@@ -21,6 +21,7 @@ from pathlib import Path
 
 import common
 from corpus import redmine_corpus
+
 from ragd_client import RagClient
 
 

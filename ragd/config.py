@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+import tomllib
 
 MiB = 1024 * 1024
 
@@ -140,7 +142,8 @@ class CacheConfig:
     ttl_s: float = opt(300.0, "Seconds a cached page or embedding lives (also the Redis expiry).")
     redis_url: str = opt("", "Optional shared second-tier cache, e.g. redis://127.0.0.1:6379/0 (empty = none). "
                              "Best effort: an unreachable Redis never fails a search.")
-    redis_prefix: str = opt("ragd:", "Key prefix in Redis; daemons sharing one Redis over different data need their own.")
+    redis_prefix: str = opt("ragd:", "Key prefix in Redis; daemons sharing one Redis over different data need "
+                                     "their own.")
     redis_timeout_s: float = opt(0.05, "Redis socket timeout; after a failure Redis is skipped for 10 s.")
 
 

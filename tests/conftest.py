@@ -51,7 +51,7 @@ class Daemon:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, port: int = 0, wait: bool = True, timeout: float = 180.0) -> "Daemon":
+    def start(self, port: int = 0, wait: bool = True, timeout: float = 180.0) -> Daemon:
         port_file = self.data_dir / "port"
         port_file.unlink(missing_ok=True)
         log = open(self.log_path, "ab")

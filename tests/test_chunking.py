@@ -69,7 +69,8 @@ def test_degenerate_texts(text, size, overlap):
 
 
 @pytest.mark.parametrize("length_from_size", [-2, -1, 0, 1])
-@pytest.mark.parametrize("fill", ["ab cd\nef ", "x", " \n", "東😀 ", "  é\n\n"], ids=["words", "one-char", "blank", "wide", "padded"])
+@pytest.mark.parametrize("fill", ["ab cd\nef ", "x", " \n", "東😀 ", "  é\n\n"],
+                         ids=["words", "one-char", "blank", "wide", "padded"])
 @pytest.mark.parametrize(("size", "overlap"), [(500, 50), (12, 4), (3, 0)])
 def test_texts_about_chunk_size_long(length_from_size, fill, size, overlap):
     # Texts shorter than chunk_size take the native short cut (one stripped
@@ -77,7 +78,8 @@ def test_texts_about_chunk_size_long(length_from_size, fill, size, overlap):
     text = (fill * (size // len(fill) + 2))[: size + length_from_size]
     assert_like_langchain(text, size, overlap)
     chunks = Chunker(chunk_size=size, chunk_overlap=overlap).chunk(text.encode())  # the UTF-8 path too
-    assert [c.text for c in chunks] == RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap).split_text(text)
+    peer = RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap)
+    assert [c.text for c in chunks] == peer.split_text(text)
 
 
 MARKUP = """h1. Installation guide
@@ -116,7 +118,8 @@ UNICODE = (
 )
 
 
-@pytest.mark.parametrize("text", [MARKUP, UNICODE, MARKUP * 40, UNICODE * 40], ids=["markup", "unicode", "markup-long", "unicode-long"])
+@pytest.mark.parametrize("text", [MARKUP, UNICODE, MARKUP * 40, UNICODE * 40],
+                         ids=["markup", "unicode", "markup-long", "unicode-long"])
 @pytest.mark.parametrize(
     "separators",
     [None, ["\n\n", "\n", "。", " ", ""], ["\nh2. ", "\n", " "], ["|", "*", ""], ["\u3000", "\u2028", ""]],

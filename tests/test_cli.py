@@ -5,10 +5,10 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 import cisi
+import pytest
 from conftest import REPO, Daemon
+
 from ragd_client import RagClient
 
 

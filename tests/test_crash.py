@@ -15,12 +15,12 @@ import random
 import threading
 import time
 
+import cisi
 import grpc
 import numpy as np
 import pytest
-
-import cisi
 from conftest import Daemon
+
 from ragd.index.lifecycle import IndexContext, IndexKeeper
 from ragd.index.vector_index import IndexSettings, VectorIndex
 from ragd.store.lmdb_store import Store

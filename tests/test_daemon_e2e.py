@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 
+import cisi
 import grpc
 import numpy as np
 import pytest
-
-import cisi
 from conftest import Daemon
+
 from ragd.v1 import ragd_pb2 as pb
 from ragd.v1 import ragd_pb2_grpc
 from ragd_client import AsyncRagClient, InvalidArgument, NotFound, RagClient

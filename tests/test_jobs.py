@@ -4,9 +4,9 @@ from __future__ import annotations
 import random
 import time
 
+import cisi
 import pytest
 
-import cisi
 from ragd import _native
 from ragd.engine.chunking import Chunker
 from ragd_client import InvalidArgument, NotFound, RagClient

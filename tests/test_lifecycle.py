@@ -5,12 +5,12 @@ import signal
 import threading
 import time
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 import cisi
+import grpc
 from conftest import free_port
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prom import scrape, value
+
 from ragd.v1 import ragd_pb2, ragd_pb2_grpc
 from ragd_client import RagClient
 

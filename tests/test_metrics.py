@@ -8,6 +8,7 @@ import socket
 import pytest
 from conftest import free_port
 from prom import scrape, value
+
 from ragd_client import RagClient
 from ragd_client.errors import InvalidArgument
 

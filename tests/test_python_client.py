@@ -7,9 +7,9 @@ import time
 
 import grpc
 import pytest
+from conftest import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import free_port
 from ragd.v1 import ragd_pb2, ragd_pb2_grpc
 from ragd_client import AsyncRagClient, RagClient, Unavailable
 

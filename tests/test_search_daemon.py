@@ -9,11 +9,11 @@ import socket
 import subprocess
 import time
 
+import cisi
 import grpc
 import pytest
-
-import cisi
 from conftest import Daemon, free_port
+
 from ragd.v1 import ragd_pb2 as pb
 from ragd.v1 import ragd_pb2_grpc
 from ragd_client import RagClient
@@ -41,7 +41,8 @@ REDMINE = [
 def redis_server(tmp_path_factory):
     exe = shutil.which("redis-server")
     # The shared Redis cache is a feature of the issue: its absence is a failed set-up, not a skip.
-    assert exe is not None, "redis-server is not installed (Debian package redis-server; scripts/setup.sh --test installs it)"
+    assert exe is not None, ("redis-server is not installed "
+                             "(Debian package redis-server; scripts/setup.sh --test installs it)")
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

@@ -4,8 +4,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from conftest import Daemon
+
 from ragd_client import RagClient
 
 N_DOCS = 10_000

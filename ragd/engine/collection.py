@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from ragd.domain import Document
-
 from ragd.engine import records
 from ragd.errors import InvalidArgument
 from ragd.index import keyword as keyword_index
@@ -42,7 +41,7 @@ class Collection:
     load_phases: dict = field(default_factory=dict)  # start-up timings (Collection.load)
 
     @classmethod
-    def load(cls, store: Store, meta: CollectionMeta, ctx: IndexContext | None = None) -> "Collection":
+    def load(cls, store: Store, meta: CollectionMeta, ctx: IndexContext | None = None) -> Collection:
         ctx = ctx or index_context(store)
         t0 = time.perf_counter()
         coll = cls(meta=meta, index=VectorIndex(meta.dim, ctx.settings))
@@ -67,7 +66,7 @@ class Collection:
         return coll
 
     @classmethod
-    def create(cls, store: Store, meta: CollectionMeta, ctx: IndexContext | None = None) -> "Collection":
+    def create(cls, store: Store, meta: CollectionMeta, ctx: IndexContext | None = None) -> Collection:
         """A collection created by its first write (nothing to load)."""
         ctx = ctx or index_context(store)
         coll = cls(meta=meta, index=VectorIndex(meta.dim, ctx.settings))
@@ -171,7 +170,7 @@ def load_filter_columns(store: Store, meta: CollectionMeta, snapshot_path: Path 
 
 # One IndexContext per open store, set by the engine (settings, snapshot dir,
 # its write lock); collections of a store without one get defaults (no snapshots).
-_CONTEXTS: "weakref.WeakKeyDictionary[Store, IndexContext]" = weakref.WeakKeyDictionary()
+_CONTEXTS: weakref.WeakKeyDictionary[Store, IndexContext] = weakref.WeakKeyDictionary()
 
 
 def set_index_context(store: Store, ctx: IndexContext) -> None:
@@ -185,7 +184,7 @@ def index_context(store: Store) -> IndexContext:
     return ctx
 
 
-def backup(store: Store, collections: dict[str, "Collection"], dest: Path) -> tuple[int, int]:
+def backup(store: Store, collections: dict[str, Collection], dest: Path) -> tuple[int, int]:
     """A consistent backup of a data dir's state into `dest` (which must not exist):
     every index snapshot first, then a compacted copy of LMDB. Each snapshot's
     sequence is <= the copy's, so a daemon started on the restored dir replays

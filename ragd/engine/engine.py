@@ -18,21 +18,20 @@ from tokenizers import Tokenizer
 
 from ragd import __version__
 from ragd.config import Config
-from ragd.domain import (CollectionStats, Document, DocumentRef, Filter, SearchQuery, SearchResult,
-                         Timings, WriteResult)
+from ragd.domain import CollectionStats, Document, DocumentRef, Filter, SearchQuery, SearchResult, Timings, WriteResult
 from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested
 from ragd.embed.provision import provision_model
 from ragd.engine import validate
 from ragd.engine.batcher import BlockingEmbedder, EmbedBatcher
+from ragd.engine.cache import SearchCache
 from ragd.engine.chunking import Chunker
 from ragd.engine.collection import Collection, backup, get_collection, set_index_context
-from ragd.index.lifecycle import index_context_from
 from ragd.engine.ingest import Ingestor
 from ragd.engine.jobs import JobRunner
-from ragd.engine.cache import SearchCache
 from ragd.engine.search import Searcher, SearchSettings
-from ragd.index import keyword as keyword_index
 from ragd.errors import InvalidArgument, Unavailable
+from ragd.index import keyword as keyword_index
+from ragd.index.lifecycle import index_context_from
 from ragd.store.jobs import JobStore
 from ragd.store.lmdb_store import Store
 
@@ -166,7 +165,8 @@ class Engine:
                                  redis_timeout_s=c.redis_timeout_s)
         self.searcher = Searcher(self.store, BlockingEmbedder(self.batcher, loop, wait=False, urgent=True),
                                  self.collections,
-                                 SearchSettings(fusion=sc.fusion, rrf_k=sc.rrf_k, hybrid_candidates=sc.hybrid_candidates,
+                                 SearchSettings(fusion=sc.fusion, rrf_k=sc.rrf_k,
+                                                hybrid_candidates=sc.hybrid_candidates,
                                                 vector_weight=sc.vector_weight, keyword_weight=sc.keyword_weight,
                                                 auto_max_words=sc.auto_max_words, highlights=sc.highlights),
                                  self.cache)

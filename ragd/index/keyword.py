@@ -151,7 +151,7 @@ class KeywordIndex:
     # ------------------------------------------------------------ lifecycle
 
     @classmethod
-    def open(cls, store, coll_id: int, root: Path | None) -> "KeywordIndex":
+    def open(cls, store, coll_id: int, root: Path | None) -> KeywordIndex:
         """Open the persisted index (replaying the op log after its sequence) or rebuild it."""
         path = None if root is None else root / str(coll_id)
         seq = _read_seq(path) if path is not None else None
@@ -183,7 +183,7 @@ class KeywordIndex:
         with self._lock:
             self._writer.delete_all_documents()
             batch: list[tuple[str, list[int]]] = []
-            for doc_id, rec in self.store.iter_docs(self.coll_id):
+            for _doc_id, rec in self.store.iter_docs(self.coll_id):
                 if rec.get("c"):
                     batch.append((rec.get("ti", "") or "", list(rec["c"])))
                 if len(batch) >= 256:
@@ -404,7 +404,7 @@ def _write_seq(path: Path, seq: int) -> None:
 
 # The engine binds each store it opens to the directory its keyword indexes live in;
 # a store never bound (in-process tests) gets in-memory indexes rebuilt from LMDB.
-_roots: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_roots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def bind(store, root: Path | None) -> None:

@@ -91,7 +91,7 @@ class IndexKeeper:
 
     def build_flat(self, target: VectorIndex) -> int:
         seq = 0
-        for seq, ids, vecs in self.store.scan_vectors(self.coll_id, target.dim):
+        for seq, ids, vecs in self.store.scan_vectors(self.coll_id, target.dim):  # noqa: B007 - the last seq is returned
             target.add(ids, vecs)
         return seq
 
@@ -203,7 +203,7 @@ class IndexKeeper:
         t1 = time.perf_counter()
         states = np.zeros(max(len(self.index._state), 1024), dtype=np.uint8)
         seq0 = 0
-        for seq0, ids, vecs in self.store.scan_vectors(self.coll_id, self.index.dim):
+        for seq0, ids, vecs in self.store.scan_vectors(self.coll_id, self.index.dim):  # noqa: B007 - read after the loop
             if self._stop.is_set():
                 return True  # shutting down: keep the current index
             if len(ids):
@@ -285,7 +285,7 @@ def save_columns(path: Path, state: dict, seq: int, coll_id: int) -> int:
     return snapfile.write_arrays(path, header, arrays)
 
 
-def load_columns(path: Path, coll_id: int, max_seq: int) -> tuple["columns_mod.FilterColumns", int]:
+def load_columns(path: Path, coll_id: int, max_seq: int) -> tuple[columns_mod.FilterColumns, int]:
     """(columns, sequence they reflect) from a columns file; raises on anything unusable:
     torn or corrupt, another format or collection, or ahead of the store (`max_seq`:
     a store restored from an older backup may reuse chunk ids)."""

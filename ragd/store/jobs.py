@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import time
 import uuid
+
 import lmdb
 import msgpack
 

@@ -17,10 +17,10 @@ keep cursors in id order. This module knows nothing of FAISS or protobuf.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import lmdb
 import msgpack
@@ -55,7 +55,7 @@ class CollectionMeta:
                 "docs": self.docs, "chunks": self.chunks, "tombstones": self.tombstones}
 
     @classmethod
-    def from_record(cls, name: str, rec: dict) -> "CollectionMeta":
+    def from_record(cls, name: str, rec: dict) -> CollectionMeta:
         return cls(name=name, id=rec["id"], dim=rec["dim"], model=rec["model"],
                    next_chunk=rec["next_chunk"], docs=rec["docs"], chunks=rec["chunks"],
                    tombstones=rec.get("tombstones", 0))
@@ -183,7 +183,7 @@ class Store:
     # ------------------------------------------------------------ writes
 
     @contextmanager
-    def write(self) -> Iterator["WriteTxn"]:
+    def write(self) -> Iterator[WriteTxn]:
         """One durable transaction; commits (fsync) on normal exit, aborts on exception."""
         txn = self.env.begin(write=True)
         w = WriteTxn(self, txn)

@@ -9,9 +9,24 @@
 from .aio import AsyncRagClient
 from .client import RagClient
 from .errors import InvalidArgument, NotFound, RagError, ResourceExhausted, Unavailable, Unimplemented
-from .types import (Ack, CollectionStats, Document, EmbedResult, Filter, Hit, Job, JobError, MetadataRange,
-                    ModelInfo, SearchResult, Stats, Timings, WriteResult)
+from .types import (
+                    Ack,
+                    CollectionStats,
+                    Document,
+                    EmbedResult,
+                    Filter,
+                    Hit,
+                    Job,
+                    JobError,
+                    MetadataRange,
+                    ModelInfo,
+                    SearchResult,
+                    Stats,
+                    Timings,
+                    WriteResult,
+)
 
 __all__ = ["RagClient", "AsyncRagClient", "RagError", "InvalidArgument", "NotFound", "Unavailable",
            "ResourceExhausted", "Unimplemented", "Ack", "CollectionStats", "Document", "EmbedResult",
-           "Filter", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats", "Timings", "WriteResult"]
+           "Filter", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats", "Timings",
+           "WriteResult"]

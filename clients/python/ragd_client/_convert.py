@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
-from typing import Any, Iterable, Mapping, Union
+from typing import Any, Union
 
 import grpc
 import numpy as np
@@ -14,7 +15,7 @@ from ragd.v1 import ragd_pb2 as pb
 from . import types as t
 from .errors import from_code
 
-DocLike = Union[t.Document, Mapping[str, Any]]
+DocLike = Union[t.Document, Mapping[str, Any]]  # noqa: UP007 - a runtime alias: `|` needs 3.10 types
 
 _ACK = {1: "indexed", 2: "unchanged", 3: "stale", 4: "deleted", 5: "not_found", 6: "failed", 7: "queued"}
 MODES = {"auto": pb.SEARCH_MODE_AUTO, "vector": pb.SEARCH_MODE_VECTOR,

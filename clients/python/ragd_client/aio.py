@@ -1,7 +1,7 @@
 """asyncio client: the same methods as RagClient, awaitable."""
 from __future__ import annotations
 
-from typing import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 import grpc
 
@@ -25,7 +25,7 @@ class AsyncRagClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def __aenter__(self) -> "AsyncRagClient":
+    async def __aenter__(self) -> AsyncRagClient:
         return self
 
     async def __aexit__(self, *exc) -> None:

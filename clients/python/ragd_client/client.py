@@ -3,7 +3,7 @@ unless the call passes its own); UNAVAILABLE is retried by gRPC with backoff."""
 from __future__ import annotations
 
 import time
-from typing import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -35,7 +35,7 @@ class RagClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "RagClient":
+    def __enter__(self) -> RagClient:
         return self
 
     def __exit__(self, *exc) -> None:

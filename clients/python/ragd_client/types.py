@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -17,7 +16,7 @@ class Document:
     type: str = ""
     is_private: bool = False
     author_id: int = 0
-    updated_at: Optional[dt.datetime] = None
+    updated_at: dt.datetime | None = None
     version: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
     viewer_ids: list[int] = field(default_factory=list)
@@ -26,8 +25,8 @@ class Document:
 @dataclass
 class MetadataRange:
     key: str
-    gte: Optional[float] = None
-    lte: Optional[float] = None
+    gte: float | None = None
+    lte: float | None = None
 
 
 @dataclass
@@ -40,8 +39,8 @@ class Filter:
     all_private: bool = False
     metadata_equals: dict[str, str] = field(default_factory=dict)
     metadata_ranges: list[MetadataRange] = field(default_factory=list)
-    updated_after: Optional[dt.datetime] = None
-    updated_before: Optional[dt.datetime] = None
+    updated_after: dt.datetime | None = None
+    updated_before: dt.datetime | None = None
     exclude_ids: list[str] = field(default_factory=list)
 
 
