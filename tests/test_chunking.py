@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
 import threading
-import time
 
 import cisi
 import pytest
@@ -311,22 +311,29 @@ def test_chunks_are_the_frozen_dataclass():
 
 
 def test_chunking_releases_the_gil():
-    # While another thread chunks, this one keeps running: it never waits
-    # for the GIL anywhere near as long as the chunking takes, as it would
-    # if the GIL were held throughout.
+    # Ordering, not timing (a loaded machine makes every wall-clock bound
+    # flaky): with a switch interval far longer than the test, a thread
+    # holding the GIL keeps it until it blocks or releases it. The main thread
+    # waits on `started` (GIL released) and can only run again while the
+    # worker is still chunking if the chunker gives the GIL up; if it held
+    # the GIL throughout, the main thread would wake after `finished` is set.
     chunker = Chunker(chunk_size=100_000, chunk_overlap=0)
-    # Eight million words to merge, the slowest path per byte, and few chunk
-    # texts to build afterwards with the GIL held.
-    text = "ab " * 8_000_000
-    start = time.perf_counter()
-    chunker.chunk(text)
-    alone = time.perf_counter() - start
-    worker = threading.Thread(target=chunker.chunk, args=(text,))
-    longest_wait = 0.0
-    worker.start()
-    last = time.perf_counter()
-    while worker.is_alive():
-        now = time.perf_counter()
-        longest_wait, last = max(longest_wait, now - last), now
-    worker.join()
-    assert longest_wait < alone / 2
+    text = "ab " * 2_000_000
+    started, finished = threading.Event(), threading.Event()
+
+    def work():
+        started.set()
+        chunker.chunk(text)
+        finished.set()
+
+    worker = threading.Thread(target=work)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        worker.start()
+        started.wait()
+        ran_while_chunking = not finished.is_set()
+    finally:
+        sys.setswitchinterval(interval)
+        worker.join()
+    assert ran_while_chunking
