@@ -31,7 +31,9 @@ def opt(default: Any, doc: str):
 @dataclass
 class ServerConfig:
     listen: str = opt("127.0.0.1:50051", "gRPC listen address HOST:PORT (port 0 picks a free port).")
-    grace_s: float = opt(10.0, "On SIGTERM, seconds to let in-flight calls finish before cancelling them.")
+    grace_s: float = opt(10.0, "On SIGTERM, unary calls in flight always finish (new ones get UNAVAILABLE); "
+                               "open streams then get this many seconds before they are cancelled "
+                               "(resend a stream's unacked batches).")
     max_message_bytes: int = opt(64 * MiB, "Largest gRPC message accepted or sent.")
     port_file: str = opt("", "If set, the bound port is written to this file once serving (for tests and supervisors).")
     metrics_listen: str = opt("127.0.0.1:9464", "Prometheus /metrics HTTP address HOST:PORT (empty = off, port 0 "
