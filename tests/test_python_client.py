@@ -7,17 +7,16 @@ import time
 
 import grpc
 import pytest
-from conftest import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ragd.v1 import ragd_pb2, ragd_pb2_grpc
 from ragd_client import AsyncRagClient, RagClient, Unavailable
 
 
-def test_unavailable_while_loading_is_retried_by_the_client(daemon_factory):
-    d = daemon_factory()
-    port = free_port()
-    d.start(port=port, wait=False)
+def test_unavailable_while_loading_is_retried_by_the_client(daemon):
+    d = daemon(start=False)
+    d.start(wait=False)
+    port = d.wait_listening()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
         ("grpc.initial_reconnect_backoff_ms", 10), ("grpc.min_reconnect_backoff_ms", 10),
         ("grpc.max_reconnect_backoff_ms", 20), ("grpc.enable_retries", 0)])
@@ -42,8 +41,8 @@ def test_unavailable_while_loading_is_retried_by_the_client(daemon_factory):
     assert d.stop() == 0
 
 
-def test_deadline_gives_unavailable_and_snapshot_and_async_streams_work(daemon_factory, tmp_path):
-    d = daemon_factory().start()
+def test_deadline_gives_unavailable_and_snapshot_and_async_streams_work(daemon, tmp_path):
+    d = daemon()
     with RagClient(d.address, timeout=30) as c:
         c.upsert([{"id": "a", "text": "disk quota exceeded on the build server"}])
         with pytest.raises(Unavailable):  # DEADLINE_EXCEEDED maps to Unavailable: fall back
