@@ -24,16 +24,18 @@ module Ragd
   #
   # One client may be shared by the threads of a process (the grpc stub is thread-safe).
   class Client
+    # The call policy, the same as the Python client's (clients/python/ragd_client/policy.py
+    # explains the numbers; tests/test_client_policy.py keeps the two equal):
+    # 10 s per unary call, 600 s per stream, and UNAVAILABLE retried by gRPC
+    # itself within the deadline, at most 5 attempts from 0.2 s doubling to 2 s,
+    # on every method: all are idempotent (upsert replaces, delete removes, the rest read).
     DEFAULT_ADDRESS = "127.0.0.1:50051"
-
-    # gRPC retries UNAVAILABLE itself (within the deadline) on every method: all
-    # are idempotent (upsert replaces, delete removes, the rest read).
+    TIMEOUT_S = 10.0
+    STREAM_TIMEOUT_S = 600.0
+    RETRY_POLICY = { maxAttempts: 5, initialBackoff: "0.2s", maxBackoff: "2s", backoffMultiplier: 2,
+                     retryableStatusCodes: ["UNAVAILABLE"] }.freeze
     SERVICE_CONFIG = JSON.generate(
-      methodConfig: [{
-        name: [{ service: "ragd.v1.RagService" }],
-        retryPolicy: { maxAttempts: 3, initialBackoff: "0.1s", maxBackoff: "1s", backoffMultiplier: 2,
-                       retryableStatusCodes: ["UNAVAILABLE"] }
-      }]
+      methodConfig: [{ name: [{ service: "ragd.v1.RagService" }], retryPolicy: RETRY_POLICY }]
     )
     MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -45,8 +47,8 @@ module Ragd
     # credentials:    a Proc returning GRPC::Core::ChannelCredentials for TLS; a
     #                 Proc because building credentials initialises grpc too, so it
     #                 must also wait until the first call in each process.
-    def initialize(address = ENV.fetch("RAGD_ADDRESS", DEFAULT_ADDRESS), timeout: 5.0, stream_timeout: 600.0,
-                   collection: "default", credentials: nil, channel_args: {})
+    def initialize(address = ENV.fetch("RAGD_ADDRESS", DEFAULT_ADDRESS), timeout: TIMEOUT_S,
+                   stream_timeout: STREAM_TIMEOUT_S, collection: "default", credentials: nil, channel_args: {})
       raise ArgumentError, "timeout must be positive" unless timeout.to_f.positive?
 
       @address = address
