@@ -432,7 +432,7 @@ def main(argv=None) -> None:
     ap.add_argument("--scale-concurrency", type=int, default=8)
     ap.add_argument("--scale-seconds", type=float, default=3.0)
     ap.add_argument("--mixed-concurrency", type=int, default=8)
-    ap.add_argument("--peer-python", default=os.environ.get("RAGD_PEER_PYTHON",
+    ap.add_argument("--peer-python", default=os.environ.get("PEER_PYTHON",
                                                              str(REPO / ".venv-peers" / "bin" / "python")))
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--large", action="store_true", help="about 1M chunks (hours on CPU; for a GPU machine)")

@@ -220,6 +220,12 @@ def iter_options(cfg: Config | None = None):
             yield None, f.name, value, f.metadata.get("doc", "")
 
 
+# RAGD_* names that are not daemon options: the config file's path, and the
+# clients' daemon address (a shell may set it for a client and run the daemon
+# too). Every other unknown RAGD_* name is refused: a typo must not pass silently.
+NOT_OPTIONS = frozenset({"RAGD_CONFIG", "RAGD_ADDRESS"})
+
+
 def env_name(section: str | None, key: str) -> str:
     return "RAGD_" + (f"{section}_{key}" if section else key).upper()
 
@@ -256,7 +262,7 @@ def load_config(
                 _apply(cfg, None, key, value, f"{path}: {key}")
     known = {env_name(s, k): (s, k) for s, k, _, _ in iter_options(cfg)}
     for name, value in env.items():
-        if name.startswith("RAGD_") and name != "RAGD_CONFIG":
+        if name.startswith("RAGD_") and name not in NOT_OPTIONS:
             if name not in known:
                 raise ConfigError(f"environment {name}: unknown option (known: see `ragd config`)")
             section, key = known[name]
