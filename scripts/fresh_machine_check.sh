@@ -135,12 +135,14 @@ mkdir -p "$logs"
 : > "$logs/times.txt"
 root=$(mktemp -d "$base/ragd-fresh.XXXXXX")
 
+mounted_under_root() { findmnt -rn -o TARGET | awk -v r="$root/" 'index($0, r) == 1'; }
 cleanup() {
-  local rc=$?
+  local rc=$? m
+  set +e +o pipefail  # clean up whatever happens
   # Anything still mounted under the root (a debootstrap that failed half-way)
   # is unmounted before a single file is removed.
-  findmnt -rn -o TARGET | grep -F "$root/" | sort -r | while read -r m; do umount -l "$m" || true; done
-  if findmnt -rn -o TARGET | grep -qF "$root/"; then
+  for m in $(mounted_under_root | sort -r); do umount -l "$m"; done
+  if [ -n "$(mounted_under_root)" ]; then
     echo "fresh_machine_check: $root still has mounts; left in place" >&2
   elif [ "${KEEP_ROOT:-0}" = 1 ]; then
     echo "fresh_machine_check: root kept at $root" >&2
