@@ -42,3 +42,12 @@ def test_client_requires_the_runtimes_its_stubs_check_for():
     pb_gen = re.search(r"Protobuf Python Version: ([\d.]+)", (stubs / "ragd_pb2.py").read_text()).group(1)
     assert floors["grpcio"] >= tuple(int(x) for x in grpc_gen.split("."))
     assert floors["protobuf"] >= tuple(int(x) for x in pb_gen.split("."))
+
+
+def test_no_generated_stubs_outside_their_directories():
+    # ragd/v1 holds only the re-export: a merge that brings back ragd/v1/ragd_pb2.py
+    # would register ragd.v1 a second time beside ragd_client.v1's copy.
+    files = subprocess.run(["git", "ls-files", "*_pb2.py", "*_pb2.pyi", "*_pb2_grpc.py", "*_pb.rb",
+                            "*_services_pb.rb"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    stray = [f for f in files if str(Path(f).parent) not in STUB_DIRS]
+    assert not stray, f"generated stubs outside {STUB_DIRS}: {stray} (git rm them; `make stubs`)"
