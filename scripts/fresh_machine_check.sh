@@ -30,9 +30,9 @@ set -euo pipefail
 
 # ----------------------------------------------------------------- inside
 # Runs as PID 1 of new PID and mount namespaces (see the end of this file).
+mounts=()  # global: the EXIT trap reads it after inside() has returned
 inside() {
   local root=$1 sha=$2 logs=$3 port=$4
-  local mounts=()
   unmount() {
     local i
     for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
@@ -134,6 +134,7 @@ base=${FRESH_DIR:-/var/tmp}
 mkdir -p "$logs"
 : > "$logs/times.txt"
 root=$(mktemp -d "$base/ragd-fresh.XXXXXX")
+chmod 755 "$root"  # mktemp's 0700 would lock every user but root (apt's _apt, the developer) out of /
 
 mounted_under_root() { findmnt -rn -o TARGET | awk -v r="$root/" 'index($0, r) == 1'; }
 cleanup() {
