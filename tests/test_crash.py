@@ -72,7 +72,7 @@ def driver(client: RagClient, model: Model, texts: list[dict], rng: random.Rando
             if live and rng.random() < 0.2:
                 ids = rng.sample(live, min(len(live), rng.randint(1, 3)))
                 model.in_flight = ("delete", ids)
-                result = client.delete(ids, timeout=20)
+                result = client.delete(ids, timeout=120)
                 assert [a.status for a in result.acks] == ["deleted"] * len(ids)
                 for d in ids:
                     model.state[d] = None
@@ -88,7 +88,7 @@ def driver(client: RagClient, model: Model, texts: list[dict], rng: random.Rando
                     batch.append({"id": doc_id, "title": src["title"], "text": src["text"],
                                   "project_id": 1, "type": "issue", "version": version[0]})
                 model.in_flight = ("upsert", batch)
-                result = client.upsert(batch, timeout=20)
+                result = client.upsert(batch, timeout=120)
                 assert all(a.status == "indexed" for a in result.acks), result.acks
                 for d in batch:
                     model.state[d["id"]] = d["version"]
@@ -150,7 +150,14 @@ def test_sigkill_during_writes_loses_nothing_acknowledged(daemon):
         errors: list = []
         t = threading.Thread(target=driver, args=(client, model, texts, rng, stop, version, errors))
         t.start()
-        time.sleep(rng.uniform(0.2, 2.5))
+        # SIGKILL after a few acknowledged ops, the next one in flight: progress
+        # is counted, not timed, so a slow machine gets as far as a fast one;
+        # the short random delay moves the kill along the write path (chunking,
+        # embedding, commit, index, snapshot).
+        target = model.acked_ops + rng.randint(3, 6)
+        while model.acked_ops < target and t.is_alive():
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
         served.kill()  # SIGKILL
         stop.set()
         t.join(60)
@@ -195,7 +202,7 @@ def test_sigkill_during_writes_loses_nothing_acknowledged(daemon):
                 query = d["title"] + ". " + d["text"][:300]
                 hits = c.search(query, top_k=5, group_by_document=True).hits
                 assert doc_id in [h.document_id for h in hits], (rnd, doc_id, st.index_kind)
-    assert model.acked_ops > 3 * ROUNDS
+    assert model.acked_ops >= 3 * ROUNDS
     assert "ivfpq" in kinds and "flat" in first_kinds, (kinds, first_kinds)
     assert "snapshot" in sources, sources
     print(f"{ROUNDS} rounds, {model.acked_ops} acknowledged ops, index kinds {sorted(kinds)}, "
