@@ -178,7 +178,8 @@ deb $mirror bookworm-updates main
 deb $security bookworm-security main
 EOF
 echo ragd-fresh > "$root/etc/hostname"
-printf '127.0.0.1 localhost ragd-fresh\n::1 localhost ip6-localhost\n' > "$root/etc/hosts"
+# The chroot shares the host's UTS namespace, so its hostname is the host's.
+printf '127.0.0.1 localhost ragd-fresh %s\n::1 localhost ip6-localhost\n' "$(hostname)" > "$root/etc/hosts"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d" && chmod +x "$root/usr/sbin/policy-rc.d"
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then

