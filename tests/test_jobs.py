@@ -102,8 +102,8 @@ def test_reordered_and_duplicated_versioned_writes_converge(daemon):
         assert c.stats().collections[0].documents == n_docs - len(range(0, n_docs, 3))
 
 
-def test_finished_jobs_are_pruned_after_jobs_retention_s(daemon_factory):
-    d = daemon_factory(env={"RAGD_JOBS_RETENTION_S": "1"}).start()
+def test_finished_jobs_are_pruned_after_jobs_retention_s(daemon):
+    d = daemon(env={"RAGD_JOBS_RETENTION_S": "1"})
     docs = [{"id": f"r{i}", "text": f"note {i} about the backup schedule"} for i in range(5)]
     with RagClient(d.address, timeout=60) as c:
         job_id = c.upsert(docs, wait=False).job_id
