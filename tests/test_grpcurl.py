@@ -79,16 +79,16 @@ def test_bad_input_reports_the_field(served):
     assert "InvalidArgument" in proc.stderr and "top_k" in proc.stderr
 
 
-def test_reflection_v1_is_served_beside_v1alpha(daemon):
+def test_reflection_v1_is_served_beside_v1alpha(served):
     import grpc
     from google.protobuf.descriptor_pb2 import FileDescriptorProto
     from grpc_reflection.v1alpha import reflection_pb2 as r
 
-    services = set(grpcurl(daemon, "list").stdout.split())
+    services = set(grpcurl(served, "list").stdout.split())
     assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= services
-    assert "rpc ServerReflectionInfo (" in grpcurl(daemon, "describe", "grpc.reflection.v1.ServerReflection").stdout
+    assert "rpc ServerReflectionInfo (" in grpcurl(served, "describe", "grpc.reflection.v1.ServerReflection").stdout
     # Asked over v1 itself, as current grpcurl and Postman do (same messages as v1alpha).
-    with grpc.insecure_channel(daemon.address) as channel:
+    with grpc.insecure_channel(served.address) as channel:
         call = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
                                      request_serializer=r.ServerReflectionRequest.SerializeToString,
                                      response_deserializer=r.ServerReflectionResponse.FromString)
