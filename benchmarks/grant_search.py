@@ -50,6 +50,7 @@ from ragd.domain import Document, Filter, Grant, Visibility  # noqa: E402
 from ragd.index.columns import FilterColumns  # noqa: E402
 from ragd.index.vector_index import LIVE, IndexSettings, VectorIndex, nlist_for, train_size_for  # noqa: E402
 from ragd.store.lmdb_store import Store  # noqa: E402
+from ragd.store.records import DocRecord  # noqa: E402
 
 CHUNKS_PER_DOC, DOCS_PER_PROJECT, ADMITTED_PROJECTS = 10, 5, 200
 
@@ -80,15 +81,13 @@ def build(n: int, vecs: np.ndarray, workdir: Path):
                 doc = Document(id=f"issue:{d}", text="", project_id=int(proj[d]), type="issue",
                                tracker_id=int(tracker[d]), owner_ids=owners[d].tolist(), version=1)
                 cids = w.add_chunks(meta, doc.id, [(0, 0)] * len(part), [""] * len(part), part)
-                w.put_doc(meta, doc.id, {"v": 1, "ti": "", "tx": "", "p": doc.project_id, "ty": "issue",
-                                         "pr": False, "a": 1, "u": 0, "m": {}, "vw": [], "c": cids,
-                                         "tr": doc.tracker_id, "ow": doc.owner_ids})
+                w.put_doc(meta, DocRecord.live(doc, cids))
                 cols.set_chunks(cids, doc)
                 meta.docs += 1
     build_s = {"lmdb_and_columns_s": time.perf_counter() - t0}
     coll_id = store.collections()["bench"].id
     settings = IndexSettings(ivf_threshold=1)
-    index = VectorIndex(DIM, settings, fetch=lambda ids: store.get_vectors_found(coll_id, ids, DIM))
+    index = VectorIndex(DIM, settings, fetch=lambda ids: store.get_vectors(coll_id, ids, DIM))
     cached = CACHE / f"grant-ivfpq-{n}.faiss"
     t0 = time.perf_counter()
     if cached.exists():

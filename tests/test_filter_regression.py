@@ -67,7 +67,7 @@ def build(path: Path) -> Harness:
 
 def observe(h: Harness) -> list[dict]:
     rng = random.Random(7)
-    cols = h.collections["c"].columns
+    cols = h.collections.get("c").columns
     out = []
     for n in range(120):
         flt = frozen_filter(rng)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import Daemon
 from permission_oracle import may_see
 
 from ragd import domain
@@ -77,30 +76,28 @@ QUERIES = ["printer jams", "password reset login", "disk backup", "build 7"]
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory, models_dir):
-    d = Daemon(tmp_path_factory.mktemp("grants"), models_dir).start()
-    yield d
-    d.kill()
+def served(module_daemon):
+    return module_daemon()
 
 
 @pytest.fixture(scope="module")
-def docs(daemon):
+def docs(served):
     docs = corpus()
-    with RagClient(daemon.address, timeout=300, collection=COLL) as c:
+    with RagClient(served.address, timeout=300, collection=COLL) as c:
         result = c.upsert(docs)
     assert {a.status for a in result.acks} == {"indexed"}, result.acks
     return {d.id: d for d in docs}
 
 
 @pytest.fixture(scope="module")
-def client(daemon, docs):
-    with RagClient(daemon.address, timeout=120, collection=COLL) as c:
+def client(served, docs):
+    with RagClient(served.address, timeout=120, collection=COLL) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def stub(daemon):
-    channel = grpc.insecure_channel(daemon.address)
+def stub(served):
+    channel = grpc.insecure_channel(served.address)
     yield ragd_pb2_grpc.RagServiceStub(channel)
     channel.close()
 
@@ -217,15 +214,15 @@ def test_bad_document_fields_write_nothing(stub, docs, change, field):
 
 # ---------------------------------------------------------------- restart (last: it restarts the daemon)
 
-def test_grant_fields_survive_a_crash_and_a_restart(daemon, docs):
+def test_grant_fields_survive_a_crash_and_a_restart(served, docs):
     def pages(c):
         return {who: sorted(h.document_id for h in c.search("printer", top_k=100, mode="vector", filter=flt,
                                                              group_by_document=True, min_score=-1).hits)
                 for who, flt in FILTERS.items()}
 
-    assert daemon.stop() == 0, daemon.log()  # SIGTERM: snapshot + filter columns file (format 2)
-    daemon.start()
-    with RagClient(daemon.address, timeout=120, collection=COLL) as c:
+    assert served.stop() == 0, served.log()  # SIGTERM: snapshot + filter columns file (format 2)
+    served.start()
+    with RagClient(served.address, timeout=120, collection=COLL) as c:
         # Writes after the last snapshot, replayed into the filter columns on start: an
         # issue made private and moved, a note made private, a new assignee (a group).
         moved = Document(**{**docs["issue:0"].__dict__, "project_id": 3, "is_private": True, "version": 2})
@@ -237,9 +234,9 @@ def test_grant_fields_survive_a_crash_and_a_restart(daemon, docs):
         before = pages(c)
     for who, flt in FILTERS.items():
         assert set(before[who]) == visible(docs, flt), who
-    daemon.kill()  # SIGKILL: no final snapshot
-    offset = len(daemon.log())
-    daemon.start()
-    assert "op-log entries" in daemon.log()[offset:]  # columns from the file + the writes replayed
-    with RagClient(daemon.address, timeout=120, collection=COLL) as c:
+    served.kill()  # SIGKILL: no final snapshot
+    offset = len(served.log())
+    served.start()
+    assert "op-log entries" in served.log()[offset:]  # columns from the file + the writes replayed
+    with RagClient(served.address, timeout=120, collection=COLL) as c:
         assert pages(c) == before

@@ -22,7 +22,6 @@ import hashlib
 import os
 import random
 import re
-import threading
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,10 +33,10 @@ from redmine_world import World
 
 from ragd.domain import Document, DocumentRef, Filter, Grant, MetadataRange, SearchMode, SearchQuery, Visibility
 from ragd.engine.chunking import Chunker
-from ragd.engine.collection import set_index_context
+from ragd.engine.collection import Collections
+from ragd.engine.datadir import DataDir
 from ragd.engine.ingest import Ingestor
 from ragd.engine.search import Searcher
-from ragd.index import keyword as keyword_index
 from ragd.index.lifecycle import IndexContext
 from ragd.store.lmdb_store import Store
 
@@ -77,17 +76,18 @@ class HashEmbedder:
 
 
 class Harness:
-    """Store + ingestor + searcher over one collection, plus the ground truth per document."""
+    """Store + ingestor + searcher over one collection, plus the ground truth per document.
+    persist: index files live under `path` as in a data dir (else in memory)."""
 
-    def __init__(self, path, persist_keyword: bool = False):
+    def __init__(self, path, persist: bool = False, ctx: IndexContext | None = None):
         self.store = Store(path / "store", 1 << 30)
-        set_index_context(self.store, IndexContext(background=False))
-        keyword_index.bind(self.store, path / "keyword" if persist_keyword else None)
-        self.lock = threading.Lock()
-        self.collections = {}
+        self.collections = Collections(self.store, ctx or IndexContext(background=False),
+                                       DataDir(path) if persist else None)
+        for meta in self.store.collections().values():
+            self.collections.open(meta)
         self.embedder = HashEmbedder()
         self.ingestor = Ingestor(self.store, self.embedder, Chunker(mode="chars", chunk_size=120, chunk_overlap=10),
-                                 self.collections, self.lock, self.embedder.name)
+                                 self.collections, self.embedder.name)
         self.searcher = Searcher(self.store, self.embedder, self.collections)
         self.docs: dict[str, Document] = {}
 
@@ -112,11 +112,10 @@ class Harness:
         return self.searcher.similar("c", doc_id, top_k, flt, 0.0)
 
     def chunks(self, doc_id: str) -> int:
-        return len(self.store.get_doc(self.collections["c"].meta.id, doc_id)["c"])
+        return len(self.store.get_doc(self.collections.get("c").meta.id, doc_id).chunk_ids)
 
     def close(self) -> None:
-        for coll in self.collections.values():
-            coll.close(snapshot=False)
+        self.collections.close(snapshot=False)
         self.store.close()
 
 

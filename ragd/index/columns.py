@@ -406,7 +406,7 @@ class FilterColumns:
                 "tracker_of_code": self._tracker_codes.by_code.copy()}
 
     @classmethod
-    def from_state(cls, state: dict) -> "FilterColumns":
+    def from_state(cls, state: dict) -> FilterColumns:
         cols = cls()
         arrays = state["arrays"]
         n = len(arrays["alive"])
