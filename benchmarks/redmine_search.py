@@ -209,7 +209,8 @@ def start_bare(port: int) -> subprocess.Popen:
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"Redmine without the plugin did not start: {(RM_VAR / 'bare-server.log').read_text()[-2000:]}")
+            log = (RM_VAR / 'bare-server.log').read_text()[-2000:]
+            raise RuntimeError(f"Redmine without the plugin did not start: {log}")
         time.sleep(0.5)
 
 
@@ -326,11 +327,13 @@ def main() -> None:
         summary[key] = row
     dup_summary = {"p50_ms": round(pct(dup, 0.5), 1), "p95_ms": round(pct(dup, 0.95), 1), "n": len(dup),
                    "target_p95_ms": 150}
-    data = {"errors": dict(ERRORS), "settings": {"rounds": args.rounds, "queries_per_round": per_round, "concurrency": levels,
+    data = {"errors": dict(ERRORS), "settings": {"rounds": args.rounds, "queries_per_round": per_round,
+                                                 "concurrency": levels,
                          "users": USERS, "load_before": load_before, "load_after": os.getloadavg(),
                          "search_answered_by": outcomes},
             "scenarios": summary, "duplicates": dup_summary,
-            "puma_rss_mib": {k: round(v, 1) for k, v in rss.items()} | {"plugin_adds": round(rss["ragd"] - rss["redmine"], 1)}}
+            "puma_rss_mib": {k: round(v, 1) for k, v in rss.items()}
+            | {"plugin_adds": round(rss["ragd"] - rss["redmine"], 1)}}
     print(json.dumps({k: data[k] for k in ("scenarios", "duplicates", "puma_rss_mib", "errors")}, indent=2))
     write("redmine_search", data, figure(summary, dup))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
 from conftest import Daemon
+
 from ragd.v1 import ragd_pb2 as pb
 from ragd.v1 import ragd_pb2_grpc
 
