@@ -95,7 +95,7 @@ class RedmineRag::SearchIntegrationTest < Redmine::IntegrationTest
 
   def test_every_ticked_type_is_answered
     log_user('jsmith', 'jsmith')
-    get '/search', params: { q: 'eCookbook first release', issues: 1, news: 1, wiki_pages: 1 }
+    get '/search', params: { q: 'eCookbook release recipes', issues: 1, news: 1, wiki_pages: 1 }
     assert_response :success
     assert_equal 'ragd', response.headers['X-Redmine-Rag']
     counts = css_select('#search-results-counts a').map(&:text).join(' ')
