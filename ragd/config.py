@@ -45,6 +45,9 @@ class ModelConfig:
     source: str = opt("", "Where to provision the model from when missing: a BERT-family directory "
                           "or an .onnx file; empty = the bundled all-MiniLM-L6-v2 package.")
     device: str = opt("auto", "auto (CUDA when available), cpu or cuda.")
+    precision: str = opt("auto", "Which graph runs: auto (fp16 on CUDA when provisioned; on a CPU the measured "
+                                 "default, fp32), fp32, or int8 (the CPU variant model.int8.onnx, made on first "
+                                 "use or by `ragd model export --quantize int8`; nDCG@10 and speed in the README).")
     threads: int = opt(0, "ONNX Runtime intra-op threads per inference (0 = cores / batching.inference_workers).")
     batch_size: int = opt(32, "Texts per inference batch.")
 
@@ -268,6 +271,8 @@ def load_config(
 def validate(cfg: Config) -> None:
     if cfg.model.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"model.device: {cfg.model.device!r} is not auto, cpu or cuda")
+    if cfg.model.precision not in ("auto", "fp32", "int8"):
+        raise ConfigError(f"model.precision: {cfg.model.precision!r} is not auto, fp32 or int8")
     if cfg.chunking.mode not in ("chars", "tokens"):
         raise ConfigError(f"chunking.mode: {cfg.chunking.mode!r} is not chars or tokens")
     c = cfg.chunking

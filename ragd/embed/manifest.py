@@ -3,6 +3,7 @@
     <models_dir>/<name>/
         model.onnx        fp32 graph, pooling included (the CPU variant)
         model.fp16.onnx   optional half-precision graph for the CUDA provider
+        model.int8.onnx   optional int8 graph for the CPU (ragd/embed/quantize.py)
         tokenizer.json    truncation at max_tokens, padding to the longest
         manifest.json     what the model is, where it came from, sha256 of every file
 
@@ -20,6 +21,7 @@ from .errors import ModelError
 
 MODEL_FILE = "model.onnx"
 FP16_FILE = "model.fp16.onnx"
+INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 FORMAT = 1  # bump when the layout changes incompatibly

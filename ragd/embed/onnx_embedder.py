@@ -20,12 +20,42 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from .errors import ModelError
-from .manifest import FP16_FILE, MODEL_FILE, OUTPUT, TOKENIZER_FILE, read_manifest
+from .manifest import FP16_FILE, INT8_FILE, MODEL_FILE, OUTPUT, TOKENIZER_FILE, read_manifest
 
 log = logging.getLogger(__name__)
 
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
+
+PRECISIONS = ("auto", "fp32", "int8")
+# What precision "auto" runs on a CPU. int8 (model.int8.onnx) was measured against fp32 as
+# retrieval quality through the daemon (nDCG@10 on CISI, benchmarks/quality.py --precision)
+# and speed (benchmarks/embed_throughput.py); the rule: int8 becomes the CPU default only if
+# it loses less than 0.005 nDCG@10. See CPU_DEFAULT_DECISION.
+CPU_DEFAULT_PRECISION = "fp32"
+CPU_DEFAULT_DECISION = "pending measurement"
+
+
+def choose_variant(files, cuda: bool, precision: str = "auto") -> str:
+    """The graph file to run: on CUDA the fp16 variant when provisioned (precision auto),
+    on a CPU the int8 variant when asked for (or when it is the CPU default). `files` are
+    the manifest's file names. Raises ModelError when precision int8 is asked for a model
+    without the int8 variant."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if cuda:
+        if precision == "int8":
+            log.warning("model.precision int8 is a CPU variant; on CUDA the %s graph runs",
+                        "fp16" if FP16_FILE in files else "fp32")
+        return FP16_FILE if precision != "fp32" and FP16_FILE in files else MODEL_FILE
+    wanted = CPU_DEFAULT_PRECISION if precision == "auto" else precision
+    if wanted == "int8":
+        if INT8_FILE in files:
+            return INT8_FILE
+        if precision == "int8":
+            raise ModelError(f"model.precision is int8 but the model has no {INT8_FILE}; "
+                             "make it with `ragd model export --quantize int8`")
+    return MODEL_FILE
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +93,14 @@ class OnnxEmbedder:
     """A provisioned model loaded into an ONNX Runtime session.
 
     device "auto" and "cuda" use the CUDA provider when ONNX Runtime has it
-    (with the fp16 variant, if provisioned), else the CPU. intra_op_threads None
-    lets ONNX Runtime use one thread per physical core. Safe to share between
+    (with the fp16 variant, if provisioned), else the CPU. precision picks the
+    graph (choose_variant): auto, fp32, or int8 (the CPU variant). intra_op_threads
+    None lets ONNX Runtime use one thread per physical core. Safe to share between
     threads: ORT sessions and tokenizers allow concurrent calls.
     """
 
-    def __init__(self, model_dir: str | Path, device: str = "auto", intra_op_threads: int | None = None) -> None:
+    def __init__(self, model_dir: str | Path, device: str = "auto", intra_op_threads: int | None = None,
+                 precision: str = "auto") -> None:
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
         model_dir = Path(model_dir)
@@ -83,14 +115,17 @@ class OnnxEmbedder:
         if intra_op_threads is not None:
             options.intra_op_num_threads = intra_op_threads
 
-        use_fp16 = want_cuda and FP16_FILE in self._manifest["files"]
-        self._file = FP16_FILE if use_fp16 else MODEL_FILE
+        files = self._manifest["files"]
+        self._file = choose_variant(files, want_cuda, precision)
         self._session = _open_session(model_dir / self._file, options, want_cuda)
-        if use_fp16 and self.provider != _CUDA:
-            # The CUDA provider is installed but failed to start (no driver, no GPU):
-            # the fp16 graph would run on the CPU at a fraction of fp32's speed.
-            self._file = MODEL_FILE
-            self._session = _open_session(model_dir / self._file, options, False)
+        if want_cuda and self.provider != _CUDA:
+            # The CUDA provider is installed but failed to start (no driver, no GPU): run the
+            # CPU's choice (the fp16 graph would run on the CPU at a fraction of fp32's speed).
+            cpu_file = choose_variant(files, False, precision)
+            log.warning("the CUDA provider did not start; running %s on the CPU", cpu_file)
+            if cpu_file != self._file:
+                self._file = cpu_file
+                self._session = _open_session(model_dir / self._file, options, False)
         self._inputs = frozenset(i.name for i in self._session.get_inputs())
 
         tokenizer_path = model_dir / TOKENIZER_FILE
@@ -126,6 +161,11 @@ class OnnxEmbedder:
     def provider(self) -> str:
         """The execution provider actually running the model."""
         return self._session.get_providers()[0]
+
+    @property
+    def variant(self) -> str:
+        """The graph file in use (model.onnx, model.fp16.onnx or model.int8.onnx)."""
+        return self._file
 
     @property
     def sha256(self) -> str:
@@ -188,8 +228,27 @@ def cuda_requested(device: str) -> bool:
     return device != "cpu" and _CUDA in ort.get_available_providers()
 
 
+def preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries of NVIDIA's pip wheels (the GPU build installs
+    them, scripts/setup_gpu.sh) before the CUDA provider looks for them: they are not on
+    the loader's path. Once per process; a no-op for a CPU build of ONNX Runtime."""
+    global _PRELOADED
+    if _PRELOADED or not hasattr(ort, "preload_dlls"):
+        return
+    _PRELOADED = True
+    try:
+        ort.preload_dlls()
+    except Exception as exc:  # noqa: BLE001 - the provider then reports what is missing
+        log.warning("could not preload the CUDA libraries (%s)", exc)
+
+
+_PRELOADED = False
+
+
 def _open_session(path: Path, options: ort.SessionOptions, cuda: bool) -> ort.InferenceSession:
     if not path.is_file():
         raise ModelError(f"missing file: {path}")
+    if cuda:
+        preload_cuda_libraries()
     providers = [_CUDA, _CPU] if cuda else [_CPU]
     return ort.InferenceSession(str(path), options, providers=providers)

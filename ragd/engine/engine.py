@@ -21,6 +21,7 @@ from ragd.config import Config
 from ragd.domain import (CollectionStats, Document, DocumentRef, Filter, SearchQuery, SearchResult,
                          Timings, WriteResult)
 from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested
+from ragd.embed.quantize import ensure_int8_variant, needs_int8
 from ragd.embed.provision import provision_model
 from ragd.engine import validate
 from ragd.engine.batcher import BlockingEmbedder, EmbedBatcher
@@ -114,19 +115,23 @@ class Engine:
         t0 = time.perf_counter()
         data = self.cfg.data_path
         model_dir = data / "models" / self.cfg.model.name
+        cuda = cuda_requested(self.cfg.model.device)
+        int8 = needs_int8(self.cfg.model.precision, cuda)
         if not (model_dir / "manifest.json").exists():
             log.info("model %s not provisioned under %s; provisioning it (offline)", self.cfg.model.name, model_dir)
-            model_dir = provision_model(data / "models", self.cfg.model.source or None)
-        cuda = cuda_requested(self.cfg.model.device)
+            model_dir = provision_model(data / "models", self.cfg.model.source or None, int8=int8)
+        elif int8:
+            ensure_int8_variant(model_dir)
         self.inference_workers, threads = inference_plan(self.cfg, cuda, os.cpu_count() or 1)
         pad = self.cfg.batching.max_pad_fraction
         self.max_pad_fraction = pad if pad >= 0 else (0.5 if cuda else 0.1)
         self.max_batch_tokens = batch_token_cap(self.cfg, cuda)
         self._infer_pool = ThreadPoolExecutor(max_workers=self.inference_workers, thread_name_prefix="ragd-infer")
-        self.embedder = OnnxEmbedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads)
-        log.info("model %s loaded (%d-d, provider %s, %d inference workers x %s intra-op threads)",
-                 self.embedder.name, self.embedder.dimension, self.embedder.provider, self.inference_workers,
-                 threads or "auto")
+        self.embedder = OnnxEmbedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads,
+                                     precision=self.cfg.model.precision)
+        log.info("model %s loaded (%d-d, %s, provider %s, %d inference workers x %s intra-op threads)",
+                 self.embedder.name, self.embedder.dimension, self.embedder.variant, self.embedder.provider,
+                 self.inference_workers, threads or "auto")
         self.chunker = build_chunker(self.cfg, model_dir, self.embedder.max_tokens)
         # Warm the session: the first run allocates ONNX Runtime's buffers.
         self.embedder.embed(["warm up"])
