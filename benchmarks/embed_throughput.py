@@ -34,10 +34,12 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "peers"))
 sys.path.insert(0, str(HERE.parent / "clients" / "python"))
 
 import common  # noqa: E402
 import interleave  # noqa: E402
+import loadgen  # noqa: E402  (benchmarks/peers/loadgen.py: CPU seconds of a process tree)
 from ragd_client import AsyncRagClient, RagClient  # noqa: E402
 
 QUERY = "why does the nightly backup job fail after the database server upgrade"  # 12 words
@@ -125,6 +127,7 @@ def main() -> None:
                                                              str(common.REPO / ".venv-peers" / "bin" / "python")))
     ap.add_argument("--skip-peers", action="store_true")
     args = ap.parse_args()
+    common.exit_on_sigterm()
     texts = [d["text"] for d in common.cisi.documents() if d["text"]][: args.texts]
 
     from ragd.doctor import cpu_facts
@@ -147,20 +150,24 @@ def main() -> None:
             env = {"RAGD_BENCH_FASTEMBED_DIR": str(fastembed_model_dir())}
             peers = {"st": PeerProcess(args.peer_python, env=env), "fe": PeerProcess(args.peer_python, env=env)}
             res["peer_versions"] = peers["st"].call("hello")
-        with common.daemon({"RAGD_MODEL_PRECISION": "fp32"}) as (a32, _), \
-                common.daemon({"RAGD_MODEL_PRECISION": "int8"}) as (a8, _):
+        with common.daemon({"RAGD_MODEL_PRECISION": "fp32"}) as (a32, p32), \
+                common.daemon({"RAGD_MODEL_PRECISION": "int8"}) as (a8, p8):
             for a in (a32, a8):
                 with RagClient(a) as c:
                     c.wait_ready()
                     c.embed(texts[:32])
+            def bare(embedder):
+                return lambda: measured(lambda: embedder.embed(texts), len(texts), [])
+
+            def grpc(address, pid, n, clients):
+                return lambda: measured(lambda: asyncio.run(ragd_throughput(address, texts[:n], clients)), n, [pid])
+
             systems = {
-                "ort_fp32": lambda: {"texts_per_s": len(texts) / timed(lambda: fp32.embed(texts))},
-                "ort_int8": lambda: {"texts_per_s": len(texts) / timed(lambda: int8.embed(texts))},
-                "ragd_fp32": lambda: {"texts_per_s": asyncio.run(ragd_throughput(a32, texts, args.clients))},
-                "ragd_int8": lambda: {"texts_per_s": asyncio.run(ragd_throughput(a8, texts, args.clients))},
+                "ort_fp32": bare(fp32), "ort_int8": bare(int8),
+                "ragd_fp32": grpc(a32, p32.pid, len(texts), args.clients),
+                "ragd_int8": grpc(a8, p8.pid, len(texts), args.clients),
                 # one client sends its texts one by one: a quarter of them keeps the round short
-                "ragd_fp32_1": lambda: {"texts_per_s": asyncio.run(ragd_throughput(a32, texts[: len(texts) // 4],
-                                                                                   1))},
+                "ragd_fp32_1": grpc(a32, p32.pid, len(texts) // 4, 1),
             }
             if peers:
                 systems["st"] = lambda: peers["st"].call("embed", embedder="sentence-transformers", texts=texts)
@@ -191,24 +198,29 @@ def main() -> None:
              ("ragd_int8", "fastembed"), ("ragd_fp32_1", "st")]
     ratios = {f"{a}/{b}": interleave.ratio_of(rounds[a], rounds[b], "texts_per_s")
               for a, b in pairs if a in rounds and b in rounds}
+    cpu_ratios = {f"{a}/{b}": interleave.ratio_of(rounds[a], rounds[b], "texts_per_cpu_s")
+                  for a, b in pairs if a in rounds and b in rounds}
+    med_cpu = {k: interleave.median(interleave.values(v, "texts_per_cpu_s")) for k, v in rounds.items()}
     res.update({"rounds": rounds, "texts_per_s": med,
                 "tokens_per_s": {k: v * tokens / len(texts) for k, v in med.items()},
-                "ratios": ratios, "latency_12_words": lat,
+                "ratios": ratios, "texts_per_cpu_s": med_cpu, "ratios_per_cpu_s": cpu_ratios,
+                "latency_12_words": lat,
                 "targets": {"ragd_fp32/fastembed": ">= 1.2",
                             "ragd_int8/ort_fp32": ">= 1.5 (with nDCG@10 loss < 0.005)"},
                 "load_average": os.getloadavg()})
-    print(f"\n{'system':14}{'texts/s':>10}{'tokens/s':>10}   12-word query p50 / p99 ms")
+    print(f"\n{'system':14}{'texts/s':>10}{'tokens/s':>10}{'texts/CPU-s':>12}   12-word query p50 / p99 ms")
     for k, v in med.items():
-        ql = lat.get(k.removesuffix("_1"), {})
-        print(f"{k:14}{v:10.1f}{v * tokens / len(texts):10.0f}   {ql.get('p50_ms', float('nan')):.2f} / "
-              f"{ql.get('p99_ms', float('nan')):.2f}")
+        ql = lat.get(k, {})
+        print(f"{k:14}{v:10.1f}{v * tokens / len(texts):10.0f}{med_cpu[k] or float('nan'):12.1f}   "
+              f"{ql.get('p50_ms', float('nan')):.2f} / {ql.get('p99_ms', float('nan')):.2f}")
+    print(f"{'ratio':24} {'texts/s':>22} {'texts per CPU-second':>24}")
     for k, r in ratios.items():
-        print(f"{k:24} {interleave.fmt_ratio(r)}")
+        print(f"{k:24} {interleave.fmt_ratio(r):>22} {interleave.fmt_ratio(cpu_ratios[k]):>24}")
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (a1, a3, a2) = plt.subplots(1, 3, figsize=(17, 4.2))
     order = [k for k in ("st", "fastembed", "ort_fp32", "ragd_fp32_1", "ragd_fp32", "ort_int8", "ragd_int8")
              if k in med]
     labels = {"st": "sentence-\ntransformers", "fastembed": "fastembed", "ort_fp32": "bare ORT fp32\n(ceiling)",
@@ -225,6 +237,12 @@ def main() -> None:
     a1.set_ylabel(f"texts/s, median of {args.rounds} rounds (bars: spread)")
     a1.set_title(f"{len(texts)} CISI abstracts ({tokens / len(texts):.0f} tokens), CPU, interleaved", fontsize=9)
     a1.tick_params(axis="x", labelsize=7)
+    a3.bar([labels[k] for k in order], [med_cpu[k] or 0 for k in order], color=colors)
+    for i, k in enumerate(order):
+        a3.text(i, med_cpu[k] or 0, f"{med_cpu[k] or 0:.0f}", ha="center", va="bottom", fontsize=8)
+    a3.set_ylabel("texts per CPU-second (all threads), median")
+    a3.set_title("Work per CPU-second (independent of machine load)", fontsize=9)
+    a3.tick_params(axis="x", labelsize=7)
     names = [k for k in ("st", "fastembed", "ort_fp32", "ragd_fp32", "ort_int8", "ragd_int8") if k in lat]
     a2.bar([labels[k] for k in names], [lat[k]["p50_ms"] for k in names],
            color=["grey" if k in ("st", "fastembed") else "tab:orange" if k.startswith("ort") else "tab:blue"
@@ -235,10 +253,16 @@ def main() -> None:
     common.write("embed_throughput", res, fig)
 
 
-def timed(fn) -> float:
-    t0 = time.perf_counter()
+def measured(fn, texts: int, pids: list[int]) -> dict:
+    """Texts per second of wall clock and per CPU-second: this process (the bare runtime, or the
+    gRPC client) plus the daemon `pids`. On a busy machine the first is the share of the cores
+    a system got; the second is what it does with them."""
+    def cpu():
+        return loadgen.cpu_seconds(tree=False) + sum(loadgen.cpu_seconds(p) for p in pids)
+    c0, t0 = cpu(), time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    seconds, cpu_s = time.perf_counter() - t0, cpu() - c0
+    return {"texts_per_s": texts / seconds, "cpu_s": cpu_s, "texts_per_cpu_s": texts / cpu_s if cpu_s else None}
 
 
 if __name__ == "__main__":

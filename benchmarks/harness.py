@@ -205,8 +205,21 @@ class Run:
 
     def __init__(self, args, docs, queries, workdir: Path, peers) -> None:
         self.args, self.docs, self.queries, self.workdir, self.peers = args, docs, queries, workdir, peers
+        self.daemon_pid: int | None = None
         self.kw = {"top_k": 10, "mode": "vector", "filter": FILTER, "group_by_document": False}
         self.res: dict = {"ragd": {}, "peers": {}, "rounds": {}, "ratios": {}, "choices": {}}
+
+    def ragd_cpu(self) -> float:
+        """CPU seconds of the daemon plus this process (the gRPC client): ragd's side of a figure."""
+        return loadgen.cpu_seconds(self.daemon_pid) + loadgen.cpu_seconds(tree=False)
+
+    def ragd_measured(self, fn, count: str, per_key: str) -> dict:
+        """fn()'s result with ragd's CPU seconds and `count` per CPU-second under `per_key`."""
+        c0 = self.ragd_cpu()
+        out = fn()
+        out["cpu_s"] = self.ragd_cpu() - c0
+        out[per_key] = out[count] / out["cpu_s"] if out["cpu_s"] else None
+        return out
 
     # ---------------------------------------------------- ragd-only steps
 
@@ -298,7 +311,7 @@ class Run:
         batches = [part[i:i + self.args.batch] for i in range(0, len(part), self.args.batch)]
         counter = [0]
 
-        def ragd():
+        def ingest():
             counter[0] += 1
             coll = f"ingest-round-{counter[0]}"  # a fresh collection per round: the same work each time
             t0 = time.perf_counter()
@@ -307,7 +320,10 @@ class Run:
                 assert all(a.status == "indexed" for a in res.acks), res.acks[:3]
                 chunks += sum(a.chunks for a in res.acks)
             s = time.perf_counter() - t0
-            return {"docs_per_s": len(part) / s, "chunks": chunks, "seconds": s}
+            return {"docs_per_s": len(part) / s, "chunks": chunks, "seconds": s, "docs": len(part)}
+
+        def ragd():
+            return self.ragd_measured(ingest, "docs", "docs_per_cpu_s")
 
         systems = {"ragd": ragd}
         if self.peers:
@@ -324,15 +340,14 @@ class Run:
             if emb in rounds:
                 per_stack[key] = [{**r["engines"][engine], "encode_s": r["encode_s"], "split_s": r["split_s"],
                                    "chunks": r["chunks"]} for r in rounds[emb]]
-        self._record("ingest", per_stack, "docs_per_s")
+        self._record("ingest", per_stack, "docs_per_s", also=("docs_per_cpu_s",))
 
     def rounds_embed(self, c) -> None:
         texts = self.inputs[: self.args.embed_texts]
         tokens = sum(int(t) for t in c.embed(texts, timeout=600).tokens)
 
         def ragd():
-            _, st = embed_all(c, texts)
-            return st
+            return self.ragd_measured(lambda: embed_all(c, texts)[1], "texts", "texts_per_cpu_s")
 
         systems = {"ragd": ragd}
         if self.peers:
@@ -342,13 +357,14 @@ class Run:
                     return {**r, "tokens_per_s": tokens / r["seconds"]}
                 systems[name] = peer
         log(f"embed rounds: {len(texts)} chunk texts ({tokens} tokens) per round")
-        self._rounds("embed", systems, "texts_per_s")
+        self._rounds("embed", systems, "texts_per_s", also=("texts_per_cpu_s",))
 
     def rounds_load(self, address) -> None:
         for conc in self.args.concurrency:
             def ragd(conc=conc):
-                return asyncio.run(load.search_load(address, self.queries, [conc], self.args.seconds,
-                                                    quiet=True, **self.kw))[str(conc)]
+                return self.ragd_measured(lambda: asyncio.run(load.search_load(
+                    address, self.queries, [conc], self.args.seconds, quiet=True, **self.kw))[str(conc)],
+                    "n", "per_cpu_s")
             systems = {"ragd": ragd}
             if self.peers:
                 for key, _, emb, engine in STACKS:
@@ -359,14 +375,16 @@ class Run:
                                                seconds=self.args.seconds, filter=FILTER, embedder=emb)
                     systems[key] = peer
             log(f"search load rounds at {conc} clients ({self.args.seconds} s each)")
-            self._rounds(f"load_{conc}", systems, "qps", also=("p50_ms", "p99_ms"))
+            self._rounds(f"load_{conc}", systems, "qps", also=("p50_ms", "p99_ms", "per_cpu_s"))
 
     def rounds_mixed(self, address) -> None:
         docs = self.docs[: max(64, len(self.docs) // 4)]
         conc = self.args.mixed_concurrency
 
         def ragd():
-            return asyncio.run(load.mixed_load(address, self.queries, docs, conc, self.args.seconds, **self.kw))
+            c0 = self.ragd_cpu()
+            out = asyncio.run(load.mixed_load(address, self.queries, docs, conc, self.args.seconds, **self.kw))
+            return {**out, "cpu_s": self.ragd_cpu() - c0}
 
         systems = {"ragd": ragd}
         if self.peers:
@@ -464,8 +482,14 @@ class Run:
             from ragd_index import IndexSetting
             rsetting = IndexSetting(choices["ragd"]["setting"], choices["ragd"]["params"], choices["ragd"]["exact"])
             for conc in self.args.index_concurrency:
-                systems = {"ragd": lambda conc=conc: loadgen.run_threads(
-                    lambda i: ragd.search(qvecs[i], 10, FILTER, rsetting), nq, conc, self.args.index_seconds)}
+                def ragd_load(conc=conc):
+                    c0 = loadgen.cpu_seconds(tree=False)  # in this process: the index alone
+                    out = loadgen.run_threads(lambda i: ragd.search(qvecs[i], 10, FILTER, rsetting), nq, conc,
+                                              self.args.index_seconds)
+                    out["cpu_s"] = loadgen.cpu_seconds(tree=False) - c0
+                    out["per_cpu_s"] = out["n"] / out["cpu_s"] if out["cpu_s"] else None
+                    return out
+                systems = {"ragd": ragd_load}
                 for engine in INDEX_PEERS if self.peers else []:
                     ch = choices[engine]
 
@@ -476,7 +500,7 @@ class Run:
                                                         "exact": ch["exact"]})
                     systems[engine] = peer
                 log(f"index search alone at {conc} threads, equal recall")
-                self._rounds(f"index_{conc}", systems, "qps", also=("p50_ms", "p99_ms"))
+                self._rounds(f"index_{conc}", systems, "qps", also=("p50_ms", "p99_ms", "per_cpu_s"))
         finally:
             ragd.close()
             if self.peers:
@@ -510,6 +534,7 @@ def run(args) -> dict:
             env["RAGD_MODEL_DEVICE"] = "cuda"
         from ragd_client import RagClient
         with common.daemon(env) as (address, proc):
+            r.daemon_pid = proc.pid
             with RagClient(address, timeout=600) as c:
                 c.wait_ready()
                 c.embed(["warm up"])
@@ -577,16 +602,21 @@ def rows(res: dict) -> list[tuple[str, dict, dict, bool]]:
         out.append((fig, vals, ratios, higher))
 
     add("ingest, documents/s", "ingest", "docs_per_s")
+    add("ingest, documents per CPU-second", "ingest", "docs_per_cpu_s")
     for c in res["settings"]["concurrency"]:
         add(f"search QPS, {c} clients", f"load_{c}", "qps")
         add(f"search p50 ms, {c} clients", f"load_{c}", "p50_ms", higher=False)
         add(f"search p99 ms, {c} clients", f"load_{c}", "p99_ms", higher=False)
+        add(f"search queries per CPU-second, {c} clients", f"load_{c}", "per_cpu_s")
     add(f"search QPS while indexing, {res['settings']['mixed_concurrency']} clients", "mixed", "search_qps")
     add(f"search p99 ms while indexing, {res['settings']['mixed_concurrency']} clients", "mixed", "search_p99_ms",
         higher=False)
     add("documents/s written during that load", "mixed", "write_docs_per_s")
     add("embed texts/s (ragd: Embed RPC, batches of 256; ST: encode(), batches of 32; fastembed: embed(), "
         "batches of 256)", "embed", "texts_per_s",
+        sys_map={"st_faiss": "sentence-transformers", "st_lancedb": "sentence-transformers",
+                 "fe_qdrant": "fastembed", "fe_milvus": "fastembed"})
+    add("embed texts per CPU-second", "embed", "texts_per_cpu_s",
         sys_map={"st_faiss": "sentence-transformers", "st_lancedb": "sentence-transformers",
                  "fe_qdrant": "fastembed", "fe_milvus": "fastembed"})
     return out
@@ -634,9 +664,10 @@ def table(res: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
         for conc in s["index_concurrency"]:
             step = f"index_{conc}"
-            for key, label, higher in (("qps", f"QPS, {conc} threads", True), ("p50_ms", f"p50 ms, {conc} threads",
-                                                                                 False),
-                                       ("p99_ms", f"p99 ms, {conc} threads", False)):
+            for key, label, higher in (("qps", f"QPS, {conc} threads", True),
+                                       ("p50_ms", f"p50 ms, {conc} threads", False),
+                                       ("p99_ms", f"p99 ms, {conc} threads", False),
+                                       ("per_cpu_s", f"queries per CPU-second, {conc} threads", True)):
                 m, rt = res["medians"].get(step, {}), res["ratios"].get(step, {})
                 cells = [label + ("" if higher else " (lower is better)")]
                 for n in names:
@@ -653,7 +684,11 @@ Measured by `python -m benchmarks` on {m['date']}: {m['cores']} cores ({m['cpu']
 engineers' builds and tests while it ran (load average {la.get('start', ['?'])[0]} at the start,
 {la.get('end', ['?'])[0]} at the end): every ragd-vs-peer figure is the median of {s['rounds']} interleaved rounds
 (each round measures every system once, order reversed every other round); a ratio is the median of the per-round
-ratios, with the lowest and highest round in brackets. Corpus {s['docs']} Redmine-like documents (seed {s['seed']}:
+ratios, with the lowest and highest round in brackets. On a machine this oversubscribed the wall-clock figures
+measure the share of the cores each system got as much as its speed, so the work per CPU-second is reported beside
+them (user + system time of every thread: ragd's daemon plus the Python client driving it, a peer's process with
+its children, e.g. Milvus Lite's server): it does not depend on how busy the machine is.
+Corpus {s['docs']} Redmine-like documents (seed {s['seed']}:
 issues, notes, wiki pages from CISI text; {res['ragd']['ingest_all']['chunks']} chunks), {res['queries']} distinct
 queries, top_k 10, {s['seconds']} s per system per concurrency level per round. Full figures:
 `benchmarks/results/harness.json`; plots `harness_latency.png`, `harness_scale.png`, `harness_recall.png`.
@@ -805,6 +840,7 @@ def main(argv=None) -> None:
     ap.add_argument("--gpu", action="store_true", help="daemon on CUDA; record provider, tokens/s, share of peak")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
     args = ap.parse_args(argv)
+    common.exit_on_sigterm()
     if args.large:
         args.docs = int(1_000_000 / CHUNKS_PER_DOC_GUESS)
     res = run(args)

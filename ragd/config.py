@@ -49,6 +49,11 @@ class ModelConfig:
                                  "default, fp32), fp32, or int8 (the CPU variant model.int8.onnx, made on first "
                                  "use or by `ragd model export --quantize int8`; nDCG@10 and speed in the README).")
     threads: int = opt(0, "ONNX Runtime intra-op threads per inference (0 = cores / batching.inference_workers).")
+    spin_wait: bool = opt(False, "Let ONNX Runtime's intra-op threads spin while they wait for work. Off: on a "
+                                 "machine shared with other work (Redmine, its database) spinning burns the CPU "
+                                 "the other threads need; measured on 2 busy cores, off gave 1.5x (fp32) and 1.7x "
+                                 "(int8) the texts/s and lower query latency. On an idle machine of its own, on "
+                                 "may shave a little latency.")
     batch_size: int = opt(32, "Texts per inference batch.")
 
 

@@ -158,3 +158,11 @@ def test_daemon_with_precision_int8_makes_and_runs_the_variant(daemon_factory, m
         assert not np.allclose(served, ref, atol=1e-4)
     finally:
         d.stop()
+
+
+@pytest.mark.parametrize("spin", [False, True])
+def test_spin_wait_option_reaches_the_session(int8_model, spin):
+    e = OnnxEmbedder(int8_model, device="cpu", spin_wait=spin)
+    opts = e._session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spin else "0")
+    assert e.embed(["still embeds"]).vectors.shape == (1, 384)

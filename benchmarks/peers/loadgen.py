@@ -2,8 +2,10 @@
 in-process index measurement (pure Python + numpy: importable from either virtualenv)."""
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -72,3 +74,30 @@ def sweep(search, qvectors: np.ndarray, truth: np.ndarray, k: int) -> dict:
         lat.append((time.perf_counter() - t0) * 1000)
         hits += len(set(ids) & set(truth[i].tolist()))
     return {"recall_at_10": hits / (k * len(qvectors)), **stats(lat, sum(lat) / 1000)}
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int | None = None, tree: bool = True) -> float:
+    """CPU time (user + system, every thread) a process has used, and with tree=True that
+    of its live descendants too (Milvus Lite's server is a child of its client's process).
+    On a shared machine wall-clock throughput measures the share of the cores a process got;
+    work per CPU-second does not depend on how busy the machine is."""
+    pid = os.getpid() if pid is None else pid
+    procs = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+        procs[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK)
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in procs:
+            total += procs[p][1]
+        if tree:
+            todo.extend(c for c, (ppid, _) in procs.items() if ppid == p)
+    return total

@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from embedders import EMBEDDERS  # noqa: E402
 from engines import ENGINES, INGEST_OPTIONS, Payload, Setting  # noqa: E402
-from loadgen import exact_topk, run_threads, sweep  # noqa: E402
+from loadgen import cpu_seconds, exact_topk, run_threads, sweep  # noqa: E402
 from same_work import embedding_text  # noqa: E402
 
 
@@ -150,39 +150,46 @@ class Server:
             def one(i):
                 eng.search(qv[i], k, filter, s)
             n = len(qv)
-        return run_threads(one, n, concurrency, seconds)
+        return with_cpu(lambda: run_threads(one, n, concurrency, seconds), "n")
 
     def op_embed(self, embedder, texts, batch_size=None):
         emb = self.embedder(embedder)
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         vecs = emb.encode(texts, **({"batch_size": batch_size} if batch_size else {}))
         seconds = time.perf_counter() - t0
-        return {"seconds": seconds, "texts": len(texts), "texts_per_s": len(texts) / seconds,
-                "dim": int(vecs.shape[1])}
+        cpu = cpu_seconds() - c0
+        return {"seconds": seconds, "texts": len(texts), "texts_per_s": len(texts) / seconds, "cpu_s": cpu,
+                "texts_per_cpu_s": len(texts) / cpu if cpu else None, "dim": int(vecs.shape[1])}
 
     def op_ingest(self, embedder, engines, docs):
         """The in-process stacks' ingest: LangChain split, encode (title + chunk, as ragd
         embeds), then each engine's add; one encode shared by the engines (each engine's
         ingest time is split + encode + its own add)."""
         emb = self.embedder(embedder)
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         texts, payload = self.split(docs)
         t_split = time.perf_counter() - t0
         t0 = time.perf_counter()
         vecs = emb.encode(texts)
         t_encode = time.perf_counter() - t0
+        c_encode = cpu_seconds() - c0
         out = {"docs": len(docs), "chunks": len(texts), "split_s": t_split, "encode_s": t_encode, "engines": {}}
         for name in engines:
             eng = ENGINES[name](**INGEST_OPTIONS.get(name, {}))
             try:
+                c1 = cpu_seconds()  # the engine's own processes included (Milvus Lite's server)
                 t0 = time.perf_counter()
                 eng.build(vecs, payload)
                 t_add = time.perf_counter() - t0
+                c_add = cpu_seconds() - c1
             finally:
                 eng.close()
-            total = t_split + t_encode + t_add
+            total, cpu = t_split + t_encode + t_add, c_encode + c_add
             out["engines"][name] = {"add_s": t_add, "seconds": total, "docs_per_s": len(docs) / total,
-                                    "chunks_per_s": len(texts) / total}
+                                    "chunks_per_s": len(texts) / total, "cpu_s": cpu,
+                                    "docs_per_cpu_s": len(docs) / cpu if cpu else None}
         return out
 
     def op_mixed(self, key, embedder, setting, concurrency, seconds, filter, docs, batch=16, k=10):
@@ -214,6 +221,7 @@ class Server:
         if hasattr(eng, "writing"):
             eng.writing = True
         t = threading.Thread(target=writer)
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         t.start()
         try:
@@ -224,7 +232,7 @@ class Server:
             t.join()
             if hasattr(eng, "writing"):
                 eng.writing = False
-        out = {"concurrency": concurrency, "search": r,
+        out = {"concurrency": concurrency, "search": r, "cpu_s": cpu_seconds() - c0,
                "write": {"docs": written[0], "docs_per_s": written[0] / (time.perf_counter() - t0)}}
         if failure:
             out["write"]["error"] = failure[0]
@@ -246,6 +254,15 @@ class Server:
                 traceback.print_exc()
 
 
+def with_cpu(fn, count_key: str) -> dict:
+    """fn()'s result with the CPU seconds this process tree spent on it and the count per CPU-second."""
+    c0 = cpu_seconds()
+    out = fn()
+    out["cpu_s"] = cpu_seconds() - c0
+    out["per_cpu_s"] = out[count_key] / out["cpu_s"] if out["cpu_s"] else None
+    return out
+
+
 def rss_mib() -> float:
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
@@ -253,7 +270,19 @@ def rss_mib() -> float:
     return 0.0
 
 
+def die_with_parent() -> None:
+    """Linux: end with the harness even when it is killed without a chance to say quit."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> None:
+    die_with_parent()
     server = Server()
     try:
         for line in sys.stdin:

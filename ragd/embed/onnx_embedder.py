@@ -95,12 +95,13 @@ class OnnxEmbedder:
     device "auto" and "cuda" use the CUDA provider when ONNX Runtime has it
     (with the fp16 variant, if provisioned), else the CPU. precision picks the
     graph (choose_variant): auto, fp32, or int8 (the CPU variant). intra_op_threads
-    None lets ONNX Runtime use one thread per physical core. Safe to share between
+    None lets ONNX Runtime use one thread per physical core; spin_wait lets those threads
+    spin between operators (ONNX Runtime's default; ragd's is off). Safe to share between
     threads: ORT sessions and tokenizers allow concurrent calls.
     """
 
     def __init__(self, model_dir: str | Path, device: str = "auto", intra_op_threads: int | None = None,
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", spin_wait: bool = False) -> None:
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
         model_dir = Path(model_dir)
@@ -112,6 +113,8 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.inter_op_num_threads = 1  # the graph is a chain; parallelism is inside operators
+        # Spinning threads waiting for work: a waste on a machine shared with other work (config model.spin_wait).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
         if intra_op_threads is not None:
             options.intra_op_num_threads = intra_op_threads
 

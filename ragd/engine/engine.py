@@ -128,7 +128,7 @@ class Engine:
         self.max_batch_tokens = batch_token_cap(self.cfg, cuda)
         self._infer_pool = ThreadPoolExecutor(max_workers=self.inference_workers, thread_name_prefix="ragd-infer")
         self.embedder = OnnxEmbedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads,
-                                     precision=self.cfg.model.precision)
+                                     precision=self.cfg.model.precision, spin_wait=self.cfg.model.spin_wait)
         log.info("model %s loaded (%d-d, %s, provider %s, %d inference workers x %s intra-op threads)",
                  self.embedder.name, self.embedder.dimension, self.embedder.variant, self.embedder.provider,
                  self.inference_workers, threads or "auto")
