@@ -166,3 +166,17 @@ def test_spin_wait_option_reaches_the_session(int8_model, spin):
     opts = e._session.get_session_options()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spin else "0")
     assert e.embed(["still embeds"]).vectors.shape == (1, 384)
+
+
+def test_int8_vector_depends_on_its_batch_and_fp32_does_not(int8_model, texts):
+    """Why int8 is not the CPU default (onnx_embedder.CPU_DEFAULT_PRECISION): dynamic
+    quantisation scales activations per batch tensor, so the same query embeds differently
+    alone and beside other texts; fp32 does not."""
+    query = "why does the nightly backup job fail after the database server upgrade"
+    for precision, stable in (("fp32", True), ("int8", False)):
+        e = OnnxEmbedder(int8_model, device="cpu", precision=precision)
+        alone = e.embed([query]).vectors[0]
+        batched = e.embed([query, *texts[:31]], batch_size=32).vectors[0]
+        cos = float(alone @ batched)
+        assert (cos > 0.99999) == stable, (precision, cos)
+        assert cos > 0.97, (precision, cos)
