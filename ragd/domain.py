@@ -86,6 +86,9 @@ class SearchQuery:
     group_by_document: bool = False
     min_score: float = 0.0
     exact: bool = False
+    # Text embedded beside the query for the vector half of the search (a HyDE
+    # draft, ragd.answer); the keyword half uses the query alone.
+    expansion: str = ""
 
 
 @dataclass
@@ -118,6 +121,8 @@ class SearchResult:
     hits: list[Hit]
     mode: SearchMode
     timings: Timings
+    # AUTO only: the query asks a question or to explain/compare/summarise (ragd.engine.router).
+    complex: bool = False
 
 
 @dataclass

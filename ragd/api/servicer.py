@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 
 import grpc
 
@@ -150,6 +151,17 @@ class RagServicer:
                                  dimension=s.dimension)
         resp.model.CopyFrom(pb.ModelInfo(**self.engine.model_info()))
         return resp
+
+    @rpc
+    async def Answer(self, request, context):
+        req = check(request)
+        remaining = context.time_remaining()  # None without a deadline
+        deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
+        # aclosing: a cancelled call (or an expired deadline) closes the pipeline at once,
+        # which closes the model server's HTTP stream and so stops the generation.
+        async with contextlib.aclosing(self.engine.answer(convert.answer_query(req), deadline)) as events:
+            async for event in events:
+                yield convert.answer_event(event)
 
     @rpc
     async def Snapshot(self, request, context):

@@ -6,6 +6,7 @@ stays free to accept calls. ONNX Runtime, FAISS and LMDB release the GIL.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -13,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import AsyncIterator
 
 from tokenizers import Tokenizer
 
@@ -23,7 +25,10 @@ from ragd.domain import (CollectionStats, Document, DocumentRef, Filter, SearchQ
 from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested
 from ragd.embed.quantize import ensure_int8_variant, needs_int8
 from ragd.embed.provision import provision_model
-from ragd.engine import validate
+from ragd.answer.chat import ChatClient, ChatSettings, read_api_key
+from ragd.answer.pipeline import Answerer, AnswerSettings
+from ragd.answer.types import AnswerEvent, AnswerQuery
+from ragd.engine import router, validate
 from ragd.engine.batcher import BlockingEmbedder, EmbedBatcher
 from ragd.engine.chunking import Chunker
 from ragd.engine.collection import Collection, backup, get_collection, set_index_context
@@ -85,6 +90,25 @@ def batch_token_cap(cfg: Config, cuda: bool) -> int:
     return cfg.batching.max_batch_tokens or (8192 if cuda else 1024)
 
 
+def build_answerer(cfg: Config, retrieve) -> Answerer:
+    """The Answer pipeline over `retrieve` (the engine's search); without answer.model_url it
+    refuses every call with FAILED_PRECONDITION, and Search is unaffected either way."""
+    a = cfg.answer
+    chat = None
+    if a.model_url:
+        chat = ChatClient(ChatSettings(
+            url=a.model_url, model=a.model, api_key=read_api_key(a.api_key_file, a.api_key_env),
+            max_tokens_field=a.max_tokens_field, extra_body=json.loads(a.extra_body) if a.extra_body else {},
+            connect_timeout_s=a.connect_timeout_s, read_timeout_s=a.read_timeout_s, retries=a.retries,
+            retry_backoff_s=a.retry_backoff_s, max_concurrency=a.max_concurrency, max_waiting=a.max_waiting))
+        log.info("answers from %s (model %s)%s", a.model_url, a.model or "the server's default",
+                 ", HyDE on for complex questions" if a.hyde else "")
+    settings = AnswerSettings(top_k=a.top_k, max_top_k=a.max_top_k, max_context_chars=a.max_context_chars,
+                              max_tokens=a.max_tokens, max_tokens_limit=a.max_tokens_limit,
+                              temperature=a.temperature, hyde=a.hyde, hyde_max_tokens=a.hyde_max_tokens)
+    return Answerer(settings, chat, retrieve)
+
+
 class Engine:
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -107,6 +131,7 @@ class Engine:
         self.max_batch_tokens = 8192
         self.batcher: EmbedBatcher | None = None
         self.jobs: JobRunner | None = None
+        self.answerer: Answerer | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -147,6 +172,8 @@ class Engine:
             self.collections[name] = Collection.load(self.store, meta)
             log.info("collection %s: %d documents, %d chunks, indexes ready in %.0f ms",
                      name, meta.docs, meta.chunks, _ms(t1))
+        # Reads the model server's API key: a missing key file fails start-up here, with the option named.
+        self.answerer = build_answerer(self.cfg, self.search)
         log.info("engine loaded in %.1f s", _ms(t0) / 1000)
 
     async def start(self) -> None:
@@ -187,6 +214,8 @@ class Engine:
             await self.jobs.stop()  # the batch in flight commits atomically or not at all
         if self.batcher is not None:
             await self.batcher.stop()
+        if self.answerer is not None and self.answerer.chat is not None:
+            await self.answerer.chat.close()
 
     def close(self) -> None:
         self.ready = False
@@ -280,6 +309,18 @@ class Engine:
         result = await self._run(self.searcher.similar, name, doc_id, top_k, flt, min_score)
         result.timings.total_ms = _ms(t0)
         return result
+
+    async def answer(self, q: AnswerQuery, deadline: float | None = None) -> AsyncIterator[AnswerEvent]:
+        """Answer events for the question (ragd.answer.pipeline); `deadline`: absolute loop.time() or None.
+        Retrieval is self.search, so the filter is validated and applied exactly as for Search."""
+        if not self.ready or self.answerer is None:
+            raise Unavailable("ragd is loading (model and indexes); retry shortly")
+        q.collection = validate.collection_name(q.collection)
+        validate.query_text(q.question, self.limits, field="question")
+        self.answerer.validate(q)
+        validate.filter_(q.filter)
+        async for event in self.answerer.run(q, expand=router.is_complex(q.question), deadline=deadline):
+            yield event
 
     async def embed(self, texts: list[str]):
         t0 = time.perf_counter()

@@ -5,7 +5,8 @@ hits from LMDB.
 
 AUTO is routed by ragd.engine.router: identifier-like queries go to KEYWORD (no
 model call), everything else to HYBRID; a KEYWORD route that finds nothing falls
-back to HYBRID. The mode actually used is reported. Result pages and query
+back to HYBRID. The mode actually used is reported, and questions are flagged
+`complex` (a client may then call Answer). Result pages and query
 embeddings are cached (ragd.engine.cache), keyed by the collection's generation, so
 a write invalidates that collection's pages at once.
 """
@@ -63,11 +64,13 @@ class Searcher:
         coll = self.collection(q.collection)
         generation = coll.generation  # read first: a write during this search makes a newer key
         key = page_key(q, generation)
+        routed = q.mode == SearchMode.AUTO
+        complex_ = routed and router.is_complex(q.query)  # computed, not cached: a regex over the query
         cached = self.cache.get_page(key)
         if cached is not None:
+            cached.complex = complex_
             return cached
         mode = q.mode
-        routed = mode == SearchMode.AUTO
         if routed:
             mode = router.route(q.query, self.settings.auto_max_words)
         if mode in (SearchMode.KEYWORD, SearchMode.HYBRID) and coll.keyword is None:
@@ -81,7 +84,7 @@ class Searcher:
             if not picked and routed:
                 mode = SearchMode.HYBRID  # nothing matched verbatim: let the model try
         if mode == SearchMode.VECTOR:
-            vec = self._embed(q.query, timings)
+            vec = self._query_vector(q, timings)
             t1 = time.perf_counter()
             pairs = self._vector_pairs(coll, vec, q.top_k, mask, q.group_by_document, q.min_score, q)
             timings.search_ms += _ms(t1)
@@ -91,7 +94,7 @@ class Searcher:
         t2 = time.perf_counter()
         hits = self._hits(coll, picked, q.query if self.settings.highlights else "")
         timings.store_ms = _ms(t2)
-        result = SearchResult(hits=hits, mode=mode, timings=timings)
+        result = SearchResult(hits=hits, mode=mode, timings=timings, complex=complex_)
         self.cache.put_page(key, result)
         return result
 
@@ -125,6 +128,15 @@ class Searcher:
             self.cache.put_embedding(text, vec)
         timings.embed_ms += _ms(t0)
         return vec
+
+    def _query_vector(self, q: SearchQuery, timings: Timings) -> np.ndarray:
+        """The query's embedding; with an expansion (a HyDE draft), the normalised mean
+        of the query's and the draft's (HyDE averages the question with its drafts)."""
+        vec = self._embed(q.query, timings)
+        if not q.expansion.strip():
+            return vec
+        mean = vec + self._embed(q.expansion, timings)
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
     def _index_search(self, coll: Collection, query: np.ndarray, k: int, mask, q: SearchQuery | None):
         if self._index_kwargs is None:
@@ -186,7 +198,7 @@ class Searcher:
     def _hybrid(self, coll: Collection, q: SearchQuery, mask, timings: Timings):
         s = self.settings
         n = max(s.hybrid_candidates, q.top_k)
-        vec = self._embed(q.query, timings)
+        vec = self._query_vector(q, timings)
         t0 = time.perf_counter()
         group = q.group_by_document
         vpairs = self._vector_pairs(coll, vec, n, mask, group, q.min_score, q)

@@ -10,7 +10,7 @@ from ragd.v1 import ragd_pb2_grpc
 
 from . import _convert as c
 from . import types as t
-from .client import DEFAULT_ADDRESS, channel_options
+from .client import ANSWER_TIMEOUT, DEFAULT_ADDRESS, channel_options
 from .errors import from_rpc_error
 
 
@@ -99,6 +99,29 @@ class AsyncRagClient:
                 yield c.stream_result(m)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
+
+    async def answer(self, question: str, top_k: int = 0, *, filter: t.Filter | Mapping | None = None,
+                     max_tokens: int = 0, temperature: float | None = None, language: str = "",
+                     group_by_document: bool = False, collection: str | None = None,
+                     timeout: float | None = None) -> AsyncIterator:
+        """As RagClient.answer: AnswerContext, AnswerDelta..., AnswerDone. Closing the iterator early
+        (or cancelling the task) cancels the call, which stops the generation."""
+        req = c.answer_request(collection or self.collection, question, top_k, filter, max_tokens, temperature,
+                               language, group_by_document)
+        call = self._stub.Answer(req, timeout=timeout or ANSWER_TIMEOUT)
+        try:
+            async for m in call:
+                yield c.answer_event(m)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
+    async def ask(self, question: str, top_k: int = 0, **kwargs) -> t.Answer:
+        collector = c.AnswerCollector()
+        async for event in self.answer(question, top_k, **kwargs):
+            collector.add(event)
+        return collector.answer()
 
     async def snapshot(self, path: str, *, timeout: float | None = None) -> tuple[str, int, int]:
         m = await self._call(self._stub.Snapshot, pb.SnapshotRequest(path=path), timeout)

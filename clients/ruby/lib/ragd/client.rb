@@ -36,6 +36,8 @@ module Ragd
       }]
     )
     MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+    # An answer streams for as long as the model generates: seconds allowed to a whole #answer.
+    ANSWER_TIMEOUT = 120.0
 
     attr_reader :address, :timeout, :stream_timeout, :collection
 
@@ -99,6 +101,47 @@ module Ragd
       req = V1::SimilarRequest.new(collection: collection || @collection, document_id: document_id.to_s,
                                    top_k: top_k, filter: Convert.filter(filter), min_score: min_score.to_f)
       Convert.search_result(unary(:similar, req, timeout))
+    end
+
+    # Answers a question from the documents `filter` lets the caller see (for Redmine:
+    # Ragd::Redmine.filter_for(user)), with citations. With a block, yields each event as
+    # it arrives: a Ragd::AnswerContext (the passages), Ragd::AnswerDelta pieces of text,
+    # then a Ragd::AnswerDone. Returns the whole Ragd::Answer either way.
+    #
+    #   answer = client.answer("Why does login fail since the upgrade?", filter: filter) do |event|
+    #     stream.write(event.text) if event.is_a?(Ragd::AnswerDelta)
+    #   end
+    #   answer.cited_passages.map(&:document_id) # => ["issue:12", "wiki:3:Login"]
+    #
+    # Leaving the block early (break, an exception) cancels the call, which stops the
+    # generation. Options: top_k (passages), max_tokens, temperature, language (e.g.
+    # current_language.to_s; "" = the question's), group_by_document; unset, the daemon's
+    # defaults. Raises Ragd::FailedPrecondition when the daemon has no model server,
+    # Ragd::Unavailable when it is down or the deadline (timeout, default ANSWER_TIMEOUT) passes.
+    def answer(question, filter: nil, collection: nil, timeout: nil, **options)
+      req = Convert.answer_request(collection || @collection, question, filter, options)
+      op = guard { stub.answer(req, deadline: deadline(timeout || ANSWER_TIMEOUT), return_op: true) }
+      context = done = nil
+      finished = false
+      begin
+        guard do
+          op.execute.each do |resp|
+            event = Convert.answer_event(resp)
+            next if event.nil? # an event kind newer than this gem
+
+            context = event if event.is_a?(AnswerContext)
+            done = event if event.is_a?(AnswerDone)
+            yield event if block_given?
+          end
+        end
+        finished = true
+      ensure
+        op.cancel unless finished
+      end
+      raise Error, "the answer stream ended without its final message (ragd at #{@address})" if done.nil?
+
+      Answer.new(passages: context ? context.passages : [], expanded: context ? context.expanded : false,
+                 **done.to_h)
     end
 
     # collection nil: every collection.
