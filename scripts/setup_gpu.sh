@@ -15,6 +15,12 @@ say() { printf '\033[1m[setup --gpu]\033[0m %s\n' "$*"; }
 # leaves neither working.
 say "replacing onnxruntime and faiss-cpu with their CUDA builds ($(grep -v '^#' constraints-gpu.txt | xargs))"
 "$py" -m pip uninstall -q -y onnxruntime onnxruntime-gpu faiss-cpu faiss-gpu faiss-gpu-cu12 >/dev/null 2>&1 || true
-"$py" -m pip install -q -c constraints.txt -c constraints-gpu.txt "onnxruntime-gpu[cuda,cudnn]" faiss-gpu
+if ! "$py" -m pip install -q -c constraints.txt -c constraints-gpu.txt "onnxruntime-gpu[cuda,cudnn]" faiss-gpu; then
+  # Not half a build: without the GPU pair the virtualenv would have no ONNX Runtime or FAISS at all.
+  say "the CUDA build did not install; putting the CPU build back"
+  "$py" -m pip uninstall -q -y onnxruntime-gpu faiss-gpu >/dev/null 2>&1 || true
+  "$py" -m pip install -q -c constraints.txt onnxruntime faiss-cpu
+  exit 1
+fi
 touch "$venv/.ragd-gpu"  # scripts/setup.sh keeps the GPU build on later runs (until --cpu)
 "$py" -m ragd.cli doctor || say "ragd doctor reports a problem (above); on a machine without a GPU that is expected"
