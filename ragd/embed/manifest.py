@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from .errors import ModelError
@@ -32,6 +33,15 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "sentence_embedding"
 
 _REQUIRED_KEYS = ("format", "name", "dimension", "max_tokens", "pooling", "normalize", "files", "variants")
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (after an os.replace into it: the rename is then durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sha256_file(path: Path) -> str:

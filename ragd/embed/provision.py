@@ -59,6 +59,7 @@ from .manifest import (
     MODEL_FILE,
     OUTPUT,
     TOKENIZER_FILE,
+    fsync_path,
     model_info,
     read_manifest,
     sha256_file,
@@ -326,8 +327,8 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 def _install(staging: Path, target: Path, src: _Source, force: bool) -> Path:
     """Rename the finished staging directory to target, durably."""
     for path in staging.iterdir():
-        _fsync(path)
-    _fsync(staging)
+        fsync_path(path)
+    fsync_path(staging)
     old = None
     if force and target.exists():
         old = target.with_name(f".{target.name}.{os.getpid()}.old")
@@ -339,16 +340,8 @@ def _install(staging: Path, target: Path, src: _Source, force: bool) -> Path:
             raise
         # Another process provisioned the same model meanwhile; use its copy.
         return _existing(target, src)
-    _fsync(target.parent)
+    fsync_path(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     log.info("provisioned %s from %s into %s", target.name, src.label, target)
     return target
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

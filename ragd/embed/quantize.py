@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 
 from .errors import ModelError
-from .manifest import INT8_FILE, MANIFEST_FILE, MODEL_FILE, read_manifest, sha256_file
+from .manifest import INT8_FILE, MANIFEST_FILE, MODEL_FILE, fsync_path, read_manifest, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def add_int8_variant(model_dir: Path, *, keep_attention: bool = False, probe=Non
                          f"below {INT8_MIN_COS}; not written")
     staged = model_dir / f".{INT8_FILE}.{os.getpid()}.partial"
     onnx.save_model(int8, str(staged))
-    _fsync(staged)
+    fsync_path(staged)
     os.replace(staged, model_dir / INT8_FILE)
     manifest["variants"][INT8_FILE] = f"{describe(keep_attention)} of {manifest['variants'].get(MODEL_FILE, 'fp32')}"
     manifest["files"][INT8_FILE] = {"sha256": sha256_file(model_dir / INT8_FILE),
@@ -111,17 +111,9 @@ def ensure_int8_variant(model_dir: Path) -> None:
 def write_manifest(model_dir: Path, manifest: dict) -> None:
     staged = model_dir / f".{MANIFEST_FILE}.{os.getpid()}.partial"
     staged.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    _fsync(staged)
+    fsync_path(staged)
     os.replace(staged, model_dir / MANIFEST_FILE)
-    _fsync(model_dir)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(model_dir)
 
 
 def cosine_to_fp32(model_dir: Path, texts: list[str]) -> np.ndarray:
