@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--latency-samples", type=int, default=60)
-    ap.add_argument("--peer-python", default=os.environ.get("RAGD_PEER_PYTHON",
+    ap.add_argument("--peer-python", default=os.environ.get("PEER_PYTHON",
                                                              str(common.REPO / ".venv-peers" / "bin" / "python")))
     ap.add_argument("--skip-peers", action="store_true")
     args = ap.parse_args()
@@ -147,7 +147,7 @@ def main() -> None:
         if not args.skip_peers:
             from peer_models import fastembed_model_dir
             from peer_process import PeerProcess
-            env = {"RAGD_BENCH_FASTEMBED_DIR": str(fastembed_model_dir())}
+            env = {"BENCH_FASTEMBED_DIR": str(fastembed_model_dir())}
             peers = {"st": PeerProcess(args.peer_python, env=env), "fe": PeerProcess(args.peer_python, env=env)}
             res["peer_versions"] = peers["st"].call("hello")
         with common.daemon({"RAGD_MODEL_PRECISION": "fp32"}) as (a32, p32), \

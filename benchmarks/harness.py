@@ -535,7 +535,7 @@ def run(args) -> dict:
         if not args.skip_peers:
             from peer_models import fastembed_model_dir
             from peer_process import PeerProcess
-            env = {"RAGD_BENCH_FASTEMBED_DIR": str(fastembed_model_dir())}
+            env = {"BENCH_FASTEMBED_DIR": str(fastembed_model_dir())}
             peers = {name: PeerProcess(args.peer_python, env=env) for name in ("st", "fe")}
         r = Run(args, docs, queries, workdir, peers)
         r.res["settings"] = {k: v for k, v in vars(args).items() if k != "peer_python"} | {"filter": FILTER}
@@ -845,7 +845,7 @@ def main(argv=None) -> None:
     ap.add_argument("--index-chunks-per-doc", type=int, default=4)
     ap.add_argument("--index-concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--index-seconds", type=float, default=4.0)
-    ap.add_argument("--peer-python", default=os.environ.get("RAGD_PEER_PYTHON",
+    ap.add_argument("--peer-python", default=os.environ.get("PEER_PYTHON",
                                                              str(REPO / ".venv-peers" / "bin" / "python")))
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--large", action="store_true", help="about 1M chunks (hours on CPU; for a GPU machine)")

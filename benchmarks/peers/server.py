@@ -64,7 +64,7 @@ class Server:
     def embedder(self, name: str):
         if name not in self.embedders:
             if name == "fastembed":
-                self.embedders[name] = EMBEDDERS[name](os.environ["RAGD_BENCH_FASTEMBED_DIR"])
+                self.embedders[name] = EMBEDDERS[name](os.environ["BENCH_FASTEMBED_DIR"])
             else:
                 self.embedders[name] = EMBEDDERS[name]()
         return self.embedders[name]
