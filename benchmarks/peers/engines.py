@@ -224,9 +224,13 @@ class MilvusLite(Engine):
         return out + ([Setting("FLAT", exact=True)] if "FLAT" in self.kinds else [])
 
     def close(self):
+        from milvus_lite.server_manager import server_manager_instance
         try:
             self.client.close()
         finally:
+            # The client leaves Milvus Lite's server running until this process exits: stop it
+            # here, or every fresh index of the ingest rounds leaves one idle server behind.
+            server_manager_instance.release_server(os.path.join(self.dir, "bench.db"))
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
