@@ -547,7 +547,7 @@ def run(args) -> dict:
         from ragd_client import RagClient
         with common.daemon(env) as (address, proc):
             r.daemon_pid = proc.pid
-            with RagClient(address, timeout=600) as c:
+            with RagClient(address, timeout=600, stream_timeout=None) as c:
                 c.wait_ready()
                 c.embed(["warm up"])
                 base_mem = vmstat(proc.pid)
@@ -648,7 +648,7 @@ def table(res: dict) -> str:
     ch = res.get("choices", {})
     rec = ["recall@10 vs exact, same filter (peers: the setting used above)",
            fmt(res["ragd"]["recall"]["recall_at_10"])]
-    for k, _, _, engine in STACKS:
+    for _, _, _, engine in STACKS:
         c = ch.get(engine)
         rec += [f"{fmt(c['recall_at_10'])} ({c['setting']})" if c else "n/a", ""]
     lines.append("| " + " | ".join(rec) + " |")

@@ -100,6 +100,7 @@ def models_for(precision: str, tmp: Path) -> tuple[Path, str]:
 def measure(args, precision: str, tmp: Path) -> tuple[dict, dict, dict]:
     """One daemon with `precision`: (results, 100-deep vector lists, 100-deep keyword lists)."""
     import grpc
+
     from ragd.v1 import ragd_pb2 as pb
     from ragd.v1 import ragd_pb2_grpc
     from ragd_client import RagClient

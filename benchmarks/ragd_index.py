@@ -34,6 +34,7 @@ class RagdIndex:
     def __init__(self, workdir: Path) -> None:
         self.data = Path(workdir) / "ragd-index"
         self.store = None
+        self.collections = None
         self.coll = None
         self.rows_of: np.ndarray | None = None  # chunk id -> row of the dataset
 
@@ -41,9 +42,9 @@ class RagdIndex:
         """One document per `chunks_per_doc` rows (the rows of a document share its fields)."""
         from ragd.config import load_config
         from ragd.domain import Document
-        from ragd.engine.collection import set_index_context
+        from ragd.engine.collection import Collections
+        from ragd.engine.datadir import DataDir
         from ragd.engine.ingest import Ingestor, PreparedDoc
-        from ragd.index import keyword as keyword_index
         from ragd.index.lifecycle import index_context_from
         from ragd.store.lmdb_store import Store
 
@@ -51,17 +52,16 @@ class RagdIndex:
         self.data.mkdir(parents=True)
         cfg = load_config(env={}, overrides={"data_dir": str(self.data)})
         lock = threading.Lock()
-        self.store = Store(self.data / "store", cfg.store.map_size_gb << 30)
-        ctx = index_context_from(cfg, self.data / "index", lock)
+        layout = DataDir(self.data)
+        self.store = Store(layout.store, cfg.store.map_size_gb << 30)
+        ctx = index_context_from(cfg, lock)
         ctx.background = False  # IVF-PQ is trained below, in the foreground
-        set_index_context(self.store, ctx)
-        keyword_index.bind(self.store, self.data / "keyword")
-        collections: dict = {}
+        self.collections = Collections(self.store, ctx, layout)
 
         class _Dim:  # the embedder as the write path sees it (vectors are pre-computed)
             dimension = vectors.shape[1]
 
-        ing = Ingestor(self.store, _Dim(), None, collections, lock, "all-MiniLM-L6-v2")
+        ing = Ingestor(self.store, _Dim(), None, self.collections, "all-MiniLM-L6-v2")
         n = len(vectors)
         t0 = time.perf_counter()
         for d0 in range(0, n, chunks_per_doc * 1000):  # 1,000 documents per write transaction
@@ -76,7 +76,7 @@ class RagdIndex:
                 rows.append(range(s, e))
             acks, _ = ing.commit("default", prepared)
             assert all(a.chunks == len(r) for a, r in zip(acks, rows)), acks[:3]
-        self.coll = collections["default"]
+        self.coll = self.collections.get("default")
         # A fresh collection hands out chunk ids consecutively in write order (Store.add_chunks):
         # chunk id = first + row.
         meta = self.store.collections()["default"]
@@ -115,9 +115,9 @@ class RagdIndex:
         return sorted(out, key=lambda s: (s.params["nprobe"], s.params["rerank_factor"]))
 
     def close(self) -> None:
-        if self.coll is not None:
-            self.coll.close()
-            self.coll = None
+        if self.collections is not None:
+            self.collections.close(snapshot=False)
+            self.collections = self.coll = None
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -91,7 +91,9 @@ def cmd_index(args) -> int:
             yield batch
 
     counts: dict[str, int] = {}
-    with RagClient(args.address, collection=args.collection) as client, \
+    # No deadline on the whole stream: a large file takes as long as it takes
+    # (the progress bar shows it moving; each batch is acked as it lands).
+    with RagClient(args.address, collection=args.collection, stream_timeout=None) as client, \
             tqdm(total=total, unit="doc", desc="indexing", disable=args.quiet) as bar:
         try:
             for result in client.index_stream(batches()):
@@ -177,9 +179,10 @@ def cmd_ask(args) -> int:
 def cmd_model(args) -> int:
     from ragd.embed.errors import ModelError
     from ragd.embed.provision import model_info, provision_model, verify_model
+    from ragd.engine.datadir import DataDir
     cfg = _config(args)
     _setup_logging(cfg.log_level)
-    models_dir = cfg.data_path / "models"
+    models_dir = DataDir(cfg.data_path).models
     model_dir = models_dir / cfg.model.name
     try:
         if args.model_cmd == "export":
@@ -220,24 +223,20 @@ def cmd_doctor(args) -> int:
 
 def cmd_snapshot(args) -> int:
     """Ask a running daemon for a consistent backup (Snapshot RPC)."""
-    import grpc
-
-    from ragd.v1 import ragd_pb2 as pb
-    from ragd.v1 import ragd_pb2_grpc
-    with grpc.insecure_channel(args.address) as channel:
-        stub = ragd_pb2_grpc.RagServiceStub(channel)
+    from ragd_client import RagClient, RagError
+    with RagClient(args.address) as client:
         try:
-            resp = stub.Snapshot(pb.SnapshotRequest(path=str(Path(args.path).resolve())), timeout=args.timeout)
-        except grpc.RpcError as exc:
-            print(f"ragd snapshot: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            path, sequence, size = client.snapshot(str(Path(args.path).resolve()), timeout=args.timeout)
+        except RagError as exc:
+            print(f"ragd snapshot: {exc}", file=sys.stderr)
             return 1
-    print(json.dumps({"path": resp.path, "sequence": resp.sequence, "bytes": resp.bytes}))
+    print(json.dumps({"path": path, "sequence": sequence, "bytes": size}))
     return 0
 
 
 def cmd_restore(args) -> int:
     """Bring a backup back into the data dir (the daemon must be stopped)."""
-    from ragd.engine.collection import restore
+    from ragd.engine.datadir import restore
     cfg = _config(args)
     _setup_logging(cfg.log_level)
     try:
@@ -284,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_serve)
 
     def client_flags(sp):
-        sp.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+        sp.add_argument("--address", help=f"daemon address (default $RAGD_ADDRESS or {DEFAULT_ADDRESS})")
         sp.add_argument("--collection", default="default")
 
     s = sub.add_parser("index", help="index a JSON-lines file of documents (one object per line)")
@@ -336,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("snapshot", help="ask the daemon for a consistent backup of its data dir")
     s.add_argument("path", help="new directory on the daemon's host to write the backup into")
-    s.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+    s.add_argument("--address", help=f"daemon address (default $RAGD_ADDRESS or {DEFAULT_ADDRESS})")
     s.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
     s.set_defaults(fn=cmd_snapshot)
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+import tomllib
 
 MiB = 1024 * 1024
 
@@ -30,7 +32,9 @@ def opt(default: Any, doc: str):
 @dataclass
 class ServerConfig:
     listen: str = opt("127.0.0.1:50051", "gRPC listen address HOST:PORT (port 0 picks a free port).")
-    grace_s: float = opt(10.0, "On SIGTERM, seconds to let in-flight calls finish before cancelling them.")
+    grace_s: float = opt(10.0, "On SIGTERM, unary calls in flight always finish (new ones get UNAVAILABLE); "
+                               "open streams then get this many seconds before they are cancelled "
+                               "(resend a stream's unacked batches).")
     max_message_bytes: int = opt(64 * MiB, "Largest gRPC message accepted or sent.")
     port_file: str = opt("", "If set, the bound port is written to this file once serving (for tests and supervisors).")
     metrics_listen: str = opt("127.0.0.1:9464", "Prometheus /metrics HTTP address HOST:PORT (empty = off, port 0 "
@@ -55,7 +59,6 @@ class ModelConfig:
                                  "the other threads need; measured on 2 busy cores, off gave 1.5x (fp32) and 1.7x "
                                  "(int8) the texts/s and lower query latency. On an idle machine of its own, on "
                                  "may shave a little latency.")
-    batch_size: int = opt(32, "Texts per inference batch.")
 
 
 @dataclass
@@ -77,6 +80,8 @@ class JobsConfig:
     batch_size: int = opt(32, "Documents a job worker chunks, embeds and commits per transaction.")
     max_attempts: int = opt(3, "Tries per document before a job marks it failed.")
     retry_backoff_s: float = opt(0.5, "Wait before the second try of a failing document; doubles each try.")
+    retention_s: float = opt(7 * 86400.0, "Seconds a finished job (succeeded, partial or failed) stays readable "
+                                          "by GetJob/WatchJob before it is pruned; 0 = keep forever.")
 
 
 @dataclass
@@ -112,9 +117,11 @@ class IndexConfig:
                                  "(unless the request sets SearchParams.rerank_factor).")
     compact_fraction: float = opt(0.05, "Remove tombstoned vectors from the index in the background once "
                                         "they exceed this share of it.")
-    snapshot_every_ops: int = opt(10_000, "Snapshot an index after this many op-log entries since its last snapshot "
-                                          "(also on graceful shutdown and after an IVF-PQ swap).")
-    snapshot_every_s: float = opt(300.0, "Snapshot a changed index at least this often, in seconds.")
+    snapshot_every_ops: int = opt(10_000, "Snapshot a collection's index after this many writes to that collection "
+                                          "since its last snapshot (also on graceful shutdown and after an IVF-PQ "
+                                          "swap); writes to other collections do not count.")
+    snapshot_every_s: float = opt(300.0, "Snapshot a collection's index at least this often, in seconds, once the "
+                                         "collection has changed.")
     gpu: bool = opt(True, "Search a GPU clone of IVF-PQ indexes when FAISS sees a GPU "
                           "(unfiltered searches; the CPU index stays the mutable one).")
 
@@ -149,7 +156,8 @@ class CacheConfig:
     ttl_s: float = opt(300.0, "Seconds a cached page or embedding lives (also the Redis expiry).")
     redis_url: str = opt("", "Optional shared second-tier cache, e.g. redis://127.0.0.1:6379/0 (empty = none). "
                              "Best effort: an unreachable Redis never fails a search.")
-    redis_prefix: str = opt("ragd:", "Key prefix in Redis; daemons sharing one Redis over different data need their own.")
+    redis_prefix: str = opt("ragd:", "Key prefix in Redis; daemons sharing one Redis over different data need "
+                                     "their own.")
     redis_timeout_s: float = opt(0.05, "Redis socket timeout; after a failure Redis is skipped for 10 s.")
 
 
@@ -268,6 +276,12 @@ def iter_options(cfg: Config | None = None):
             yield None, f.name, value, f.metadata.get("doc", "")
 
 
+# RAGD_* names that are not daemon options: the config file's path, and the
+# clients' daemon address (a shell may set it for a client and run the daemon
+# too). Every other unknown RAGD_* name is refused: a typo must not pass silently.
+NOT_OPTIONS = frozenset({"RAGD_CONFIG", "RAGD_ADDRESS"})
+
+
 def env_name(section: str | None, key: str) -> str:
     return "RAGD_" + (f"{section}_{key}" if section else key).upper()
 
@@ -304,7 +318,7 @@ def load_config(
                 _apply(cfg, None, key, value, f"{path}: {key}")
     known = {env_name(s, k): (s, k) for s, k, _, _ in iter_options(cfg)}
     for name, value in env.items():
-        if name.startswith("RAGD_") and name != "RAGD_CONFIG":
+        if name.startswith("RAGD_") and name not in NOT_OPTIONS:
             if name not in known:
                 raise ConfigError(f"environment {name}: unknown option (known: see `ragd config`)")
             section, key = known[name]
@@ -333,6 +347,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"server.listen: {cfg.server.listen!r} is not HOST:PORT")
     if cfg.server.stream_depth < 1 or cfg.jobs.batch_size < 1 or cfg.jobs.max_attempts < 1:
         raise ConfigError("server.stream_depth, jobs.batch_size and jobs.max_attempts must be at least 1")
+    if cfg.jobs.retention_s < 0:
+        raise ConfigError(f"jobs.retention_s: {cfg.jobs.retention_s} is negative (0 keeps finished jobs forever)")
     b = cfg.batching
     if b.max_batch_tokens < 0:
         raise ConfigError(f"batching.max_batch_tokens: {b.max_batch_tokens} is not 0 (auto) or a positive count")

@@ -43,7 +43,7 @@ class Payload:
     author_id: np.ndarray
 
     @classmethod
-    def of_chunks(cls, chunks: list[dict]) -> "Payload":
+    def of_chunks(cls, chunks: list[dict]) -> Payload:
         return cls(np.array([c["project_id"] for c in chunks], np.int64),
                    np.array([bool(c["is_private"]) for c in chunks], bool),
                    np.array([c["author_id"] for c in chunks], np.int64))
@@ -224,9 +224,13 @@ class MilvusLite(Engine):
         return out + ([Setting("FLAT", exact=True)] if "FLAT" in self.kinds else [])
 
     def close(self):
+        from milvus_lite.server_manager import server_manager_instance
         try:
             self.client.close()
         finally:
+            # The client leaves Milvus Lite's server running until this process exits: stop it
+            # here, or every fresh index of the ingest rounds leaves one idle server behind.
+            server_manager_instance.release_server(os.path.join(self.dir, "bench.db"))
             shutil.rmtree(self.dir, ignore_errors=True)
 
 

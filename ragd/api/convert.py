@@ -52,7 +52,8 @@ def filter_(f: pb.Filter) -> domain.Filter:
 def search_query(r: pb.SearchRequest, mode: domain.SearchMode) -> domain.SearchQuery:
     return domain.SearchQuery(collection=r.collection, query=r.query, top_k=r.top_k, mode=mode,
                               filter=filter_(r.filter), group_by_document=r.group_by_document,
-                              min_score=r.min_score, exact=r.params.exact)
+                              min_score=r.min_score, nprobe=r.params.nprobe,
+                              rerank_factor=r.params.rerank_factor, exact=r.params.exact)
 
 
 def timings(t: domain.Timings, out: pb.Timings) -> None:
@@ -110,15 +111,21 @@ def answer_event(e: answer.AnswerEvent) -> pb.AnswerResponse:
     return pb.AnswerResponse(done=done)
 
 
-_JOB_STATES = {"queued": pb.JOB_STATE_QUEUED, "running": pb.JOB_STATE_RUNNING, "succeeded": pb.JOB_STATE_SUCCEEDED,
-               "partial": pb.JOB_STATE_PARTIAL, "failed": pb.JOB_STATE_FAILED}
+_JOB_STATES = {domain.JobState.QUEUED: pb.JOB_STATE_QUEUED, domain.JobState.RUNNING: pb.JOB_STATE_RUNNING,
+               domain.JobState.SUCCEEDED: pb.JOB_STATE_SUCCEEDED, domain.JobState.PARTIAL: pb.JOB_STATE_PARTIAL,
+               domain.JobState.FAILED: pb.JOB_STATE_FAILED}
 
 
-def job(j: dict) -> pb.Job:
-    out = pb.Job(id=j["id"], collection=j["collection"], state=_JOB_STATES[j["state"]], total=j["total"],
-                 done=j["done"], failed=j["failed"])
-    for e in j["errors"]:
-        out.errors.add(document_id=e["document_id"], error=e["error"], attempts=e["attempts"])
-    _us_to_ts(int(j["created"] * 1e6), out.created_at)
-    _us_to_ts(int(j["updated"] * 1e6), out.updated_at)
+def job(j: domain.Job) -> pb.Job:
+    out = pb.Job(id=j.id, collection=j.collection, state=_JOB_STATES[j.state], total=j.total, done=j.done,
+                 failed=j.failed)
+    for e in j.errors:
+        out.errors.add(document_id=e.document_id, error=e.error, attempts=e.attempts)
+    _us_to_ts(int(j.created * 1e6), out.created_at)
+    _us_to_ts(int(j.updated * 1e6), out.updated_at)
     return out
+
+
+def model_info(m: domain.ModelInfo, out: pb.ModelInfo) -> None:
+    out.name, out.dimension, out.max_tokens, out.provider, out.sha256 = (
+        m.name, m.dimension, m.max_tokens, m.provider, m.sha256)

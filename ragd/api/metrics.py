@@ -198,7 +198,7 @@ class EngineCollector:
             vectors.add_metric([s.name, s.index_kind], s.index_vectors)
         yield from (docs, chunks, tomb, vectors)
         yield GaugeMetricFamily("ragd_store_sequence", "Op-log sequence of the last committed write.",
-                                value=e.store.sequence())
+                                value=e.sequence())
         yield GaugeMetricFamily("ragd_disk_bytes", "Bytes used by the data dir's LMDB store.", value=e.disk_bytes())
         b = e.batcher
         if b is None:

@@ -12,17 +12,17 @@ a write invalidates that collection's pages at once.
 """
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ragd.domain import Filter, Hit, SearchMode, SearchQuery, SearchResult, Timings
-from ragd.engine import fusion, records, router
+from ragd.engine import fusion, router
 from ragd.engine.cache import SearchCache, page_key
-from ragd.engine.collection import Collection, get_collection
-from ragd.errors import NotFound, Unavailable
+from ragd.engine.collection import Collection, Collections
+from ragd.errors import NotFound
 from ragd.store.lmdb_store import Store
 
 
@@ -46,17 +46,16 @@ class SearchSettings:
 
 
 class Searcher:
-    def __init__(self, store: Store, embedder, collections: dict[str, Collection],
+    def __init__(self, store: Store, embedder, collections: Collections,
                  settings: SearchSettings | None = None, cache: SearchCache | None = None):
         self.store = store
         self.embedder = embedder
         self.collections = collections
         self.settings = settings or SearchSettings()
         self.cache = cache or SearchCache(enabled=False)
-        self._index_kwargs: set[str] | None = None
 
     def collection(self, name: str) -> Collection:
-        return get_collection(self.collections, name)
+        return self.collections.get(name)
 
     # ------------------------------------------------------------ entry points
 
@@ -73,8 +72,6 @@ class Searcher:
         mode = q.mode
         if routed:
             mode = router.route(q.query, self.settings.auto_max_words)
-        if mode in (SearchMode.KEYWORD, SearchMode.HYBRID) and coll.keyword is None:
-            raise Unavailable("the keyword index of this collection is not open")
         timings = Timings()
         t0 = time.perf_counter()
         mask = coll.columns.mask(q.filter)
@@ -101,11 +98,14 @@ class Searcher:
     def similar(self, name: str, doc_id: str, top_k: int, flt: Filter, min_score: float) -> SearchResult:
         coll = self.collection(name)
         rec = self.store.get_doc(coll.meta.id, doc_id)
-        if rec is None or records.is_tombstone(rec):
+        if rec is None or rec.deleted:
             raise NotFound(f"document_id: {doc_id!r} is not in collection {name!r}")
         timings = Timings()
         t0 = time.perf_counter()
-        vectors = self.store.get_vectors(coll.meta.id, rec["c"], coll.meta.dim)
+        vectors, found = self.store.get_vectors(coll.meta.id, rec.chunk_ids, coll.meta.dim)
+        vectors = vectors[found]  # all of them, unless the document is being replaced right now
+        if not len(vectors):
+            raise NotFound(f"document_id: {doc_id!r} is not in collection {name!r}")
         # The document's centroid: the mean of its (unit) chunk vectors, renormalised.
         centroid = vectors.mean(axis=0)
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
@@ -138,19 +138,12 @@ class Searcher:
         mean = vec + self._embed(q.expansion, timings)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
-    def _index_search(self, coll: Collection, query: np.ndarray, k: int, mask, q: SearchQuery | None):
-        if self._index_kwargs is None:
-            try:
-                self._index_kwargs = set(inspect.signature(coll.index.search).parameters)
-            except (TypeError, ValueError):
-                self._index_kwargs = set()
-        kwargs = {}
-        if q is not None:
-            for name in ("exact", "nprobe", "rerank_factor"):
-                value = getattr(q, name, None)
-                if value and name in self._index_kwargs:
-                    kwargs[name] = value
-        return coll.index.search(query[None, :], k, mask, **kwargs)
+    @staticmethod
+    def _index_search(coll: Collection, query: np.ndarray, k: int, mask, q: SearchQuery | None):
+        if q is None:
+            return coll.index.search(query[None, :], k, mask)
+        return coll.index.search(query[None, :], k, mask, nprobe=q.nprobe, rerank_factor=q.rerank_factor,
+                                 exact=q.exact)
 
     def _vector_pairs(self, coll: Collection, query: np.ndarray, top_k: int, mask, group: bool,
                       min_score: float, q: SearchQuery | None) -> list[tuple[int, float]]:
@@ -212,8 +205,9 @@ class Searcher:
             picked = []
             for doc, score in fused[: q.top_k]:
                 v, k = vbest.get(doc), kbest.get(doc)
-                cid = (v or k)[0]
-                picked.append((cid, score, v[1] if v else 0.0, k[1] if k else 0.0))
+                best = v or k  # a fused document came from at least one list
+                assert best is not None
+                picked.append((best[0], score, v[1] if v else 0.0, k[1] if k else 0.0))
         else:
             fused = self._fuse([vpairs, kpairs])
             picked = [(cid, score, vmap.get(cid, 0.0), kmap.get(cid, 0.0)) for cid, score in fused[: q.top_k]]
@@ -231,14 +225,15 @@ class Searcher:
     def _hits(self, coll: Collection, picked: list[tuple[int, float, float, float]], query: str) -> list[Hit]:
         chunks = self.store.get_chunks(coll.meta.id, [p[0] for p in picked])
         docs = self.store.get_docs(coll.meta.id, {c.doc_id for c in chunks if c is not None})
-        qt = coll.keyword.terms(query) if query and coll.keyword is not None else None
+        qt = coll.keyword.terms(query) if query else None
         hits = []
         for (cid, score, vscore, kscore), chunk in zip(picked, chunks):
-            if chunk is None or chunk.doc_id not in docs or cid not in docs[chunk.doc_id]["c"]:
+            rec = docs.get(chunk.doc_id) if chunk is not None else None
+            if chunk is None or rec is None or rec.document is None or cid not in rec.chunk_ids:
                 # Deleted or replaced between the index search and these reads (two read
                 # transactions): the document's current record no longer owns this chunk.
                 continue
-            doc = records.from_record(chunk.doc_id, docs[chunk.doc_id], with_text=False)
+            doc = dataclasses.replace(rec.document, text="")  # the hit carries the chunk's text
             spans = coll.keyword.highlight(qt, chunk.text) if qt else []
             hits.append(Hit(document=doc, chunk_id=cid, text=chunk.text, start=chunk.start, end=chunk.end,
                             score=score, vector_score=vscore, keyword_score=kscore, highlights=spans))
