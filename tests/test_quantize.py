@@ -131,13 +131,13 @@ def test_export_quantize_adds_the_variant_in_place(models_dir, tmp_path):
     assert verify_model(data / "models" / "all-MiniLM-L6-v2") == []
 
 
-def test_daemon_with_precision_int8_makes_and_runs_the_variant(daemon_factory, models_dir, tmp_path):
+def test_daemon_with_precision_int8_makes_and_runs_the_variant(daemon, models_dir, tmp_path):
     """A daemon asked for int8 on a model without it quantises it at start, serves with it,
     and its vectors agree with fp32 computed in this process."""
     models = tmp_path / "models"
     model = fp32_copy(models_dir, models)
     from ragd_client import RagClient
-    d = daemon_factory("int8", env={"RAGD_MODEL_PRECISION": "int8"})
+    d = daemon("int8", env={"RAGD_MODEL_PRECISION": "int8"}, start=False)
     (d.data_dir / "models").unlink()
     (d.data_dir / "models").symlink_to(models, target_is_directory=True)
     d.start(timeout=600)
