@@ -64,6 +64,11 @@ def daemon(env: dict[str, str] | None = None):
             log.close()
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM runs the `finally` blocks (daemons and peer processes stopped), as Ctrl-C does."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def write(name: str, data: dict, fig) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")

@@ -75,7 +75,8 @@ async def _clients(client: AsyncRagClient, queries, concurrency: int, seconds: f
     return summarize(lat, time.perf_counter() - t0, errors[0], server, parts)
 
 
-async def search_load(address: str, queries, concurrency_levels, seconds: float, **search_kw) -> dict:
+async def search_load(address: str, queries, concurrency_levels, seconds: float, quiet: bool = False,
+                      **search_kw) -> dict:
     """{str(c): summary} for each concurrency level, one channel shared by the clients."""
     out = {}
     async with AsyncRagClient(address, timeout=120) as client:
@@ -83,8 +84,9 @@ async def search_load(address: str, queries, concurrency_levels, seconds: float,
         for c in concurrency_levels:
             out[str(c)] = await _clients(client, queries, c, seconds, search_kw)
             r = out[str(c)]
-            print(f"ragd c={c}: {r['qps']:.1f} qps p50 {r.get('p50_ms', 0):.1f} ms p99 {r.get('p99_ms', 0):.1f} ms"
-                  f" errors {r['errors']}", flush=True)
+            if not quiet:
+                print(f"ragd c={c}: {r['qps']:.1f} qps p50 {r.get('p50_ms', 0):.1f} ms "
+                      f"p99 {r.get('p99_ms', 0):.1f} ms errors {r['errors']}", flush=True)
     return out
 
 

@@ -7,7 +7,13 @@ Also compares fusion schemes offline on the same candidate lists (RRF with sever
 k and weights, and a convex combination of min-max normalised scores), which is how
 the server's default (search.rrf_k, search.*_weight) was chosen.
 
-    python benchmarks/quality.py [--ivf-threshold 1000] [--out benchmarks/results]
+--precision runs the whole measurement once per model graph, each through its own
+daemon (model.precision): fp32 (model.onnx), int8 (model.int8.onnx, the default int8
+variant) and int8-attention-fp32 (the int8 variant with the attention blocks left in
+float). The nDCG@10 differences to fp32 are what decides whether int8 may become
+the CPU default (a loss below 0.005; ragd/embed/onnx_embedder.py CPU_DEFAULT_PRECISION).
+
+    python benchmarks/quality.py [--ivf-threshold 1000] [--precision fp32 int8] [--out benchmarks/results]
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,8 +43,10 @@ def ndcg_at_10(ranked: list[int], relevant: set[int]) -> float:
     return dcg / ideal if ideal else 0.0
 
 
-def start_daemon(data: Path, env: dict) -> tuple[subprocess.Popen, str]:
-    models = REPO / "var" / "test-cache" / "models"
+MODELS = REPO / "var" / "test-cache" / "models"
+
+
+def start_daemon(data: Path, env: dict, models: Path = MODELS) -> tuple[subprocess.Popen, str]:
     data.mkdir(parents=True, exist_ok=True)
     if models.exists() and not (data / "models").exists():
         (data / "models").symlink_to(models, target_is_directory=True)
@@ -67,13 +76,29 @@ def doc_num(doc_id: str) -> int:
     return int(doc_id.split(":")[1])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ivf-threshold", type=int, default=1000,
-                    help="index.ivf_threshold for the daemon (CISI is ~3k chunks: 1000 forces IVF-PQ on)")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    args = ap.parse_args()
+def models_for(precision: str, tmp: Path) -> tuple[Path, str]:
+    """(models dir, model.precision) for a --precision name."""
+    from ragd.embed.provision import provision_model
+    if precision == "int8-attention-fp32":
+        # Its own models dir: a copy of the fp32 model with the attention-kept int8 variant.
+        from ragd.embed.quantize import add_int8_variant
+        src = provision_model(MODELS)
+        models = tmp / "models-int8-attention-fp32"
+        (models / src.name).mkdir(parents=True, exist_ok=True)
+        for f in ("model.onnx", "tokenizer.json", "manifest.json"):
+            shutil.copy(src / f, models / src.name / f)
+        manifest = json.loads((models / src.name / "manifest.json").read_text())
+        manifest["files"] = {k: v for k, v in manifest["files"].items() if k in ("model.onnx", "tokenizer.json")}
+        manifest["variants"] = {"model.onnx": manifest["variants"]["model.onnx"]}
+        (models / src.name / "manifest.json").write_text(json.dumps(manifest))
+        add_int8_variant(models / src.name, keep_attention=True)
+        return models, "int8"
+    provision_model(MODELS, int8=precision == "int8")  # before the daemon: it shares this cache
+    return MODELS, precision
 
+
+def measure(args, precision: str, tmp: Path) -> tuple[dict, dict, dict]:
+    """One daemon with `precision`: (results, 100-deep vector lists, 100-deep keyword lists)."""
     import grpc
 
     from ragd.v1 import ragd_pb2 as pb
@@ -83,12 +108,14 @@ def main() -> None:
     docs = cisi.documents()
     queries, rel = cisi.queries(), cisi.judgments()
     judged = sorted(q for q in rel if q in queries)
-    tmp = Path(tempfile.mkdtemp(prefix="ragd-quality-"))
-    env = {"RAGD_INDEX_IVF_THRESHOLD": str(args.ivf_threshold), "RAGD_CACHE_ENABLED": "false"}
-    proc, address = start_daemon(tmp / "data", env)
-    out: dict = {"queries": len(judged), "documents": len(docs), "metric": "nDCG@10 (binary relevance)"}
+    models, model_precision = models_for(precision, tmp)
+    env = {"RAGD_INDEX_IVF_THRESHOLD": str(args.ivf_threshold), "RAGD_CACHE_ENABLED": "false",
+           "RAGD_MODEL_PRECISION": model_precision}
+    proc, address = start_daemon(tmp / f"data-{precision}", env, models)
+    out: dict = {"precision": precision}
     try:
         with RagClient(address, timeout=600) as client:
+            out["model"] = repr(client.stats().model)[:500]
             out["index_s"] = upsert_all(client, docs)
             deadline = time.monotonic() + 300
             while True:
@@ -129,6 +156,34 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(60)
+    return out, vec100, kw100
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ivf-threshold", type=int, default=1000,
+                    help="index.ivf_threshold for the daemon (CISI is ~3k chunks: 1000 forces IVF-PQ on)")
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "int8", "int8-attention-fp32"],
+                    help="model graphs to measure, each through its own daemon (the first is the reference)")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = ap.parse_args()
+
+    docs = cisi.documents()
+    queries, rel = cisi.queries(), cisi.judgments()
+    judged = sorted(q for q in rel if q in queries)
+    tmp = Path(tempfile.mkdtemp(prefix="ragd-quality-"))
+    try:
+        measured = [measure(args, p, tmp) for p in args.precision]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    first, vec100, kw100 = measured[0]
+    out: dict = {"queries": len(judged), "documents": len(docs), "metric": "nDCG@10 (binary relevance)",
+                 **{k: v for k, v in first.items() if k != "precision"}, "precision": first["precision"]}
+    if len(measured) > 1:
+        out["precisions"] = {m["precision"]: m for m, _, _ in measured}
+        out["delta_to_" + first["precision"]] = {
+            m["precision"]: {k: round(v - first["ragd"][k], 4) for k, v in m["ragd"].items()}
+            for m, _, _ in measured[1:]}
 
     def rrf(q, k, wv=1.0, wk=1.0):
         s: dict[int, float] = {}
@@ -177,6 +232,10 @@ def main() -> None:
         print(f"-- {section}")
         for name, value in out[section].items():
             print(f"  {name:<{width}}  {value:.4f}")
+    for precision, delta in out.get("delta_to_" + first["precision"], {}).items():
+        m = out["precisions"][precision]["ragd"]
+        print(f"-- {precision} (its own daemon) vs {first['precision']}: "
+              + ", ".join(f"{k} {m[k]:.4f} ({delta[k]:+.4f})" for k in m))
 
     import matplotlib
     matplotlib.use("Agg")
@@ -184,6 +243,11 @@ def main() -> None:
     names = [*out["ragd"], *out["peers"]]
     values = [*out["ragd"].values(), *out["peers"].values()]
     colors = ["tab:blue"] * len(out["ragd"]) + ["tab:gray"] * len(out["peers"])
+    for precision in list(out.get("precisions", {}))[1:]:  # the other graphs: their vector and hybrid figures
+        for mode in ("VECTOR", "VECTOR exact", "HYBRID"):
+            names.append(f"{mode}, {precision}")
+            values.append(out["precisions"][precision]["ragd"][mode])
+            colors.append("tab:purple")
     fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.barh(names[::-1], values[::-1], color=colors[::-1])
     for y, v in enumerate(values[::-1]):

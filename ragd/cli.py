@@ -187,6 +187,11 @@ def cmd_model(args) -> int:
     try:
         if args.model_cmd == "export":
             out = provision_model(models_dir, cfg.model.source or None, force=args.force)
+            if args.quantize == "int8":  # a separate step over the exported fp32 model
+                from ragd.embed.manifest import INT8_FILE, read_manifest
+                from ragd.embed.quantize import add_int8_variant
+                if args.force or INT8_FILE not in read_manifest(out)["files"]:
+                    add_int8_variant(out, keep_attention=args.keep_attention)
             print(json.dumps(model_info(out), indent=2))
         elif args.model_cmd == "verify":
             problems = verify_model(model_dir)
@@ -201,6 +206,17 @@ def cmd_model(args) -> int:
         print(f"ragd model {args.model_cmd}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+# ---------------------------------------------------------------- doctor
+
+def cmd_doctor(args) -> int:
+    """Which execution provider, graph and index the daemon would use here, and why not a GPU."""
+    from ragd.doctor import diagnose, render
+    cfg = _config(args)
+    report = diagnose(cfg)
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 1 if report["problems"] else 0
 
 
 # ---------------------------------------------------------------- snapshot / restore
@@ -304,7 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     daemon_flags(s)
     s.add_argument("--source", help="BERT-family directory or .onnx file (default: bundled all-MiniLM-L6-v2)")
     s.add_argument("--force", action="store_true", help="export again even if provisioned")
+    s.add_argument("--quantize", choices=["int8"], help="export: also write the int8 CPU variant (model.int8.onnx), "
+                                                         "run when model.precision is int8")
+    s.add_argument("--keep-attention", action="store_true",
+                   help="with --quantize int8: leave the attention blocks in float (slower; see the README)")
     s.set_defaults(fn=cmd_model)
+
+    s = sub.add_parser("doctor", help="show the execution provider, model graph and index the daemon would use "
+                                      "here, and why a GPU is not used")
+    daemon_flags(s)
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="inference device to check (default: config)")
+    s.add_argument("--json", action="store_true", help="print the facts and decisions as JSON")
+    s.set_defaults(fn=cmd_doctor)
 
     s = sub.add_parser("snapshot", help="ask the daemon for a consistent backup of its data dir")
     s.add_argument("path", help="new directory on the daemon's host to write the backup into")

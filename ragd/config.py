@@ -50,7 +50,15 @@ class ModelConfig:
     source: str = opt("", "Where to provision the model from when missing: a BERT-family directory "
                           "or an .onnx file; empty = the bundled all-MiniLM-L6-v2 package.")
     device: str = opt("auto", "auto (CUDA when available), cpu or cuda.")
+    precision: str = opt("auto", "Which graph runs: auto (fp16 on CUDA when provisioned; on a CPU the measured "
+                                 "default, fp32), fp32, or int8 (the CPU variant model.int8.onnx, made on first "
+                                 "use or by `ragd model export --quantize int8`; nDCG@10 and speed in the README).")
     threads: int = opt(0, "ONNX Runtime intra-op threads per inference (0 = cores / batching.inference_workers).")
+    spin_wait: bool = opt(False, "Let ONNX Runtime's intra-op threads spin while they wait for work. Off: on a "
+                                 "machine shared with other work (Redmine, its database) spinning burns the CPU "
+                                 "the other threads need; measured on 2 busy cores, off gave 1.5x (fp32) and 1.7x "
+                                 "(int8) the texts/s and lower query latency. On an idle machine of its own, on "
+                                 "may shave a little latency.")
 
 
 @dataclass
@@ -327,6 +335,8 @@ def load_config(
 def validate(cfg: Config) -> None:
     if cfg.model.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"model.device: {cfg.model.device!r} is not auto, cpu or cuda")
+    if cfg.model.precision not in ("auto", "fp32", "int8"):
+        raise ConfigError(f"model.precision: {cfg.model.precision!r} is not auto, fp32 or int8")
     if cfg.chunking.mode not in ("chars", "tokens"):
         raise ConfigError(f"chunking.mode: {cfg.chunking.mode!r} is not chars or tokens")
     c = cfg.chunking

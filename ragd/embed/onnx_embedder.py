@@ -20,12 +20,50 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from .errors import ModelError
-from .manifest import FP16_FILE, MODEL_FILE, OUTPUT, TOKENIZER_FILE, read_manifest
+from .manifest import FP16_FILE, INT8_FILE, MODEL_FILE, OUTPUT, TOKENIZER_FILE, read_manifest
 
 log = logging.getLogger(__name__)
 
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
+
+PRECISIONS = ("auto", "fp32", "int8")
+# What precision "auto" runs on a CPU: fp32. The rule was that int8 (model.int8.onnx) may
+# become the CPU default only if it loses less than 0.005 nDCG@10 on CISI through the daemon.
+# It passes that (benchmarks/quality.py --precision fp32 int8 int8-attention-fp32, 76 queries):
+#   fp32        VECTOR 0.4235  HYBRID 0.4554
+#   int8        VECTOR 0.4264 (+0.0029)  HYBRID 0.4521 (-0.0033)
+#   int8, attention in float  VECTOR 0.4221 (-0.0014)  HYBRID 0.4504 (-0.0050)
+# and is faster (benchmarks/embed_throughput.py). It is still not the default, because dynamic
+# int8 quantises activations with one scale per batch tensor: a text's vector depends on the
+# other texts of its micro-batch (a CISI query alone vs in a batch of 76: cosine 0.984 at worst,
+# 0.993 on average; fp32: 0.9999999). Rankings would then depend on concurrent traffic, and
+# micro-batching would no longer be invisible (tests/test_batcher.py asserts it is). Making int8
+# the default needs batch-independent activation scales: static (calibrated) quantisation or
+# per-row dynamic scales, judged by the same nDCG rule.
+CPU_DEFAULT_PRECISION = "fp32"
+
+
+def choose_variant(files, cuda: bool, precision: str = "auto") -> str:
+    """The graph file to run: on CUDA the fp16 variant when provisioned (precision auto),
+    on a CPU the int8 variant when asked for (or when it is the CPU default). `files` are
+    the manifest's file names. Raises ModelError when precision int8 is asked for a model
+    without the int8 variant."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if cuda:
+        if precision == "int8":
+            log.warning("model.precision int8 is a CPU variant; on CUDA the %s graph runs",
+                        "fp16" if FP16_FILE in files else "fp32")
+        return FP16_FILE if precision != "fp32" and FP16_FILE in files else MODEL_FILE
+    wanted = CPU_DEFAULT_PRECISION if precision == "auto" else precision
+    if wanted == "int8":
+        if INT8_FILE in files:
+            return INT8_FILE
+        if precision == "int8":
+            raise ModelError(f"model.precision is int8 but the model has no {INT8_FILE}; "
+                             "make it with `ragd model export --quantize int8`")
+    return MODEL_FILE
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +101,15 @@ class OnnxEmbedder:
     """A provisioned model loaded into an ONNX Runtime session.
 
     device "auto" and "cuda" use the CUDA provider when ONNX Runtime has it
-    (with the fp16 variant, if provisioned), else the CPU. intra_op_threads None
-    lets ONNX Runtime use one thread per physical core. Safe to share between
+    (with the fp16 variant, if provisioned), else the CPU. precision picks the
+    graph (choose_variant): auto, fp32, or int8 (the CPU variant). intra_op_threads
+    None lets ONNX Runtime use one thread per physical core; spin_wait lets those threads
+    spin between operators (ONNX Runtime's default; ragd's is off). Safe to share between
     threads: ORT sessions and tokenizers allow concurrent calls.
     """
 
-    def __init__(self, model_dir: str | Path, device: str = "auto", intra_op_threads: int | None = None) -> None:
+    def __init__(self, model_dir: str | Path, device: str = "auto", intra_op_threads: int | None = None,
+                 precision: str = "auto", spin_wait: bool = False) -> None:
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
         model_dir = Path(model_dir)
@@ -80,17 +121,22 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.inter_op_num_threads = 1  # the graph is a chain; parallelism is inside operators
+        # Spinning threads waiting for work: a waste on a machine shared with other work (config model.spin_wait).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
         if intra_op_threads is not None:
             options.intra_op_num_threads = intra_op_threads
 
-        use_fp16 = want_cuda and FP16_FILE in self._manifest["files"]
-        self._file = FP16_FILE if use_fp16 else MODEL_FILE
+        files = self._manifest["files"]
+        self._file = choose_variant(files, want_cuda, precision)
         self._session = _open_session(model_dir / self._file, options, want_cuda)
-        if use_fp16 and self.provider != _CUDA:
-            # The CUDA provider is installed but failed to start (no driver, no GPU):
-            # the fp16 graph would run on the CPU at a fraction of fp32's speed.
-            self._file = MODEL_FILE
-            self._session = _open_session(model_dir / self._file, options, False)
+        if want_cuda and self.provider != _CUDA:
+            # The CUDA provider is installed but failed to start (no driver, no GPU): run the
+            # CPU's choice (the fp16 graph would run on the CPU at a fraction of fp32's speed).
+            cpu_file = choose_variant(files, False, precision)
+            log.warning("the CUDA provider did not start; running %s on the CPU", cpu_file)
+            if cpu_file != self._file:
+                self._file = cpu_file
+                self._session = _open_session(model_dir / self._file, options, False)
         self._inputs = frozenset(i.name for i in self._session.get_inputs())
 
         tokenizer_path = model_dir / TOKENIZER_FILE
@@ -126,6 +172,11 @@ class OnnxEmbedder:
     def provider(self) -> str:
         """The execution provider actually running the model."""
         return self._session.get_providers()[0]
+
+    @property
+    def variant(self) -> str:
+        """The graph file in use (model.onnx, model.fp16.onnx or model.int8.onnx)."""
+        return self._file
 
     @property
     def sha256(self) -> str:
@@ -188,8 +239,27 @@ def cuda_requested(device: str) -> bool:
     return device != "cpu" and _CUDA in ort.get_available_providers()
 
 
+def preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries of NVIDIA's pip wheels (the GPU build installs
+    them, scripts/setup_gpu.sh) before the CUDA provider looks for them: they are not on
+    the loader's path. Once per process; a no-op for a CPU build of ONNX Runtime."""
+    global _PRELOADED
+    if _PRELOADED or not hasattr(ort, "preload_dlls"):
+        return
+    _PRELOADED = True
+    try:
+        ort.preload_dlls()
+    except Exception as exc:  # noqa: BLE001 - the provider then reports what is missing
+        log.warning("could not preload the CUDA libraries (%s)", exc)
+
+
+_PRELOADED = False
+
+
 def _open_session(path: Path, options: ort.SessionOptions, cuda: bool) -> ort.InferenceSession:
     if not path.is_file():
         raise ModelError(f"missing file: {path}")
+    if cuda:
+        preload_cuda_libraries()
     providers = [_CUDA, _CPU] if cuda else [_CPU]
     return ort.InferenceSession(str(path), options, providers=providers)

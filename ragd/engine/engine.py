@@ -40,6 +40,7 @@ from ragd.domain import (
 )
 from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested
 from ragd.embed.provision import provision_model, remove_stale_staging
+from ragd.embed.quantize import ensure_int8_variant, needs_int8
 from ragd.engine import router, validate
 from ragd.engine.batcher import BlockingEmbedder, EmbedBatcher, EmbedOutput
 from ragd.engine.cache import SearchCache
@@ -173,17 +174,22 @@ class Engine:
         for stale in remove_stale_staging(layout.models):
             log.warning("removed %s: a model provisioning interrupted by a kill", stale)
         model_dir = layout.models / self.cfg.model.name
+        cuda = cuda_requested(self.cfg.model.device)
+        int8 = needs_int8(self.cfg.model.precision, cuda)
         if not (model_dir / "manifest.json").exists():
             log.info("model %s not provisioned under %s; provisioning it (offline)", self.cfg.model.name, model_dir)
-            model_dir = provision_model(layout.models, self.cfg.model.source or None)
-        cuda = cuda_requested(self.cfg.model.device)
+            model_dir = provision_model(layout.models, self.cfg.model.source or None, int8=int8)
+        elif int8:
+            ensure_int8_variant(model_dir)
         self.inference_workers, threads = inference_plan(self.cfg, cuda, os.cpu_count() or 1)
         pad = self.cfg.batching.max_pad_fraction
         self.max_pad_fraction = pad if pad >= 0 else (0.5 if cuda else 0.1)
         self.max_batch_tokens = batch_token_cap(self.cfg, cuda)
-        embedder = OnnxEmbedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads)
-        log.info("model %s loaded (%d-d, provider %s, %d inference workers x %s intra-op threads)",
-                 embedder.name, embedder.dimension, embedder.provider, self.inference_workers, threads or "auto")
+        embedder = OnnxEmbedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads,
+                                precision=self.cfg.model.precision, spin_wait=self.cfg.model.spin_wait)
+        log.info("model %s loaded (%d-d, %s, provider %s, %d inference workers x %s intra-op threads)",
+                 embedder.name, embedder.dimension, embedder.variant, embedder.provider,
+                 self.inference_workers, threads or "auto")
         chunker = build_chunker(self.cfg, model_dir, embedder.max_tokens)
         # Warm the session: the first run allocates ONNX Runtime's buffers.
         embedder.embed(["warm up"])
