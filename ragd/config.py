@@ -41,9 +41,14 @@ class ServerConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = opt("all-MiniLM-L6-v2", "Provisioned model to load from DATA_DIR/models/NAME.")
-    source: str = opt("", "Where to provision the model from when missing: a BERT-family directory "
-                          "or an .onnx file; empty = the bundled all-MiniLM-L6-v2 package.")
+    name: str = opt("all-MiniLM-L6-v2", "Provisioned model to load from DATA_DIR/models/NAME. A model family "
+                                        "ragd knows (bge-small-en-v1.5, e5-small-v2, use-multilingual-v3) is "
+                                        "provisioned from its fetched package when missing (README, Models).")
+    source: str = opt("", "Where to provision the model from when missing: a BERT-family directory, "
+                          "an .onnx file or a model family's name; empty = the family named by model.name, "
+                          "else the bundled all-MiniLM-L6-v2 package.")
+    packages_dir: str = opt("", "Where scripts/fetch_models.sh put the model families' packages; empty = "
+                                "$RAGD_MODEL_PACKAGES, else ~/.cache/ragd/model-packages. Read offline.")
     device: str = opt("auto", "auto (CUDA when available), cpu or cuda.")
     precision: str = opt("auto", "Which graph runs: auto (fp16 on CUDA when provisioned; on a CPU the measured "
                                  "default, fp32), fp32, or int8 (the CPU variant model.int8.onnx, made on first "

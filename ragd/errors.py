@@ -33,3 +33,8 @@ class ResourceExhausted(RagdError):
 
 class Unimplemented(RagdError):
     pass
+
+
+class FailedPrecondition(RagdError):
+    """The request is well-formed but the system is not in a state to run it (a collection
+    built with another model than the one this daemon serves); retrying will not help."""

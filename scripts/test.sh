@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# The optional model families' packages (cached after the first run): their parity tests.
+scripts/fetch_models.sh
 export PATH="$PWD/.tools/bin:$PATH"
 if [ -x scripts/native_sanitize.sh ]; then
   scripts/native_sanitize.sh

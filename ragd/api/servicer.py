@@ -121,7 +121,7 @@ class RagServicer:
     @rpc
     async def Embed(self, request, context):
         req = check(request)
-        result, timings = await self.engine.embed(list(req.texts))
+        result, timings = await self.engine.embed(list(req.texts), is_query=req.is_query)
         resp = pb.EmbedResponse(dimension=self.engine.embedder.dimension, model=self.engine.embedder.name)
         for vec, tokens, truncated in zip(result.vectors, result.token_counts, result.truncated):
             resp.embeddings.add(values=vec.tolist(), tokens=int(tokens), truncated=bool(truncated))

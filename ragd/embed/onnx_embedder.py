@@ -138,6 +138,7 @@ class OnnxEmbedder:
                 self._file = cpu_file
                 self._session = _open_session(model_dir / self._file, options, False)
         self._inputs = frozenset(i.name for i in self._session.get_inputs())
+        self._check_dimension(model_dir)
 
         tokenizer_path = model_dir / TOKENIZER_FILE
         if not tokenizer_path.is_file():
@@ -148,6 +149,21 @@ class OnnxEmbedder:
         self._pad_id = int(padding.get("pad_id", 0))
         self._pad_type_id = int(padding.get("pad_type_id", 0))
         self._tokenizer.no_padding()  # run() pads, once per merged batch
+
+    def _check_dimension(self, model_dir: Path) -> None:
+        """A manifest that lies about the dimension would make every index wrong (or FAISS
+        crash on the first add): refuse to load instead."""
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
+        if OUTPUT not in outputs:
+            raise ModelError(f"{model_dir / self._file}: the graph has no {OUTPUT!r} output "
+                             f"(it has {sorted(outputs)}); provision it with ragd")
+        shape = outputs[OUTPUT]
+        declared = self._manifest["dimension"]
+        if not isinstance(declared, int) or declared < 1:
+            raise ModelError(f"{model_dir}/manifest.json: dimension {declared!r} is not a positive integer")
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != declared):
+            raise ModelError(f"{model_dir}/manifest.json declares {declared}-d vectors but "
+                             f"{self._file} outputs shape {shape}")
 
     # ------------------------------------------------------------ properties
 
@@ -169,6 +185,22 @@ class OnnxEmbedder:
         return bool(self._manifest["normalize"])
 
     @property
+    def query_prefix(self) -> str:
+        """Put in front of every query (BGE's instruction, E5's "query: "), per the manifest."""
+        return str(self._manifest.get("query_prefix", ""))
+
+    @property
+    def passage_prefix(self) -> str:
+        """Put in front of every indexed text (E5's "passage: "), per the manifest."""
+        return str(self._manifest.get("passage_prefix", ""))
+
+    def prefixed(self, texts: Sequence[str], is_query: bool) -> list[str]:
+        """The texts as the model was trained to see them: queries and passages each with
+        their declared prefix (the prefix counts against max_tokens, as in the reference)."""
+        prefix = self.query_prefix if is_query else self.passage_prefix
+        return [prefix + t for t in texts] if prefix else list(texts)
+
+    @property
     def provider(self) -> str:
         """The execution provider actually running the model."""
         return self._session.get_providers()[0]
@@ -185,10 +217,10 @@ class OnnxEmbedder:
 
     # ---------------------------------------------------------------- steps
 
-    def tokenize(self, texts: Sequence[str]) -> list[Tokens]:
-        """Tokenise and truncate at max_tokens; no padding. Runs on the
-        tokenizers thread pool with the GIL released."""
-        encodings = self._tokenizer.encode_batch(list(texts))
+    def tokenize(self, texts: Sequence[str], is_query: bool = False) -> list[Tokens]:
+        """Prefix (query or passage, per the manifest), tokenise and truncate at max_tokens;
+        no padding. Runs on the tokenizers thread pool with the GIL released."""
+        encodings = self._tokenizer.encode_batch(self.prefixed(texts, is_query))
         return [
             Tokens(np.array(e.ids, dtype=np.int64), np.array(e.type_ids, dtype=np.int64), bool(e.overflowing))
             for e in encodings
@@ -216,13 +248,18 @@ class OnnxEmbedder:
             "token_type_ids": batch.token_type_ids,
         }
         # Only the inputs the graph declares: not every encoder takes token types.
-        return self._session.run([OUTPUT], {k: v for k, v in feed.items() if k in self._inputs})[0]
+        vectors = self._session.run([OUTPUT], {k: v for k, v in feed.items() if k in self._inputs})[0]
+        if vectors.shape != (len(batch), self.dimension):  # a graph with a dynamic output dimension that lies
+            raise ModelError(f"{self._file} returned vectors of shape {vectors.shape}, not "
+                             f"[{len(batch)}, {self.dimension}] as the manifest declares")
+        return vectors
 
-    def embed(self, texts: Sequence[str], batch_size: int = 32) -> EmbedResult:
-        """Embed texts in batches of similar length; results in input order."""
+    def embed(self, texts: Sequence[str], batch_size: int = 32, is_query: bool = False) -> EmbedResult:
+        """Embed texts (passages, or queries with is_query) in batches of similar length;
+        results in input order."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        tokens = self.tokenize(texts)
+        tokens = self.tokenize(texts, is_query)
         counts = np.fromiter((len(t) for t in tokens), dtype=np.int32, count=len(tokens))
         truncated = np.fromiter((t.truncated for t in tokens), dtype=np.bool_, count=len(tokens))
         vectors = np.empty((len(tokens), self.dimension), dtype=np.float32)

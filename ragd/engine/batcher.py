@@ -129,12 +129,14 @@ class EmbedBatcher:
 
     # ------------------------------------------------------------ callers
 
-    async def embed(self, texts: list[str], *, wait: bool = False, urgent: bool = False) -> EmbedOutput:
+    async def embed(self, texts: list[str], *, wait: bool = False, urgent: bool = False,
+                    is_query: bool = False) -> EmbedOutput:
         """Vectors for `texts` (input order). wait=False: ResourceExhausted when the queue is full.
-        urgent=True: an interactive request (a query), run before the next bulk batch."""
+        urgent=True: an interactive request (a query), run before the next bulk batch.
+        is_query: the texts are queries (the model's query prefix), else passages."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
-        tokens = await loop.run_in_executor(self.tokenize_executor, self.embedder.tokenize, texts)
+        tokens = await loop.run_in_executor(self.tokenize_executor, self.embedder.tokenize, texts, is_query)
         tokenize_ms = (time.perf_counter() - t0) * 1000
         counts = np.fromiter((len(t) for t in tokens), dtype=np.int32, count=len(tokens))
         cost = int(counts.sum())

@@ -18,7 +18,7 @@ import numpy as np
 from ragd.domain import Document
 
 from ragd.engine import records
-from ragd.errors import InvalidArgument
+from ragd.errors import FailedPrecondition, InvalidArgument
 from ragd.index import keyword as keyword_index
 from ragd.index.columns import FilterColumns
 from ragd.index.lifecycle import IndexContext, IndexKeeper, columns_path_for, load_columns
@@ -225,6 +225,19 @@ def restore(backup_dir: Path, data_dir: Path, force: bool = False) -> int:
     shutil.copytree(backup_dir / "store", data_dir / "store")
     shutil.copytree(backup_dir / "index", data_dir / "index")
     return int(manifest["sequence"])
+
+
+def require_model(meta: CollectionMeta, model: str, dimension: int, action: str) -> None:
+    """Refuse to embed into or for a collection built with another model: its vectors
+    and the new ones would live in different spaces (even at the same dimension), so
+    results would be silently wrong. Raises FailedPrecondition naming both models."""
+    if meta.model == model and meta.dim == dimension:
+        return
+    raise FailedPrecondition(
+        f"collection {meta.name!r} was built with model {meta.model!r} ({meta.dim}-d) but this daemon "
+        f"serves {model!r} ({dimension}-d): cannot {action} it. Re-embed it with "
+        f"`ragd reindex {meta.name} --model {model}`, or serve model {meta.model!r} (model.name); "
+        "KEYWORD searches still work")
 
 
 def get_collection(collections: dict[str, Collection], name: str) -> Collection:

@@ -20,6 +20,7 @@ from ragd import __version__
 from ragd.config import Config
 from ragd.domain import (CollectionStats, Document, DocumentRef, Filter, SearchQuery, SearchResult,
                          Timings, WriteResult)
+from ragd.embed.catalog import family
 from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested
 from ragd.embed.quantize import ensure_int8_variant, needs_int8
 from ragd.embed.provision import provision_model
@@ -54,6 +55,14 @@ def build_chunker(cfg: Config, model_dir: Path, max_tokens: int) -> Chunker:
     overlap = None if c.overlap < 0 else c.overlap
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     return Chunker(mode=c.mode, chunk_size=size, chunk_overlap=overlap, tokenizer=tokenizer, max_tokens=max_tokens)
+
+
+def model_source(cfg: Config) -> str | None:
+    """What to provision model.name from: model.source, else the family model.name names
+    (ragd/embed/catalog.py), else None (the bundled default model)."""
+    if cfg.model.source:
+        return cfg.model.source
+    return cfg.model.name if family(cfg.model.name) is not None else None
 
 
 def inference_plan(cfg: Config, cuda: bool, cores: int) -> tuple[int, int | None]:
@@ -119,7 +128,8 @@ class Engine:
         int8 = needs_int8(self.cfg.model.precision, cuda)
         if not (model_dir / "manifest.json").exists():
             log.info("model %s not provisioned under %s; provisioning it (offline)", self.cfg.model.name, model_dir)
-            model_dir = provision_model(data / "models", self.cfg.model.source or None, int8=int8)
+            model_dir = provision_model(data / "models", model_source(self.cfg), int8=int8,
+                                        packages=self.cfg.model.packages_dir or None)
         elif int8:
             ensure_int8_variant(model_dir)
         self.inference_workers, threads = inference_plan(self.cfg, cuda, os.cpu_count() or 1)
@@ -139,10 +149,11 @@ class Engine:
         set_index_context(self.store, index_context_from(self.cfg, data / "index", self._write_lock))
         keyword_index.bind(self.store, data / "keyword")  # BM25 indexes, derived from LMDB like FAISS
         for name, meta in self.store.collections().items():
-            if meta.dim != self.embedder.dimension:
-                raise RuntimeError(f"collection {name!r} holds {meta.dim}-d vectors of model {meta.model!r}, "
-                                   f"but model {self.embedder.name!r} is {self.embedder.dimension}-d; "
-                                   "start with that model or use a new data dir")
+            if meta.model != self.embedder.name or meta.dim != self.embedder.dimension:
+                # Served, but refused for anything that embeds (collection.require_model).
+                log.warning("collection %s was built with model %s (%d-d), not %s: its writes and VECTOR/HYBRID "
+                            "searches are refused until it is re-embedded (ragd reindex)", name, meta.model,
+                            meta.dim, self.embedder.name)
             t1 = time.perf_counter()
             self.collections[name] = Collection.load(self.store, meta)
             log.info("collection %s: %d documents, %d chunks, indexes ready in %.0f ms",
@@ -169,7 +180,8 @@ class Engine:
                                  ttl_s=c.ttl_s, model=f"{self.embedder.name}:{self.embedder.sha256}",
                                  redis_url=c.redis_url, redis_prefix=c.redis_prefix,
                                  redis_timeout_s=c.redis_timeout_s)
-        self.searcher = Searcher(self.store, BlockingEmbedder(self.batcher, loop, wait=False, urgent=True),
+        self.searcher = Searcher(self.store, BlockingEmbedder(self.batcher, loop, wait=False, urgent=True,
+                                                              is_query=True),
                                  self.collections,
                                  SearchSettings(fusion=sc.fusion, rrf_k=sc.rrf_k, hybrid_candidates=sc.hybrid_candidates,
                                                 vector_weight=sc.vector_weight, keyword_weight=sc.keyword_weight,
@@ -281,12 +293,14 @@ class Engine:
         result.timings.total_ms = _ms(t0)
         return result
 
-    async def embed(self, texts: list[str]):
+    async def embed(self, texts: list[str], is_query: bool = False):
+        """Vectors as ragd stores them (passages) or searches with them (is_query): the
+        model's declared prefix is applied either way."""
         t0 = time.perf_counter()
         validate.embed_texts(texts, self.limits)
         if not self.ready:
             raise Unavailable("ragd is loading (model and indexes); retry shortly")
-        out = await self.batcher.embed(texts, urgent=True)
+        out = await self.batcher.embed(texts, urgent=True, is_query=is_query)
         return out, Timings(tokenize_ms=out.tokenize_ms, queue_ms=out.queue_ms, embed_ms=out.inference_ms,
                             total_ms=_ms(t0))
 

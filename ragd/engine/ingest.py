@@ -16,7 +16,7 @@ from ragd import _native
 from ragd.domain import Ack, AckStatus, Document, DocumentRef
 from ragd.engine import records
 from ragd.engine.chunking import TextError
-from ragd.engine.collection import Collection, get_collection
+from ragd.engine.collection import Collection, get_collection, require_model
 from ragd.errors import InvalidArgument
 from ragd.store.lmdb_store import Store
 
@@ -62,6 +62,8 @@ class Ingestor:
     def prepare(self, name: str, docs: list[Document]) -> list[PreparedDoc]:
         """Everything that can fail on bad input happens here, before any write."""
         coll = self.collections.get(name)
+        if coll is not None:
+            require_model(coll.meta, self.model_name, self.embedder.dimension, "write to")
         stored = self.store.get_docs(coll.meta.id, [d.id for d in docs]) if coll else {}
         prepared: list[PreparedDoc] = []
         for i, doc in enumerate(docs):
@@ -111,6 +113,7 @@ class Ingestor:
             acks: list[Ack] = []
             with self.store.write() as w:
                 meta = w.collection(name, self.embedder.dimension, self.model_name, create=True)
+                require_model(meta, self.model_name, self.embedder.dimension, "write to")
                 for p in prepared:
                     doc = p.doc
                     stored = w.get_doc(meta, doc.id)

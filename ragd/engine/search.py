@@ -20,7 +20,7 @@ import numpy as np
 from ragd.domain import Filter, Hit, SearchMode, SearchQuery, SearchResult, Timings
 from ragd.engine import fusion, records, router
 from ragd.engine.cache import SearchCache, page_key
-from ragd.engine.collection import Collection, get_collection
+from ragd.engine.collection import Collection, get_collection, require_model
 from ragd.errors import NotFound, Unavailable
 from ragd.store.lmdb_store import Store
 
@@ -81,7 +81,7 @@ class Searcher:
             if not picked and routed:
                 mode = SearchMode.HYBRID  # nothing matched verbatim: let the model try
         if mode == SearchMode.VECTOR:
-            vec = self._embed(q.query, timings)
+            vec = self._embed(coll, q.query, timings)
             t1 = time.perf_counter()
             pairs = self._vector_pairs(coll, vec, q.top_k, mask, q.group_by_document, q.min_score, q)
             timings.search_ms += _ms(t1)
@@ -117,7 +117,9 @@ class Searcher:
 
     # ------------------------------------------------------------ pieces
 
-    def _embed(self, text: str, timings: Timings) -> np.ndarray:
+    def _embed(self, coll: Collection, text: str, timings: Timings) -> np.ndarray:
+        # A query vector of another model than the collection's would rank by noise.
+        require_model(coll.meta, self.embedder.name, self.embedder.dimension, "search (VECTOR, HYBRID)")
         t0 = time.perf_counter()
         vec = self.cache.get_embedding(text)
         if vec is None:
@@ -186,7 +188,7 @@ class Searcher:
     def _hybrid(self, coll: Collection, q: SearchQuery, mask, timings: Timings):
         s = self.settings
         n = max(s.hybrid_candidates, q.top_k)
-        vec = self._embed(q.query, timings)
+        vec = self._embed(coll, q.query, timings)
         t0 = time.perf_counter()
         group = q.group_by_document
         vpairs = self._vector_pairs(coll, vec, n, mask, group, q.min_score, q)
