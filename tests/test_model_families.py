@@ -1,0 +1,184 @@
+"""Model families (BGE, E5) from their registry packages: ragd's vectors equal a plain ONNX
+Runtime run of the package's own graph with the reference pooling and prefixes, in the
+embedder and through a real daemon (Embed is_query, Search's queries, ingestion's
+passages); packages that lie are refused; a collection built with another model is
+refused for anything that embeds."""
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import grpc
+import numpy as np
+import onnxruntime as ort
+import pytest
+from tokenizers import Tokenizer
+
+from conftest import Daemon
+from ragd.embed import ModelError, OnnxEmbedder
+from ragd.embed.catalog import FAMILIES, packages_dir
+from ragd.embed.provision import provision_model
+from ragd.v1 import ragd_pb2 as pb
+from ragd.v1 import ragd_pb2_grpc
+
+# Scripts the English models do not cover, mixed scripts, emoji, punctuation only, an empty
+# text and one past 512 tokens: each must give the reference vector, never a crash.
+TEXTS = [
+    "Login redirects to the wrong page after password reset",
+    "ログインできない",
+    "Смешанный text 混合 ελληνικά",
+    "🙂🚀🙂",
+    "!!!???...,;:",
+    "",
+    " ".join(["The Gantt chart is empty for projects whose issues belong to subprojects."] * 60),
+]
+
+
+def reference_vectors(name: str, precision: str, texts: list[str], is_query: bool) -> np.ndarray:
+    """The model card's recipe, outside ragd: the package's graph and tokenizer as shipped,
+    one text at a time, CLS or mean pooling in numpy, L2 normalisation."""
+    fam = FAMILIES[name]
+    spec = fam.fp32 if precision == "fp32" else fam.int8
+    with zipfile.ZipFile(packages_dir() / spec.file_name) as jar:
+        session = ort.InferenceSession(jar.read(spec.onnx_member), providers=["CPUExecutionProvider"])
+        tokenizer = Tokenizer.from_str(jar.read(spec.tokenizer_member).decode())
+    tokenizer.enable_truncation(fam.max_tokens)
+    prefix = fam.query_prefix if is_query else fam.passage_prefix
+    out = []
+    for text in texts:
+        enc = tokenizer.encode(prefix + text)
+        feed = {"input_ids": np.array([enc.ids]), "attention_mask": np.array([enc.attention_mask]),
+                "token_type_ids": np.array([enc.type_ids])}
+        states = session.run(None, feed)[0][0]
+        vec = states[0] if fam.pooling == "cls" else states.mean(axis=0)
+        out.append(vec / np.linalg.norm(vec))
+    return np.array(out)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("is_query", [False, True], ids=["passage", "query"])
+def test_parity_with_the_package_graph(family_models, name, precision, is_query):
+    embedder = OnnxEmbedder(family_models / name, device="cpu", precision=precision, intra_op_threads=1)
+    assert embedder.variant == ("model.onnx" if precision == "fp32" else "model.int8.onnx")
+    expected = reference_vectors(name, precision, TEXTS, is_query)
+    if precision == "fp32":
+        got = embedder.embed(TEXTS, is_query=is_query).vectors
+    else:
+        # Dynamic int8 scales activations per batch (ragd/embed/onnx_embedder.py): the
+        # reference runs one text at a time, so ragd does too here.
+        got = np.array([embedder.embed([t], is_query=is_query).vectors[0] for t in TEXTS])
+    assert cosines(got, expected).min() >= 0.9999
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_manifest_declares_pooling_and_prefixes(family_models):
+    bge = json.loads((family_models / "bge-small-en-v1.5" / "manifest.json").read_text())
+    e5 = json.loads((family_models / "e5-small-v2" / "manifest.json").read_text())
+    assert (bge["pooling"], bge["passage_prefix"]) == ("cls", "")
+    assert bge["query_prefix"].startswith("Represent this sentence for searching relevant passages")
+    assert (e5["pooling"], e5["query_prefix"], e5["passage_prefix"]) == ("mean", "query: ", "passage: ")
+    for m in (bge, e5):
+        assert m["dimension"] == 384 and m["max_tokens"] == 512 and m["normalize"] is True
+        assert m["source"].startswith("maven:dev.langchain4j:") and "model.int8.onnx" in m["files"]
+
+
+def test_prefix_changes_the_vector_and_counts_its_tokens(family_models):
+    e5 = OnnxEmbedder(family_models / "e5-small-v2", device="cpu", intra_op_threads=1)
+    text = ["password reset does not send an email"]
+    q, p = e5.embed(text, is_query=True), e5.embed(text)
+    assert cosines(q.vectors, p.vectors)[0] < 0.999  # "query: " and "passage: " are different inputs
+    assert q.token_counts[0] == p.token_counts[0]  # both prefixes are one word and a colon
+    passage_ids = e5.tokenize(text)[0].ids.tolist()
+    raw = e5._tokenizer.encode("passage: " + text[0]).ids  # the prefix is in the model's input
+    assert passage_ids == raw and len(raw) == p.token_counts[0]
+
+
+def test_package_without_the_declared_files_is_refused(tmp_path):
+    fam = FAMILIES["e5-small-v2"]
+    broken = tmp_path / "packages"
+    broken.mkdir()
+    with zipfile.ZipFile(packages_dir() / fam.fp32.file_name) as src, \
+            zipfile.ZipFile(broken / fam.fp32.file_name, "w") as dst:
+        dst.writestr(fam.fp32.tokenizer_member, src.read(fam.fp32.tokenizer_member))  # no graph
+    with pytest.raises(ModelError, match="has no e5-small-v2.onnx"):
+        provision_model(tmp_path / "models", "e5-small-v2", packages=broken)
+    assert not (tmp_path / "models" / "e5-small-v2").exists()  # nothing half-provisioned
+    with pytest.raises(ModelError, match="fetch it once with scripts/fetch_models.sh"):
+        provision_model(tmp_path / "models", "bge-small-en-v1.5", packages=tmp_path / "empty")
+
+
+def test_manifest_lying_about_the_dimension_is_refused(family_models, tmp_path):
+    copy = tmp_path / "liar"
+    shutil.copytree((family_models / "bge-small-en-v1.5").resolve(), copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["dimension"] = 768
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="declares 768-d vectors"):
+        OnnxEmbedder(copy, device="cpu")
+
+
+# ------------------------------------------------------------------ through the daemon
+
+
+def _stub(d: Daemon):
+    channel = grpc.insecure_channel(d.address)
+    return channel, ragd_pb2_grpc.RagServiceStub(channel)
+
+
+def _doc(doc_id: str, text: str) -> pb.Document:
+    return pb.Document(id=doc_id, text=text, project_id=1, type="issue")
+
+
+def test_daemon_applies_prefixes_and_refuses_another_models_collection(family_models, tmp_path):
+    """One data dir: MiniLM builds collection `old`; the daemon restarts on e5-small-v2,
+    which then embeds queries and passages with their prefixes (a search's score is the
+    cosine of the reference query and passage vectors) and refuses to embed for `old`."""
+    passage = "The mail handler crashes when an incoming email has a large attachment."
+    query = "email with big attachment crashes"
+    d = Daemon(tmp_path / "data", family_models).start()
+    try:
+        channel, stub = _stub(d)
+        stub.Upsert(pb.UpsertRequest(collection="old", documents=[_doc("a", passage)], wait=True))
+        channel.close()
+    finally:
+        d.stop()
+
+    d = Daemon(tmp_path / "data", family_models, env={"RAGD_MODEL_NAME": "e5-small-v2"}).start()
+    try:
+        channel, stub = _stub(d)
+        for is_query in (False, True):
+            resp = stub.Embed(pb.EmbedRequest(texts=[query, "ログインできない"], is_query=is_query))
+            assert resp.model == "e5-small-v2" and resp.dimension == 384
+            got = np.array([e.values for e in resp.embeddings], dtype=np.float32)
+            ref = reference_vectors("e5-small-v2", "fp32", [query, "ログインできない"], is_query)
+            assert cosines(got, ref).min() >= 0.9999
+
+        stub.Upsert(pb.UpsertRequest(collection="new", documents=[_doc("a", passage)], wait=True))
+        hit = stub.Search(pb.SearchRequest(collection="new", query=query, mode=pb.SEARCH_MODE_VECTOR)).hits[0]
+        q_ref = reference_vectors("e5-small-v2", "fp32", [query], True)[0]
+        p_ref = reference_vectors("e5-small-v2", "fp32", [passage], False)[0]
+        assert hit.score == pytest.approx(float(q_ref @ p_ref), abs=1e-4)
+        unprefixed = reference_vectors("e5-small-v2", "fp32", ["query: " + query], False)[0]  # "passage: query: ..."
+        assert abs(float(unprefixed @ p_ref) - hit.score) > 1e-3  # the check can tell the prefixes apart
+
+        for call in (lambda: stub.Search(pb.SearchRequest(collection="old", query=query, mode=pb.SEARCH_MODE_VECTOR)),
+                     lambda: stub.Search(pb.SearchRequest(collection="old", query=query, mode=pb.SEARCH_MODE_HYBRID)),
+                     lambda: stub.Upsert(pb.UpsertRequest(collection="old", documents=[_doc("b", "x")], wait=True))):
+            with pytest.raises(grpc.RpcError) as err:
+                call()
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "'all-MiniLM-L6-v2'" in err.value.details() and "'e5-small-v2'" in err.value.details()
+            assert "ragd reindex old --model e5-small-v2" in err.value.details()
+        # The keyword index needs no model: still answered.
+        kw = stub.Search(pb.SearchRequest(collection="old", query="attachment", mode=pb.SEARCH_MODE_KEYWORD))
+        assert [h.document.id for h in kw.hits] == ["a"]
+        channel.close()
+    finally:
+        d.stop()
