@@ -141,6 +141,10 @@ class SearchConfig:
     auto_max_words: int = opt(4, "AUTO: a query of at most this many words with an identifier in it "
                                  "(#1234, foo_bar.rb, ERR_42, a quoted phrase) goes to KEYWORD without the model; "
                                  "anything else goes HYBRID.")
+    keyword_cjk: str = opt("bigram", "Keyword analysis of Chinese, Japanese and Korean text: bigram (each run of "
+                                     "CJK characters indexed and queried as overlapping character bigrams, so "
+                                     "'ログイン' finds 'ログインできない'; other scripts untouched) or off (CJK runs "
+                                     "are single words, as before). Changing it rebuilds the keyword indexes on start.")
     highlights: bool = opt(True, "Fill each hit's highlight spans (words of the chunk matching the query's terms).")
 
 
@@ -283,6 +287,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.device: {cfg.model.device!r} is not auto, cpu or cuda")
     if cfg.model.precision not in ("auto", "fp32", "int8"):
         raise ConfigError(f"model.precision: {cfg.model.precision!r} is not auto, fp32 or int8")
+    if cfg.search.keyword_cjk not in ("bigram", "off"):
+        raise ConfigError(f"search.keyword_cjk: {cfg.search.keyword_cjk!r} is not bigram or off")
     if cfg.chunking.mode not in ("chars", "tokens"):
         raise ConfigError(f"chunking.mode: {cfg.chunking.mode!r} is not chars or tokens")
     c = cfg.chunking

@@ -147,7 +147,8 @@ class Engine:
         self.embedder.embed(["warm up"])
         self.store = Store(data / "store", self.cfg.store.map_size_gb << 30)
         set_index_context(self.store, index_context_from(self.cfg, data / "index", self._write_lock))
-        keyword_index.bind(self.store, data / "keyword")  # BM25 indexes, derived from LMDB like FAISS
+        # BM25 indexes, derived from LMDB like FAISS
+        keyword_index.bind(self.store, data / "keyword", self.cfg.search.keyword_cjk)
         for name, meta in self.store.collections().items():
             if meta.model != self.embedder.name or meta.dim != self.embedder.dimension:
                 # Served, but refused for anything that embeds (collection.require_model).

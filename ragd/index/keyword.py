@@ -34,9 +34,15 @@ from pathlib import Path
 import numpy as np
 import tantivy
 
+from ragd.index import cjk as cjk_analysis
+
 log = logging.getLogger("ragd.keyword")
 
 _FORMAT = 1  # bump when the schema or analyzer changes: the index is rebuilt
+# Keyword analysis of CJK text (config search.keyword_cjk): "bigram" indexes CJK runs as
+# overlapping bigrams (ragd/index/cjk.py), "off" as whole space-delimited words. Part of the
+# index's format tag, so changing it rebuilds the index from LMDB on the next start.
+CJK_MODES = ("bigram", "off")
 _TOKENIZER = "ragd_en"
 # English stop words, dropped from OR-queries (as bm25s does): a natural-language
 # question otherwise matches nearly every chunk through "the" and "of".
@@ -91,26 +97,32 @@ class QueryTerms:
     +0.06 nDCG@10 over de-duplicated terms) and phrases for identifier-like pieces
     (ERR_CONN_RESET, mail_handler.rb, v1.2.3 are phrases of their parts)."""
 
-    def __init__(self, text: str, an: tantivy.TextAnalyzer):
+    def __init__(self, text: str, an: tantivy.TextAnalyzer, cjk: bool = False):
         self.terms: list[str] = []
         self.phrases: list[list[str]] = []
+        # CJK runs become bigrams as in the index; a phrase or identifier keeps them in order.
+        prepare = cjk_analysis.index_text if cjk else (lambda t: t)
         quoted = text.strip()
         if len(quoted) > 2 and quoted[0] == quoted[-1] == '"':
-            stems = an.analyze(quoted[1:-1])
+            stems = an.analyze(prepare(quoted[1:-1]))
             if len(stems) > 1:
                 self.phrases.append(stems[:MAX_TERMS])  # "an exact phrase"
                 return
         for piece in text.split():
             if is_identifier(piece):
-                stems = an.analyze(piece.strip(_STRIP))
+                stems = an.analyze(prepare(piece.strip(_STRIP)))
                 if len(stems) > 1:
                     self.phrases.append(stems)
                     continue
                 self.terms.extend(stems)  # "#1234", "E500": one term, kept even if short
                 continue
             for word in _WORD.findall(piece):
-                if word.lower() not in STOPWORDS:
-                    self.terms.extend(an.analyze(word))
+                parts = cjk_analysis.split_runs(word) if cjk else [(False, word)]
+                for is_cjk, part in parts:
+                    if is_cjk:  # every bigram of the run, ORed: BM25 ranks texts holding more of them
+                        self.terms.extend(an.analyze(cjk_analysis.index_text(part)))
+                    elif part.lower() not in STOPWORDS:
+                        self.terms.extend(an.analyze(part))
         self.terms = self.terms[:MAX_TERMS]
         self.phrases = self.phrases[:MAX_TERMS]
 
@@ -125,10 +137,14 @@ class QueryTerms:
 class KeywordIndex:
     kind = "tantivy"
 
-    def __init__(self, path: Path | None, store, coll_id: int):
+    def __init__(self, path: Path | None, store, coll_id: int, cjk: str = "bigram"):
+        if cjk not in CJK_MODES:
+            raise ValueError(f"search.keyword_cjk: {cjk!r} is not one of {', '.join(CJK_MODES)}")
         self.path = path
         self.store = store
         self.coll_id = coll_id
+        self.cjk = cjk == "bigram"
+        self.format_tag = self.tag_for(cjk)
         self.schema = _schema()
         self.analyzer = analyzer()
         self._lock = threading.Lock()
@@ -151,10 +167,11 @@ class KeywordIndex:
     # ------------------------------------------------------------ lifecycle
 
     @classmethod
-    def open(cls, store, coll_id: int, root: Path | None) -> "KeywordIndex":
-        """Open the persisted index (replaying the op log after its sequence) or rebuild it."""
+    def open(cls, store, coll_id: int, root: Path | None, cjk: str = "bigram") -> "KeywordIndex":
+        """Open the persisted index (replaying the op log after its sequence) or rebuild it
+        (also when it was built with another analysis)."""
         path = None if root is None else root / str(coll_id)
-        seq = _read_seq(path) if path is not None else None
+        seq = _read_seq(path, cls.tag_for(cjk)) if path is not None else None
         if seq is not None and seq > store.sequence():
             # Ahead of LMDB (the store was restored from an older backup): its chunk ids
             # may be reused for other text now, so it cannot be trusted.
@@ -163,7 +180,7 @@ class KeywordIndex:
             seq = None
         if seq is not None:
             try:
-                kw = cls(path, store, coll_id)
+                kw = cls(path, store, coll_id, cjk)
                 kw.seq = seq
                 replayed = kw.replay()
                 log.info("keyword index of collection %d: opened at sequence %d, %d op-log entries replayed",
@@ -173,9 +190,17 @@ class KeywordIndex:
                 log.exception("keyword index of collection %d unreadable; rebuilding from LMDB", coll_id)
         if path is not None and path.exists():
             shutil.rmtree(path)
-        kw = cls(path, store, coll_id)
+        kw = cls(path, store, coll_id, cjk)
         kw.rebuild()
         return kw
+
+    @staticmethod
+    def tag_for(cjk: str) -> str:
+        return f"{_FORMAT}" if cjk != "bigram" else f"{_FORMAT}+cjk-bigram"
+
+    def _body(self, title: str, text: str) -> str:
+        body = f"{title}\n{text}" if title else text
+        return cjk_analysis.index_text(body) if self.cjk else body
 
     def rebuild(self) -> None:
         seq = self.store.sequence()
@@ -203,7 +228,7 @@ class KeywordIndex:
             if chunk is None:
                 continue
             title = _title(docs.get(chunk.doc_id))
-            self._writer.add_document(tantivy.Document(body=_body(title, chunk.text), cid=chunk.chunk_id))
+            self._writer.add_document(tantivy.Document(body=self._body(title, chunk.text), cid=chunk.chunk_id))
             n += 1
         return n
 
@@ -231,7 +256,7 @@ class KeywordIndex:
         chunks = [c for c in self.store.get_chunks(self.coll_id, ids) if c is not None]
         docs = self.store.get_docs(self.coll_id, {c.doc_id for c in chunks})
         for chunk in chunks:
-            self._writer.add_document(tantivy.Document(body=_body(_title(docs.get(chunk.doc_id)), chunk.text),
+            self._writer.add_document(tantivy.Document(body=self._body(_title(docs.get(chunk.doc_id)), chunk.text),
                                                        cid=chunk.chunk_id))
 
     # ------------------------------------------------------------ writes (engine write lock held)
@@ -252,7 +277,7 @@ class KeywordIndex:
                     texts = [c.text if c is not None else None for c in chunks]
                 for cid, text in zip(added_ids, texts):
                     if text is not None:
-                        self._writer.add_document(tantivy.Document(body=_body(title, text), cid=int(cid)))
+                        self._writer.add_document(tantivy.Document(body=self._body(title, text), cid=int(cid)))
             self._pending_seq = self.store.sequence()
             self._dirty = True
             return self._pending_seq
@@ -264,7 +289,7 @@ class KeywordIndex:
         self._dirty = False
         self.seq = self._pending_seq
         if self.path is not None:
-            _write_seq(self.path, self.seq)
+            _write_seq(self.path, self.seq, self.format_tag)
 
     def refresh(self) -> None:
         """Make staged writes visible (one tantivy commit for however many writes came since)."""
@@ -294,7 +319,7 @@ class KeywordIndex:
     # ------------------------------------------------------------ search
 
     def terms(self, text: str) -> QueryTerms:
-        return QueryTerms(text, self.analyzer)
+        return QueryTerms(text, self.analyzer, self.cjk)
 
     def _query(self, qt: QueryTerms):
         subs = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "body", t)) for t in qt.terms]
@@ -361,42 +386,44 @@ class KeywordIndex:
     # ------------------------------------------------------------ highlights
 
     def highlight(self, qt: QueryTerms, text: str, limit: int = 64) -> list[tuple[int, int]]:
-        """Code-point spans of `text` whose words stem to a query term."""
+        """Code-point spans of `text` whose words stem to a query term (CJK: the characters
+        a matching bigram covers)."""
         stems = qt.stems
         if not stems:
             return []
         spans: list[tuple[int, int]] = []
         for m in _WORD.finditer(text):
-            st = self.analyzer.analyze(m.group())
-            if st and any(s in stems for s in st):
-                spans.append((m.start(), m.end()))
-                if len(spans) >= limit:
-                    break
-        return spans
+            at = m.start()
+            for is_cjk, part in (cjk_analysis.split_runs(m.group()) if self.cjk else [(False, m.group())]):
+                if not is_cjk:
+                    st = self.analyzer.analyze(part)
+                    if st and any(s in stems for s in st):
+                        spans.append((at, at + len(part)))
+                at += len(part)
+        if self.cjk:
+            spans.extend(cjk_analysis.highlight_spans(text, stems))
+            spans.sort()
+        return spans[:limit]
 
 
 def _title(rec: dict | None) -> str:
     return (rec or {}).get("ti", "") or ""
 
 
-def _body(title: str, text: str) -> str:
-    return f"{title}\n{text}" if title else text
-
-
-def _read_seq(path: Path) -> int | None:
+def _read_seq(path: Path, tag: str) -> int | None:
     try:
         meta = (path / "ragd-seq").read_text().split()
-        if int(meta[0]) != _FORMAT:
+        if meta[0] != tag:
             return None
         return int(meta[1])
     except (OSError, ValueError, IndexError):
         return None
 
 
-def _write_seq(path: Path, seq: int) -> None:
+def _write_seq(path: Path, seq: int, tag: str) -> None:
     tmp = path / "ragd-seq.tmp"
     with open(tmp, "w") as f:
-        f.write(f"{_FORMAT} {seq}\n")
+        f.write(f"{tag} {seq}\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path / "ragd-seq")
@@ -407,9 +434,10 @@ def _write_seq(path: Path, seq: int) -> None:
 _roots: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def bind(store, root: Path | None) -> None:
-    _roots[store] = root
+def bind(store, root: Path | None, cjk: str = "bigram") -> None:
+    _roots[store] = (root, cjk)
 
 
 def open_for(store, coll_id: int) -> KeywordIndex:
-    return KeywordIndex.open(store, coll_id, _roots.get(store))
+    root, cjk = _roots.get(store, (None, "bigram"))
+    return KeywordIndex.open(store, coll_id, root, cjk)
