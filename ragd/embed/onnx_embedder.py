@@ -300,3 +300,101 @@ def _open_session(path: Path, options: ort.SessionOptions, cuda: bool) -> ort.In
         preload_cuda_libraries()
     providers = [_CUDA, _CPU] if cuda else [_CPU]
     return ort.InferenceSession(str(path), options, providers=providers)
+
+
+# ------------------------------------------------------------ string-input graphs
+
+
+def text_session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
+    """A CPU session for a graph whose tokenizer is inside it, as onnxruntime-extensions'
+    custom operators (SentencePiece)."""
+    try:
+        from onnxruntime_extensions import get_library_path
+    except ImportError:
+        raise ModelError(f"{path} needs onnxruntime-extensions (pip install onnxruntime-extensions; "
+                         "scripts/setup.sh installs it)") from None
+    options.register_custom_ops_library(get_library_path())
+    if not Path(path).is_file():
+        raise ModelError(f"missing file: {path}")
+    return ort.InferenceSession(str(path), options, providers=[_CPU])
+
+
+@dataclass(frozen=True, slots=True)
+class TextItem:
+    """One text for a string-input graph. Its length is an estimate of the graph's tokens
+    (about one per 3 characters): the batcher budgets batches with it."""
+
+    text: str
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return max(1, len(self.text) // 3)
+
+
+@dataclass(frozen=True, slots=True)
+class TextBatch:
+    texts: np.ndarray  # object [n] of str
+    attention_mask: np.ndarray  # [n, longest] estimated tokens (metrics only)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+class TextGraphEmbedder(OnnxEmbedder):
+    """A provisioned string-input model (manifest input "text"): the graph takes the texts
+    themselves and returns sentence vectors. Same interface as OnnxEmbedder; runs on the
+    CPU (the custom tokenizer operators have no CUDA kernels); token counts are estimates."""
+
+    def __init__(self, model_dir: str | Path, device: str = "auto", intra_op_threads: int | None = None,
+                 precision: str = "auto", spin_wait: bool = False) -> None:
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+        model_dir = Path(model_dir)
+        self._manifest = read_manifest(model_dir)
+        if device == "cuda":
+            log.warning("%s takes strings (its tokenizer runs inside the graph): it runs on the CPU",
+                        self._manifest["name"])
+        if precision == "int8":
+            log.warning("%s ships one graph (already int8-quantised by its publisher)", self._manifest["name"])
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = intra_op_threads
+        self._file = MODEL_FILE
+        self._session = text_session(model_dir / MODEL_FILE, options)
+        self._input = self._manifest.get("input_name", "inputs")
+        self._output = self._manifest.get("output", "outputs")
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
+        if self._output not in outputs:
+            raise ModelError(f"{model_dir / MODEL_FILE}: no output {self._output!r} (it has {sorted(outputs)})")
+        shape, declared = outputs[self._output], self._manifest["dimension"]
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != declared):
+            raise ModelError(f"{model_dir}/manifest.json declares {declared}-d vectors but "
+                             f"{MODEL_FILE} outputs shape {shape}")
+
+    def tokenize(self, texts: Sequence[str], is_query: bool = False) -> list[TextItem]:  # type: ignore[override]
+        return [TextItem(t) for t in self.prefixed(texts, is_query)]
+
+    def pad(self, tokens: Sequence[TextItem]) -> TextBatch:  # type: ignore[override]
+        lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+        mask = (np.arange(int(lengths.max(initial=0))) < lengths[:, None]).astype(np.int64)
+        return TextBatch(np.array([t.text for t in tokens], dtype=object), mask)
+
+    def run(self, batch: TextBatch) -> np.ndarray:  # type: ignore[override]
+        if len(batch) == 0:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        vectors = self._session.run([self._output], {self._input: batch.texts})[0]
+        if vectors.shape != (len(batch), self.dimension):
+            raise ModelError(f"{self._file} returned vectors of shape {vectors.shape}, not "
+                             f"[{len(batch)}, {self.dimension}] as the manifest declares")
+        return vectors.astype(np.float32, copy=False)
+
+
+def open_embedder(model_dir: str | Path, **kwargs) -> OnnxEmbedder:
+    """The embedder a provisioned model needs: token ids (OnnxEmbedder) or strings
+    (TextGraphEmbedder), as its manifest declares."""
+    if read_manifest(Path(model_dir)).get("input") == "text":
+        return TextGraphEmbedder(model_dir, **kwargs)
+    return OnnxEmbedder(model_dir, **kwargs)

