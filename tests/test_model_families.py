@@ -246,3 +246,81 @@ def test_japanese_issue_found_by_keyword_and_by_vector(family_models, tmp_path):
         channel.close()
     finally:
         d.stop()
+
+
+# ------------------------------------------------------------------ re-embedding
+
+
+def _wait_reindex(stub, collection: str, model: str, deadline_s: float = 900) -> pb.ReindexResponse:
+    """Poll the Reindex RPC (the daemon's own progress report) until it is no longer running."""
+    import time
+    end = time.monotonic() + deadline_s
+    while True:
+        resp = stub.Reindex(pb.ReindexRequest(collection=collection, model=model))
+        if resp.state != "running":
+            return resp
+        assert time.monotonic() < end, f"re-embedding still running after {deadline_s} s: {resp}"
+        time.sleep(0.2)
+
+
+def test_background_reindex_switches_models_without_downtime_and_survives_a_crash(family_models, tmp_path):
+    import signal
+
+    import cisi
+    docs = [pb.Document(id=d["id"], title=d.get("title", ""), text=d["text"], project_id=1, type="issue")
+            for d in cisi.documents()[:80]]
+    late = "The mail handler crashes when an incoming email has a large attachment."
+    query = "email with big attachment crashes"
+    d = Daemon(tmp_path / "data", family_models).start()  # serves all-MiniLM-L6-v2
+    try:
+        channel, stub = _stub(d)
+        stub.Upsert(pb.UpsertRequest(collection="c", documents=docs, wait=True))
+        first = stub.Reindex(pb.ReindexRequest(collection="c", model="e5-small-v2"))
+        assert (first.from_model, first.to_model, first.state) == ("all-MiniLM-L6-v2", "e5-small-v2", "running")
+        # A crash mid-way: nothing was switched, the collection is as it was.
+        d.stop(signal.SIGKILL)
+        channel.close()
+    finally:
+        d.kill()
+
+    d = Daemon(tmp_path / "data", family_models).start()
+    try:
+        channel, stub = _stub(d)
+        before = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_VECTOR))
+        assert len(before.hits) == 10
+        assert stub.Stats(pb.StatsRequest(collection="c")).collections[0].documents == 80
+        started = stub.Reindex(pb.ReindexRequest(collection="c", model="e5-small-v2"))
+        assert started.state == "running" and started.documents_total == 80
+        # Meanwhile: searches answered (old model, old vectors) and writes accepted.
+        during = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_HYBRID))
+        assert len(during.hits) == 10
+        stub.Upsert(pb.UpsertRequest(collection="c", documents=[_doc("late", late)], wait=True))
+        done = _wait_reindex(stub, "c", "e5-small-v2")
+        assert done.state == "done" and done.error == "" and done.documents_done == 81
+        assert done.chunks == stub.Stats(pb.StatsRequest(collection="c")).collections[0].chunks
+        # Now every vector is e5's: the late document's score is the reference cosine of
+        # e5's query and passage vectors (prefixes included).
+        hits = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_VECTOR)).hits
+        late_hit = next(h for h in hits if h.document.id == "late")
+        q_ref = reference_vectors("e5-small-v2", "fp32", [query], True)[0]
+        p_ref = reference_vectors("e5-small-v2", "fp32", [late], False)[0]
+        assert late_hit.score == pytest.approx(float(q_ref @ p_ref), abs=1e-4)
+        # Writes after the switch are embedded with e5 too; the served model is unchanged.
+        stub.Upsert(pb.UpsertRequest(collection="c", documents=[_doc("after", late + " Again.")], wait=True))
+        assert stub.Embed(pb.EmbedRequest(texts=["x"])).model == "all-MiniLM-L6-v2"
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Reindex(pb.ReindexRequest(collection="c", model="no-such-model"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no-such-model" in err.value.details()
+        channel.close()
+    finally:
+        d.stop()
+
+    # Restarted on e5-small-v2 (the README's last step): the collection is served as it is.
+    d = Daemon(tmp_path / "data", family_models, env={"RAGD_MODEL_NAME": "e5-small-v2"}).start()
+    try:
+        channel, stub = _stub(d)
+        hits = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_VECTOR)).hits
+        assert next(h for h in hits if h.document.id == "late").score == pytest.approx(late_hit.score, abs=1e-4)
+        channel.close()
+    finally:
+        d.stop()

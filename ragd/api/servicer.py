@@ -157,6 +157,14 @@ class RagServicer:
         path, seq, size = await self.engine.snapshot(req.path)
         return pb.SnapshotResponse(path=path, sequence=seq, bytes=size)
 
+    @rpc
+    async def Reindex(self, request, context):
+        req = check(request)
+        st = await self.engine.reindex(req.collection, req.model)
+        return pb.ReindexResponse(collection=st.collection, from_model=st.source, to_model=st.target, state=st.state,
+                                  documents_done=st.documents_done, documents_total=st.documents_total,
+                                  chunks=st.chunks, error=st.error)
+
 
 def _stream_ack(result) -> pb.IndexStreamResponse:
     resp = pb.IndexStreamResponse(sequence=result.sequence)

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from ragd.index.lifecycle import index_context_from
 from ragd.engine.ingest import Ingestor
 from ragd.engine.jobs import JobRunner
 from ragd.engine.cache import SearchCache
+from ragd.engine.reindex import Reindexer
 from ragd.engine.search import Searcher, SearchSettings
 from ragd.index import keyword as keyword_index
 from ragd.errors import InvalidArgument, Unavailable
@@ -100,6 +102,17 @@ def batch_token_cap(cfg: Config, cuda: bool) -> int:
     return cfg.batching.max_batch_tokens or (8192 if cuda else 1024)
 
 
+@dataclass
+class ModelRuntime:
+    """A loaded model and its micro-batcher, seen three ways by the worker threads."""
+    embedder: OnnxEmbedder
+    chunker: Chunker
+    batcher: EmbedBatcher
+    query: BlockingEmbedder  # searches: interactive lane, the query prefix
+    unary: BlockingEmbedder  # Upsert: fails fast when the queue is full
+    bulk: BlockingEmbedder  # streams, jobs, re-embedding: wait for room
+
+
 class Engine:
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -122,6 +135,11 @@ class Engine:
         self.max_batch_tokens = 8192
         self.batcher: EmbedBatcher | None = None
         self.jobs: JobRunner | None = None
+        # Every loaded model by name: the served one (model.name), plus models loaded to
+        # re-embed a collection (ragd.engine.reindex); a collection is served by its own.
+        self.runtimes: dict[str, ModelRuntime] = {}
+        self._runtime_lock: asyncio.Lock | None = None
+        self.reindexer = Reindexer(self)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -176,12 +194,16 @@ class Engine:
                                     max_batch_texts=b.max_batch_texts, max_queue_tokens=b.max_queue_tokens)
         self.batcher.start()
         loop = asyncio.get_running_loop()
+        self._runtime_lock = asyncio.Lock()
+        self.runtimes[self.embedder.name] = self._runtime(self.embedder, self.chunker, self.batcher, loop)
         # Unary calls fail fast with RESOURCE_EXHAUSTED when the queue is full;
         # streams and jobs wait for room, which slows their producers down.
         self.ingestor = Ingestor(self.store, BlockingEmbedder(self.batcher, loop, wait=False), self.chunker,
                                  self.collections, self._write_lock, self.embedder.name)
         self.stream_ingestor = Ingestor(self.store, BlockingEmbedder(self.batcher, loop, wait=True), self.chunker,
                                         self.collections, self._write_lock, self.embedder.name)
+        self.ingestor.runtime_for = self._unary_for
+        self.stream_ingestor.runtime_for = self._bulk_for
         c, sc = self.cfg.cache, self.cfg.search
         self.cache = SearchCache(enabled=c.enabled, max_pages=c.max_pages, max_embeddings=c.max_embeddings,
                                  ttl_s=c.ttl_s, model=f"{self.embedder.name}:{self.embedder.sha256}",
@@ -194,6 +216,7 @@ class Engine:
                                                 vector_weight=sc.vector_weight, keyword_weight=sc.keyword_weight,
                                                 auto_max_words=sc.auto_max_words, highlights=sc.highlights),
                                  self.cache)
+        self.searcher.embedder_for = self._query_for
         j = self.cfg.jobs
         self.jobs = JobRunner(JobStore(self.store), self.stream_ingestor, self._run_blocking,
                               batch_size=j.batch_size, max_attempts=j.max_attempts, backoff_s=j.retry_backoff_s)
@@ -202,10 +225,77 @@ class Engine:
 
     async def stop(self) -> None:
         self.ready = False
+        await self.reindexer.stop()  # an unfinished re-embedding leaves the collection as it was
         if self.jobs is not None:
             await self.jobs.stop()  # the batch in flight commits atomically or not at all
+        for runtime in list(self.runtimes.values()):
+            if runtime.batcher is not self.batcher:
+                await runtime.batcher.stop()
         if self.batcher is not None:
             await self.batcher.stop()
+
+    # ------------------------------------------------------------ models
+
+    def _runtime(self, embedder, chunker, batcher, loop) -> ModelRuntime:
+        return ModelRuntime(embedder, chunker, batcher,
+                            query=BlockingEmbedder(batcher, loop, wait=False, urgent=True, is_query=True),
+                            unary=BlockingEmbedder(batcher, loop, wait=False),
+                            bulk=BlockingEmbedder(batcher, loop, wait=True))
+
+    def _query_for(self, model: str):
+        r = self.runtimes.get(model)
+        return r.query if r is not None else None
+
+    def _unary_for(self, model: str):
+        r = self.runtimes.get(model)
+        return (r.unary, r.chunker) if r is not None else None
+
+    def _bulk_for(self, model: str):
+        r = self.runtimes.get(model)
+        return (r.bulk, r.chunker) if r is not None else None
+
+    async def ensure_runtime(self, name: str) -> ModelRuntime:
+        """Load model `name` beside the served one (provisioned offline when it is a model
+        family whose package was fetched). Raises InvalidArgument when it cannot be had."""
+        async with self._runtime_lock:
+            if name in self.runtimes:
+                return self.runtimes[name]
+            embedder, chunker = await self._run_blocking(self._load_model, name)
+            b = self.cfg.batching
+            batcher = EmbedBatcher(embedder, self._infer_pool, tokenize_executor=self._tokenize_pool,
+                                   workers=self.inference_workers, max_pad_fraction=self.max_pad_fraction,
+                                   max_batch_tokens=self.max_batch_tokens, max_batch_texts=b.max_batch_texts,
+                                   max_queue_tokens=b.max_queue_tokens)
+            batcher.start()
+            runtime = self._runtime(embedder, chunker, batcher, asyncio.get_running_loop())
+            self.runtimes[name] = runtime
+            log.info("model %s loaded beside %s (%d-d, %s)", name, self.embedder.name, embedder.dimension,
+                     embedder.variant)
+            return runtime
+
+    def _load_model(self, name: str):
+        from ragd.embed.errors import ModelError
+        models = self.cfg.data_path / "models"
+        model_dir = models / name
+        try:
+            if not (model_dir / "manifest.json").exists():
+                if family(name) is None:
+                    raise ModelError(f"{model_dir} is not provisioned and {name!r} is no model family ragd knows")
+                model_dir = provision_model(models, name, packages=self.cfg.model.packages_dir or None)
+            embedder = open_embedder(model_dir, device=self.cfg.model.device, intra_op_threads=self.cfg.model.threads or None,
+                                     precision=self.cfg.model.precision, spin_wait=self.cfg.model.spin_wait)
+        except ModelError as exc:
+            raise InvalidArgument("model", str(exc)) from None
+        return embedder, build_chunker(self.cfg, model_dir, embedder.max_tokens)
+
+    async def reindex(self, collection: str, model: str):
+        """Start (or report) re-embedding `collection` with `model` in the background."""
+        name = validate.collection_name(collection)
+        if not model:
+            raise InvalidArgument("model", "name the model to re-embed the collection with")
+        if not self.ready:
+            raise Unavailable("ragd is loading; retry shortly")
+        return await self.reindexer.start(name, model)
 
     def close(self) -> None:
         self.ready = False

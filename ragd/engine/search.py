@@ -53,6 +53,9 @@ class Searcher:
         self.settings = settings or SearchSettings()
         self.cache = cache or SearchCache(enabled=False)
         self._index_kwargs: set[str] | None = None
+        # model name -> the query embedder of another loaded model, for collections built
+        # with it (re-embedded ones, ragd.engine.reindex); None: only self.embedder.
+        self.embedder_for = None
 
     def collection(self, name: str) -> Collection:
         return get_collection(self.collections, name)
@@ -62,7 +65,7 @@ class Searcher:
     def search(self, q: SearchQuery) -> SearchResult:
         coll = self.collection(q.collection)
         generation = coll.generation  # read first: a write during this search makes a newer key
-        key = page_key(q, generation)
+        key = page_key(q, generation, (coll.meta.model,))  # a re-embedded collection's pages are new
         cached = self.cache.get_page(key)
         if cached is not None:
             return cached
@@ -119,12 +122,16 @@ class Searcher:
 
     def _embed(self, coll: Collection, text: str, timings: Timings) -> np.ndarray:
         # A query vector of another model than the collection's would rank by noise.
-        require_model(coll.meta, self.embedder.name, self.embedder.dimension, "search (VECTOR, HYBRID)")
+        embedder = self.embedder
+        if coll.meta.model != embedder.name and self.embedder_for is not None:
+            embedder = self.embedder_for(coll.meta.model) or embedder
+        require_model(coll.meta, embedder.name, embedder.dimension, "search (VECTOR, HYBRID)")
+        key = text if embedder is self.embedder else f"\x00{embedder.name}\x00{text}"
         t0 = time.perf_counter()
-        vec = self.cache.get_embedding(text)
+        vec = self.cache.get_embedding(key)
         if vec is None:
-            vec = self.embedder.embed([text]).vectors[0]
-            self.cache.put_embedding(text, vec)
+            vec = embedder.embed([text]).vectors[0]
+            self.cache.put_embedding(key, vec)
         timings.embed_ms += _ms(t0)
         return vec
 

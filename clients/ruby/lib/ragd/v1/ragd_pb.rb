@@ -211,6 +211,20 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :sequence, :uint64, 2
       optional :bytes, :int64, 3
     end
+    add_message "ragd.v1.ReindexRequest" do
+      optional :collection, :string, 1
+      optional :model, :string, 2
+    end
+    add_message "ragd.v1.ReindexResponse" do
+      optional :collection, :string, 1
+      optional :from_model, :string, 2
+      optional :to_model, :string, 3
+      optional :state, :string, 4
+      optional :documents_done, :int64, 5
+      optional :documents_total, :int64, 6
+      optional :chunks, :int64, 7
+      optional :error, :string, 8
+    end
     add_enum "ragd.v1.AckStatus" do
       value :ACK_STATUS_UNSPECIFIED, 0
       value :ACK_STATUS_INDEXED, 1
@@ -272,6 +286,8 @@ module Ragd
     StatsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.StatsResponse").msgclass
     SnapshotRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SnapshotRequest").msgclass
     SnapshotResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SnapshotResponse").msgclass
+    ReindexRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.ReindexRequest").msgclass
+    ReindexResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.ReindexResponse").msgclass
     AckStatus = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AckStatus").enummodule
     SearchMode = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SearchMode").enummodule
     JobState = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.JobState").enummodule

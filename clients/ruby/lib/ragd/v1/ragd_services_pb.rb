@@ -44,6 +44,10 @@ module Ragd
         rpc :Stats, ::Ragd::V1::StatsRequest, ::Ragd::V1::StatsResponse
         # Consistent backup of the data directory.
         rpc :Snapshot, ::Ragd::V1::SnapshotRequest, ::Ragd::V1::SnapshotResponse
+        # Re-embed a collection with another model in the background; searches keep being
+        # answered from the old vectors until the new ones are complete, then switch at once.
+        # Returns at once; call it again (same arguments) for progress.
+        rpc :Reindex, ::Ragd::V1::ReindexRequest, ::Ragd::V1::ReindexResponse
       end
 
       Stub = Service.rpc_stub_class
