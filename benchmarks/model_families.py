@@ -68,14 +68,14 @@ def _ndcg1(ranked: list[str], relevant: str) -> float:
 
 
 def measure_models(names: list[str], tmp: Path, start_daemon, ndcg_at_10, doc_num, models_dir: Path) -> dict:
+    import cisi
     import grpc
+
     from ragd.embed.catalog import family
     from ragd.embed.provision import provision_model
     from ragd.v1 import ragd_pb2 as pb
     from ragd.v1 import ragd_pb2_grpc
     from ragd_client import AsyncRagClient, RagClient
-
-    import cisi
     for name in names:  # before the daemons: they share this cache
         provision_model(models_dir, name if family(name) else None)
     docs = cisi.documents()

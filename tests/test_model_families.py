@@ -13,9 +13,9 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 import pytest
+from conftest import Daemon
 from tokenizers import Tokenizer
 
-from conftest import Daemon
 from ragd.embed import ModelError, OnnxEmbedder
 from ragd.embed.catalog import FAMILIES, packages_dir
 from ragd.embed.onnx_embedder import open_embedder, text_session

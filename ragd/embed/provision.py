@@ -140,7 +140,9 @@ def provision_model(
             _build_family(src, staging)
         else:
             _build(src, staging, fp16)
-        if int8 and INT8_FILE not in read_manifest(staging)["files"]:  # a separate step over the finished fp32 model (ragd/embed/quantize.py)
+        # A separate step over the finished fp32 model (ragd/embed/quantize.py), unless the
+        # family's package brought its own int8 graph.
+        if int8 and INT8_FILE not in read_manifest(staging)["files"]:
             from .quantize import add_int8_variant
             add_int8_variant(staging)
         return _install(staging, target, src, force)

@@ -282,8 +282,9 @@ class Engine:
                 if family(name) is None:
                     raise ModelError(f"{model_dir} is not provisioned and {name!r} is no model family ragd knows")
                 model_dir = provision_model(models, name, packages=self.cfg.model.packages_dir or None)
-            embedder = open_embedder(model_dir, device=self.cfg.model.device, intra_op_threads=self.cfg.model.threads or None,
-                                     precision=self.cfg.model.precision, spin_wait=self.cfg.model.spin_wait)
+            m = self.cfg.model
+            embedder = open_embedder(model_dir, device=m.device, intra_op_threads=m.threads or None,
+                                     precision=m.precision, spin_wait=m.spin_wait)
         except ModelError as exc:
             raise InvalidArgument("model", str(exc)) from None
         return embedder, build_chunker(self.cfg, model_dir, embedder.max_tokens)
