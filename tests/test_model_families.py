@@ -202,6 +202,12 @@ def test_daemon_applies_prefixes_and_refuses_another_models_collection(family_mo
         # The keyword index needs no model: still answered.
         kw = stub.Search(pb.SearchRequest(collection="old", query="attachment", mode=pb.SEARCH_MODE_KEYWORD))
         assert [h.document.id for h in kw.hits] == ["a"]
+        # Re-embedding with the model it already has: nothing to do; an unknown collection: named.
+        same = stub.Reindex(pb.ReindexRequest(collection="old", model="all-MiniLM-L6-v2"))
+        assert (same.state, same.from_model, same.to_model) == ("done", "all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Reindex(pb.ReindexRequest(collection="nope", model="e5-small-v2"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'nope'" in err.value.details()
         channel.close()
     finally:
         d.stop()
