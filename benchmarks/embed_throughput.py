@@ -40,6 +40,7 @@ sys.path.insert(0, str(HERE.parent / "clients" / "python"))
 import common  # noqa: E402
 import interleave  # noqa: E402
 import loadgen  # noqa: E402  (benchmarks/peers/loadgen.py: CPU seconds of a process tree)
+
 from ragd_client import AsyncRagClient, RagClient  # noqa: E402
 
 QUERY = "why does the nightly backup job fail after the database server upgrade"  # 12 words

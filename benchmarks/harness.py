@@ -547,7 +547,7 @@ def run(args) -> dict:
         from ragd_client import RagClient
         with common.daemon(env) as (address, proc):
             r.daemon_pid = proc.pid
-            with RagClient(address, timeout=600) as c:
+            with RagClient(address, timeout=600, stream_timeout=None) as c:
                 c.wait_ready()
                 c.embed(["warm up"])
                 base_mem = vmstat(proc.pid)
@@ -648,7 +648,7 @@ def table(res: dict) -> str:
     ch = res.get("choices", {})
     rec = ["recall@10 vs exact, same filter (peers: the setting used above)",
            fmt(res["ragd"]["recall"]["recall_at_10"])]
-    for k, _, _, engine in STACKS:
+    for _k, _, _, engine in STACKS:
         c = ch.get(engine)
         rec += [f"{fmt(c['recall_at_10'])} ({c['setting']})" if c else "n/a", ""]
     lines.append("| " + " | ".join(rec) + " |")
@@ -845,7 +845,7 @@ def main(argv=None) -> None:
     ap.add_argument("--index-chunks-per-doc", type=int, default=4)
     ap.add_argument("--index-concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--index-seconds", type=float, default=4.0)
-    ap.add_argument("--peer-python", default=os.environ.get("RAGD_PEER_PYTHON",
+    ap.add_argument("--peer-python", default=os.environ.get("PEER_PYTHON",
                                                              str(REPO / ".venv-peers" / "bin" / "python")))
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--large", action="store_true", help="about 1M chunks (hours on CPU; for a GPU machine)")

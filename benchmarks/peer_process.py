@@ -61,7 +61,7 @@ class PeerProcess:
         self._log.close()
         self.log_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "PeerProcess":
+    def __enter__(self) -> PeerProcess:
         return self
 
     def __exit__(self, *exc) -> None:

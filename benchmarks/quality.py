@@ -52,6 +52,7 @@ def start_daemon(data: Path, env: dict, models: Path = MODELS) -> tuple[subproce
     if models.exists() and not (data / "models").exists():
         (data / "models").symlink_to(models, target_is_directory=True)
     port_file = data / "port"
+    port_file.unlink(missing_ok=True)  # a daemon restarted on the same data dir writes its own
     proc = subprocess.Popen([sys.executable, "-m", "ragd.cli", "serve", "--data-dir", str(data), "--listen",
                              "127.0.0.1:0", "--port-file", str(port_file)], cwd=REPO,
                             env={**os.environ, **env}, stdout=open(data / "daemon.log", "wb"),
@@ -62,6 +63,14 @@ def start_daemon(data: Path, env: dict, models: Path = MODELS) -> tuple[subproce
             raise RuntimeError((data / "daemon.log").read_text())
         time.sleep(0.1)
     return proc, f"127.0.0.1:{int(port_file.read_text())}"
+
+
+def upsert_all(client, docs: list[dict], batch: int = 200) -> float:
+    """Upsert `docs` in batches through `client` (wait=true); the seconds it took."""
+    t0 = time.perf_counter()
+    for i in range(0, len(docs), batch):
+        client.upsert(docs[i:i + batch])
+    return round(time.perf_counter() - t0, 1)
 
 
 def doc_num(doc_id: str) -> int:
@@ -92,6 +101,7 @@ def models_for(precision: str, tmp: Path) -> tuple[Path, str]:
 def measure(args, precision: str, tmp: Path) -> tuple[dict, dict, dict]:
     """One daemon with `precision`: (results, 100-deep vector lists, 100-deep keyword lists)."""
     import grpc
+
     from ragd.v1 import ragd_pb2 as pb
     from ragd.v1 import ragd_pb2_grpc
     from ragd_client import RagClient
@@ -107,10 +117,7 @@ def measure(args, precision: str, tmp: Path) -> tuple[dict, dict, dict]:
     try:
         with RagClient(address, timeout=600) as client:
             out["model"] = repr(client.stats().model)[:500]
-            t0 = time.perf_counter()
-            for i in range(0, len(docs), 200):
-                client.upsert(docs[i:i + 200])
-            out["index_s"] = round(time.perf_counter() - t0, 1)
+            out["index_s"] = upsert_all(client, docs)
             deadline = time.monotonic() + 300
             while True:
                 st = client.stats().collections[0]

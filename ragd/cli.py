@@ -1,4 +1,4 @@
-"""The `ragd` command: serve, index, search, model, config.
+"""The `ragd` command: serve, index, search, ask, model, config.
 
 Flags override RAGD_* environment variables, which override the TOML file
 (--config or $RAGD_CONFIG), which overrides the defaults (see ragd/config.py).
@@ -91,7 +91,9 @@ def cmd_index(args) -> int:
             yield batch
 
     counts: dict[str, int] = {}
-    with RagClient(args.address, collection=args.collection) as client, \
+    # No deadline on the whole stream: a large file takes as long as it takes
+    # (the progress bar shows it moving; each batch is acked as it lands).
+    with RagClient(args.address, collection=args.collection, stream_timeout=None) as client, \
             tqdm(total=total, unit="doc", desc="indexing", disable=args.quiet) as bar:
         try:
             for result in client.index_stream(batches()):
@@ -138,14 +140,49 @@ def cmd_search(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- ask
+
+def cmd_ask(args) -> int:
+    """Stream an answer to stdout; citations, grounding and timings to stderr (a check of
+    the [answer] set-up from the shell)."""
+    from ragd_client import AnswerContext, AnswerDelta, AnswerDone, RagClient, RagError
+    flt = {"project_ids": args.project or [], "user_id": args.user}
+    passages, done = [], None
+    with RagClient(args.address, collection=args.collection) as client:
+        try:
+            for event in client.answer(args.question, top_k=args.top_k, filter=flt, max_tokens=args.max_tokens,
+                                       language=args.language):
+                if isinstance(event, AnswerContext):
+                    passages = event.passages
+                elif isinstance(event, AnswerDelta):
+                    print(event.text, end="", flush=True)
+                elif isinstance(event, AnswerDone):
+                    done = event
+        except RagError as exc:
+            print(f"\nragd ask: {exc}", file=sys.stderr)
+            return 1
+    print()
+    if done is None:
+        return 1
+    for c in done.citations:
+        title = passages[c.passage - 1].document.title
+        print(f"[{c.passage}] {c.document_id} {title} (chars {c.start}-{c.end}, score {c.score:.3f})", file=sys.stderr)
+    t, u = done.timings, done.usage
+    print(f"grounding {done.grounding}, {len(passages)} passages, first token {t.first_token_ms:.0f} ms "
+          f"(retrieval {t.retrieval_ms:.0f}), total {t.total_ms:.0f} ms, tokens {u.prompt_tokens} + "
+          f"{u.completion_tokens}, model {done.model or '?'}", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------- model
 
 def cmd_model(args) -> int:
     from ragd.embed.errors import ModelError
     from ragd.embed.provision import model_info, provision_model, verify_model
+    from ragd.engine.datadir import DataDir
     cfg = _config(args)
     _setup_logging(cfg.log_level)
-    models_dir = cfg.data_path / "models"
+    models_dir = DataDir(cfg.data_path).models
     model_dir = models_dir / cfg.model.name
     try:
         if args.model_cmd == "export":
@@ -188,18 +225,14 @@ def cmd_doctor(args) -> int:
 
 def cmd_snapshot(args) -> int:
     """Ask a running daemon for a consistent backup (Snapshot RPC)."""
-    import grpc
-
-    from ragd.v1 import ragd_pb2 as pb
-    from ragd.v1 import ragd_pb2_grpc
-    with grpc.insecure_channel(args.address) as channel:
-        stub = ragd_pb2_grpc.RagServiceStub(channel)
+    from ragd_client import RagClient, RagError
+    with RagClient(args.address) as client:
         try:
-            resp = stub.Snapshot(pb.SnapshotRequest(path=str(Path(args.path).resolve())), timeout=args.timeout)
-        except grpc.RpcError as exc:
-            print(f"ragd snapshot: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            path, sequence, size = client.snapshot(str(Path(args.path).resolve()), timeout=args.timeout)
+        except RagError as exc:
+            print(f"ragd snapshot: {exc}", file=sys.stderr)
             return 1
-    print(json.dumps({"path": resp.path, "sequence": resp.sequence, "bytes": resp.bytes}))
+    print(json.dumps({"path": path, "sequence": sequence, "bytes": size}))
     return 0
 
 
@@ -241,7 +274,7 @@ def cmd_reindex(args) -> int:
 
 def cmd_restore(args) -> int:
     """Bring a backup back into the data dir (the daemon must be stopped)."""
-    from ragd.engine.collection import restore
+    from ragd.engine.datadir import restore
     cfg = _config(args)
     _setup_logging(cfg.log_level)
     try:
@@ -288,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_serve)
 
     def client_flags(sp):
-        sp.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+        sp.add_argument("--address", help=f"daemon address (default $RAGD_ADDRESS or {DEFAULT_ADDRESS})")
         sp.add_argument("--collection", default="default")
 
     s = sub.add_parser("index", help="index a JSON-lines file of documents (one object per line)")
@@ -308,6 +341,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunks", action="store_true", help="show every matching chunk, not one per document")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(fn=cmd_search)
+
+    s = sub.add_parser("ask", help="answer a question with citations, streamed (needs answer.model_url on the "
+                                   "daemon)")
+    s.add_argument("question")
+    client_flags(s)
+    s.add_argument("--project", type=int, action="append", help="restrict to project id (repeatable)")
+    s.add_argument("--user", type=int, default=0, help="the asking user's id (their private documents)")
+    s.add_argument("--top-k", type=int, default=0, help="passages given to the model (default: the daemon's)")
+    s.add_argument("--max-tokens", type=int, default=0, help="most tokens generated (default: the daemon's)")
+    s.add_argument("--language", default="", help="answer language, e.g. de or Japanese (default: the question's)")
+    s.set_defaults(fn=cmd_ask)
 
     s = sub.add_parser("model", help="provision, inspect or verify the embedding model")
     s.add_argument("model_cmd", choices=["info", "export", "verify"])
@@ -329,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("snapshot", help="ask the daemon for a consistent backup of its data dir")
     s.add_argument("path", help="new directory on the daemon's host to write the backup into")
-    s.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+    s.add_argument("--address", help=f"daemon address (default $RAGD_ADDRESS or {DEFAULT_ADDRESS})")
     s.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
     s.set_defaults(fn=cmd_snapshot)
 

@@ -159,8 +159,8 @@ def faiss_facts() -> dict:
 
 
 def model_facts(model_dir: Path) -> dict:
-    from ragd.embed.manifest import read_manifest
     from ragd.embed.errors import ModelError
+    from ragd.embed.manifest import read_manifest
     try:
         m = read_manifest(model_dir)
     except ModelError as exc:

@@ -36,5 +36,6 @@ class Unimplemented(RagdError):
 
 
 class FailedPrecondition(RagdError):
-    """The request is well-formed but the system is not in a state to run it (a collection
-    built with another model than the one this daemon serves); retrying will not help."""
+    """The request is fine but ragd is not set up for it (e.g. no model server configured,
+    the model server refuses ragd's key, or a collection was built with another model than
+    the one serving it); retrying will not help."""

@@ -10,8 +10,7 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from ragd.doctor import (CPU_EP, CUDA_EP, _first_error_line, cuda_major_of, cuda_match, embed_decision,
-                         index_decision)
+from ragd.doctor import CPU_EP, CUDA_EP, _first_error_line, cuda_major_of, cuda_match, embed_decision, index_decision
 from ragd.embed.manifest import FP16_FILE, INT8_FILE, MODEL_FILE
 
 REPO = Path(__file__).resolve().parents[1]

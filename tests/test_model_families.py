@@ -159,58 +159,54 @@ def _doc(doc_id: str, text: str) -> pb.Document:
     return pb.Document(id=doc_id, text=text, project_id=1, type="issue")
 
 
-def test_daemon_applies_prefixes_and_refuses_another_models_collection(family_models, tmp_path):
+def test_daemon_applies_prefixes_and_refuses_another_models_collection(family_models, daemon):
     """One data dir: MiniLM builds collection `old`; the daemon restarts on e5-small-v2,
     which then embeds queries and passages with their prefixes (a search's score is the
     cosine of the reference query and passage vectors) and refuses to embed for `old`."""
     passage = "The mail handler crashes when an incoming email has a large attachment."
     query = "email with big attachment crashes"
-    d = Daemon(tmp_path / "data", family_models).start()
-    try:
-        channel, stub = _stub(d)
-        stub.Upsert(pb.UpsertRequest(collection="old", documents=[_doc("a", passage)], wait=True))
-        channel.close()
-    finally:
-        d.stop()
+    d = daemon("data")
+    channel, stub = _stub(d)
+    stub.Upsert(pb.UpsertRequest(collection="old", documents=[_doc("a", passage)], wait=True))
+    channel.close()
+    d.stop()
 
-    d = Daemon(tmp_path / "data", family_models, env={"RAGD_MODEL_NAME": "e5-small-v2"}).start()
-    try:
-        channel, stub = _stub(d)
-        for is_query in (False, True):
-            resp = stub.Embed(pb.EmbedRequest(texts=[query, "ログインできない"], is_query=is_query))
-            assert resp.model == "e5-small-v2" and resp.dimension == 384
-            got = np.array([e.values for e in resp.embeddings], dtype=np.float32)
-            ref = reference_vectors("e5-small-v2", "fp32", [query, "ログインできない"], is_query)
-            assert cosines(got, ref).min() >= 0.9999
+    d = daemon("data", env={"RAGD_MODEL_NAME": "e5-small-v2"})
+    channel, stub = _stub(d)
+    for is_query in (False, True):
+        resp = stub.Embed(pb.EmbedRequest(texts=[query, "ログインできない"], is_query=is_query))
+        assert resp.model == "e5-small-v2" and resp.dimension == 384
+        got = np.array([e.values for e in resp.embeddings], dtype=np.float32)
+        ref = reference_vectors("e5-small-v2", "fp32", [query, "ログインできない"], is_query)
+        assert cosines(got, ref).min() >= 0.9999
 
-        stub.Upsert(pb.UpsertRequest(collection="new", documents=[_doc("a", passage)], wait=True))
-        hit = stub.Search(pb.SearchRequest(collection="new", query=query, mode=pb.SEARCH_MODE_VECTOR)).hits[0]
-        q_ref = reference_vectors("e5-small-v2", "fp32", [query], True)[0]
-        p_ref = reference_vectors("e5-small-v2", "fp32", [passage], False)[0]
-        assert hit.score == pytest.approx(float(q_ref @ p_ref), abs=1e-4)
-        unprefixed = reference_vectors("e5-small-v2", "fp32", ["query: " + query], False)[0]  # "passage: query: ..."
-        assert abs(float(unprefixed @ p_ref) - hit.score) > 1e-3  # the check can tell the prefixes apart
+    stub.Upsert(pb.UpsertRequest(collection="new", documents=[_doc("a", passage)], wait=True))
+    hit = stub.Search(pb.SearchRequest(collection="new", query=query, mode=pb.SEARCH_MODE_VECTOR)).hits[0]
+    q_ref = reference_vectors("e5-small-v2", "fp32", [query], True)[0]
+    p_ref = reference_vectors("e5-small-v2", "fp32", [passage], False)[0]
+    assert hit.score == pytest.approx(float(q_ref @ p_ref), abs=1e-4)
+    unprefixed = reference_vectors("e5-small-v2", "fp32", ["query: " + query], False)[0]  # "passage: query: ..."
+    assert abs(float(unprefixed @ p_ref) - hit.score) > 1e-3  # the check can tell the prefixes apart
 
-        for call in (lambda: stub.Search(pb.SearchRequest(collection="old", query=query, mode=pb.SEARCH_MODE_VECTOR)),
-                     lambda: stub.Search(pb.SearchRequest(collection="old", query=query, mode=pb.SEARCH_MODE_HYBRID)),
-                     lambda: stub.Upsert(pb.UpsertRequest(collection="old", documents=[_doc("b", "x")], wait=True))):
-            with pytest.raises(grpc.RpcError) as err:
-                call()
-            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            assert "'all-MiniLM-L6-v2'" in err.value.details() and "'e5-small-v2'" in err.value.details()
-            assert "ragd reindex old --model e5-small-v2" in err.value.details()
-        # The keyword index needs no model: still answered.
-        kw = stub.Search(pb.SearchRequest(collection="old", query="attachment", mode=pb.SEARCH_MODE_KEYWORD))
-        assert [h.document.id for h in kw.hits] == ["a"]
-        # Re-embedding with the model it already has: nothing to do; an unknown collection: named.
-        same = stub.Reindex(pb.ReindexRequest(collection="old", model="all-MiniLM-L6-v2"))
-        assert (same.state, same.from_model, same.to_model) == ("done", "all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
+    for call in (lambda: stub.Search(pb.SearchRequest(collection="old", query=query, mode=pb.SEARCH_MODE_VECTOR)),
+                 lambda: stub.Search(pb.SearchRequest(collection="old", query=query, mode=pb.SEARCH_MODE_HYBRID)),
+                 lambda: stub.Upsert(pb.UpsertRequest(collection="old", documents=[_doc("b", "x")], wait=True))):
         with pytest.raises(grpc.RpcError) as err:
-            stub.Reindex(pb.ReindexRequest(collection="nope", model="e5-small-v2"))
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'nope'" in err.value.details()
-        channel.close()
-    finally:
-        d.stop()
+            call()
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "'all-MiniLM-L6-v2'" in err.value.details() and "'e5-small-v2'" in err.value.details()
+        assert "ragd reindex old --model e5-small-v2" in err.value.details()
+    # The keyword index needs no model: still answered.
+    kw = stub.Search(pb.SearchRequest(collection="old", query="attachment", mode=pb.SEARCH_MODE_KEYWORD))
+    assert [h.document.id for h in kw.hits] == ["a"]
+    # Re-embedding with the model it already has: nothing to do; an unknown collection: named.
+    same = stub.Reindex(pb.ReindexRequest(collection="old", model="all-MiniLM-L6-v2"))
+    assert (same.state, same.from_model, same.to_model) == ("done", "all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Reindex(pb.ReindexRequest(collection="nope", model="e5-small-v2"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'nope'" in err.value.details()
+    channel.close()
+    d.stop()
 
 
 JA_ISSUES = [
@@ -221,37 +217,35 @@ JA_ISSUES = [
 ]
 
 
-def test_japanese_issue_found_by_keyword_and_by_vector(family_models, tmp_path):
+def test_japanese_issue_found_by_keyword_and_by_vector(family_models, daemon):
     """With the multilingual model and CJK bigrams, a Japanese query finds the Japanese issue
     by keyword (a word inside a sentence without spaces, highlighted on its characters) and
     by vector, also from an English query (cross-lingual)."""
-    d = Daemon(tmp_path / "ja", family_models, env={"RAGD_MODEL_NAME": "use-multilingual-v3"}).start()
-    try:
-        channel, stub = _stub(d)
-        docs = [pb.Document(id=i, title=t, text=x, project_id=1, type="issue") for i, t, x in JA_ISSUES]
-        stub.Upsert(pb.UpsertRequest(collection="ja", documents=docs, wait=True))
+    d = daemon("ja", env={"RAGD_MODEL_NAME": "use-multilingual-v3"})
+    channel, stub = _stub(d)
+    docs = [pb.Document(id=i, title=t, text=x, project_id=1, type="issue") for i, t, x in JA_ISSUES]
+    stub.Upsert(pb.UpsertRequest(collection="ja", documents=docs, wait=True))
 
-        def top(query, mode):
-            return stub.Search(pb.SearchRequest(collection="ja", query=query, mode=mode, top_k=3,
-                                                group_by_document=True)).hits
+    def top(query, mode):
+        return stub.Search(pb.SearchRequest(collection="ja", query=query, mode=mode, top_k=3,
+                                            group_by_document=True)).hits
 
-        kw = top("ログイン", pb.SEARCH_MODE_KEYWORD)
-        assert [h.document.id for h in kw] == ["issue:1"]
-        marked = {kw[0].text[s.start:s.end] for s in kw[0].highlights}
-        assert marked == {"ログイン"}
-        assert top("メール", pb.SEARCH_MODE_KEYWORD)[0].document.id == "issue:3"
-        assert top("ERR_DISK_FULL", pb.SEARCH_MODE_AUTO)[0].document.id == "issue:4"
+    kw = top("ログイン", pb.SEARCH_MODE_KEYWORD)
+    assert [h.document.id for h in kw] == ["issue:1"]
+    marked = {kw[0].text[s.start:s.end] for s in kw[0].highlights}
+    assert marked == {"ログイン"}
+    assert top("メール", pb.SEARCH_MODE_KEYWORD)[0].document.id == "issue:3"
+    assert top("ERR_DISK_FULL", pb.SEARCH_MODE_AUTO)[0].document.id == "issue:4"
 
-        assert top("ログインができません", pb.SEARCH_MODE_VECTOR)[0].document.id == "issue:1"
-        assert top("ガントチャートにチケットが出ない", pb.SEARCH_MODE_VECTOR)[0].document.id == "issue:2"
-        assert top("email notifications are not delivered", pb.SEARCH_MODE_VECTOR)[0].document.id == "issue:3"
-        assert top("ログインできない", pb.SEARCH_MODE_HYBRID)[0].document.id == "issue:1"
-        # Emoji, punctuation only, mixed scripts: answered, never an error.
-        for q in ("🙂", "!!!。、", "Redmine でログイン 🙂"):
-            stub.Search(pb.SearchRequest(collection="ja", query=q, mode=pb.SEARCH_MODE_HYBRID))
-        channel.close()
-    finally:
-        d.stop()
+    assert top("ログインができません", pb.SEARCH_MODE_VECTOR)[0].document.id == "issue:1"
+    assert top("ガントチャートにチケットが出ない", pb.SEARCH_MODE_VECTOR)[0].document.id == "issue:2"
+    assert top("email notifications are not delivered", pb.SEARCH_MODE_VECTOR)[0].document.id == "issue:3"
+    assert top("ログインできない", pb.SEARCH_MODE_HYBRID)[0].document.id == "issue:1"
+    # Emoji, punctuation only, mixed scripts: answered, never an error.
+    for q in ("🙂", "!!!。、", "Redmine でログイン 🙂"):
+        stub.Search(pb.SearchRequest(collection="ja", query=q, mode=pb.SEARCH_MODE_HYBRID))
+    channel.close()
+    d.stop()
 
 
 # ------------------------------------------------------------------ re-embedding
@@ -269,7 +263,7 @@ def _wait_reindex(stub, collection: str, model: str, deadline_s: float = 900) ->
         time.sleep(0.2)
 
 
-def test_background_reindex_switches_models_without_downtime_and_survives_a_crash(family_models, tmp_path):
+def test_background_reindex_switches_models_without_downtime_and_survives_a_crash(family_models, daemon):
     import signal
 
     import cisi
@@ -277,56 +271,49 @@ def test_background_reindex_switches_models_without_downtime_and_survives_a_cras
             for d in cisi.documents()[:80]]
     late = "The mail handler crashes when an incoming email has a large attachment."
     query = "email with big attachment crashes"
-    d = Daemon(tmp_path / "data", family_models).start()  # serves all-MiniLM-L6-v2
-    try:
-        channel, stub = _stub(d)
-        stub.Upsert(pb.UpsertRequest(collection="c", documents=docs, wait=True))
-        first = stub.Reindex(pb.ReindexRequest(collection="c", model="e5-small-v2"))
-        assert (first.from_model, first.to_model, first.state) == ("all-MiniLM-L6-v2", "e5-small-v2", "running")
-        # A crash mid-way: nothing was switched, the collection is as it was.
-        d.stop(signal.SIGKILL)
-        channel.close()
-    finally:
-        d.kill()
+    d = daemon("data")  # serves all-MiniLM-L6-v2
+    channel, stub = _stub(d)
+    stub.Upsert(pb.UpsertRequest(collection="c", documents=docs, wait=True))
+    first = stub.Reindex(pb.ReindexRequest(collection="c", model="e5-small-v2"))
+    assert (first.from_model, first.to_model, first.state) == ("all-MiniLM-L6-v2", "e5-small-v2", "running")
+    # A crash mid-way: nothing was switched, the collection is as it was.
+    d.stop(signal.SIGKILL)
+    channel.close()
 
-    d = Daemon(tmp_path / "data", family_models).start()
-    try:
-        channel, stub = _stub(d)
-        before = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_VECTOR))
-        assert len(before.hits) == 10
-        assert stub.Stats(pb.StatsRequest(collection="c")).collections[0].documents == 80
-        started = stub.Reindex(pb.ReindexRequest(collection="c", model="e5-small-v2"))
-        assert started.state == "running" and started.documents_total == 80
-        # Meanwhile: searches answered (old model, old vectors) and writes accepted.
-        during = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_HYBRID))
-        assert len(during.hits) == 10
-        stub.Upsert(pb.UpsertRequest(collection="c", documents=[_doc("late", late)], wait=True))
-        done = _wait_reindex(stub, "c", "e5-small-v2")
-        assert done.state == "done" and done.error == "" and done.documents_done == 81
-        assert done.chunks == stub.Stats(pb.StatsRequest(collection="c")).collections[0].chunks
-        # Now every vector is e5's: the late document's score is the reference cosine of
-        # e5's query and passage vectors (prefixes included).
-        hits = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_VECTOR)).hits
-        late_hit = next(h for h in hits if h.document.id == "late")
-        q_ref = reference_vectors("e5-small-v2", "fp32", [query], True)[0]
-        p_ref = reference_vectors("e5-small-v2", "fp32", [late], False)[0]
-        assert late_hit.score == pytest.approx(float(q_ref @ p_ref), abs=1e-4)
-        # Writes after the switch are embedded with e5 too; the served model is unchanged.
-        stub.Upsert(pb.UpsertRequest(collection="c", documents=[_doc("after", late + " Again.")], wait=True))
-        assert stub.Embed(pb.EmbedRequest(texts=["x"])).model == "all-MiniLM-L6-v2"
-        with pytest.raises(grpc.RpcError) as err:
-            stub.Reindex(pb.ReindexRequest(collection="c", model="no-such-model"))
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no-such-model" in err.value.details()
-        channel.close()
-    finally:
-        d.stop()
+    d = daemon("data")
+    channel, stub = _stub(d)
+    before = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_VECTOR))
+    assert len(before.hits) == 10
+    assert stub.Stats(pb.StatsRequest(collection="c")).collections[0].documents == 80
+    started = stub.Reindex(pb.ReindexRequest(collection="c", model="e5-small-v2"))
+    assert started.state == "running" and started.documents_total == 80
+    # Meanwhile: searches answered (old model, old vectors) and writes accepted.
+    during = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_HYBRID))
+    assert len(during.hits) == 10
+    stub.Upsert(pb.UpsertRequest(collection="c", documents=[_doc("late", late)], wait=True))
+    done = _wait_reindex(stub, "c", "e5-small-v2")
+    assert done.state == "done" and done.error == "" and done.documents_done == 81
+    assert done.chunks == stub.Stats(pb.StatsRequest(collection="c")).collections[0].chunks
+    # Now every vector is e5's: the late document's score is the reference cosine of
+    # e5's query and passage vectors (prefixes included).
+    hits = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_VECTOR)).hits
+    late_hit = next(h for h in hits if h.document.id == "late")
+    q_ref = reference_vectors("e5-small-v2", "fp32", [query], True)[0]
+    p_ref = reference_vectors("e5-small-v2", "fp32", [late], False)[0]
+    assert late_hit.score == pytest.approx(float(q_ref @ p_ref), abs=1e-4)
+    # Writes after the switch are embedded with e5 too; the served model is unchanged.
+    stub.Upsert(pb.UpsertRequest(collection="c", documents=[_doc("after", late + " Again.")], wait=True))
+    assert stub.Embed(pb.EmbedRequest(texts=["x"])).model == "all-MiniLM-L6-v2"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Reindex(pb.ReindexRequest(collection="c", model="no-such-model"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no-such-model" in err.value.details()
+    channel.close()
+    d.stop()
 
     # Restarted on e5-small-v2 (the README's last step): the collection is served as it is.
-    d = Daemon(tmp_path / "data", family_models, env={"RAGD_MODEL_NAME": "e5-small-v2"}).start()
-    try:
-        channel, stub = _stub(d)
-        hits = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_VECTOR)).hits
-        assert next(h for h in hits if h.document.id == "late").score == pytest.approx(late_hit.score, abs=1e-4)
-        channel.close()
-    finally:
-        d.stop()
+    d = daemon("data", env={"RAGD_MODEL_NAME": "e5-small-v2"})
+    channel, stub = _stub(d)
+    hits = stub.Search(pb.SearchRequest(collection="c", query=query, mode=pb.SEARCH_MODE_VECTOR)).hits
+    assert next(h for h in hits if h.document.id == "late").score == pytest.approx(late_hit.score, abs=1e-4)
+    channel.close()
+    d.stop()

@@ -10,11 +10,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import cisi
 import numpy as np
 import onnx
 import pytest
 
-import cisi
 from ragd.embed.errors import ModelError
 from ragd.embed.manifest import FP16_FILE, INT8_FILE, MANIFEST_FILE, MODEL_FILE, read_manifest, verify_model
 from ragd.embed.onnx_embedder import CPU_DEFAULT_PRECISION, OnnxEmbedder, choose_variant

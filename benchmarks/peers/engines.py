@@ -43,7 +43,7 @@ class Payload:
     author_id: np.ndarray
 
     @classmethod
-    def of_chunks(cls, chunks: list[dict]) -> "Payload":
+    def of_chunks(cls, chunks: list[dict]) -> Payload:
         return cls(np.array([c["project_id"] for c in chunks], np.int64),
                    np.array([bool(c["is_private"]) for c in chunks], bool),
                    np.array([c["author_id"] for c in chunks], np.int64))

@@ -118,13 +118,7 @@ class OnnxEmbedder:
         if device == "cuda" and not want_cuda:
             log.warning("CUDA requested but this ONNX Runtime has no CUDA provider; using the CPU")
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.inter_op_num_threads = 1  # the graph is a chain; parallelism is inside operators
-        # Spinning threads waiting for work: a waste on a machine shared with other work (config model.spin_wait).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
-        if intra_op_threads is not None:
-            options.intra_op_num_threads = intra_op_threads
+        options = session_options(intra_op_threads, spin_wait)
 
         files = self._manifest["files"]
         self._file = choose_variant(files, want_cuda, precision)
@@ -270,6 +264,19 @@ class OnnxEmbedder:
         return EmbedResult(vectors=vectors, token_counts=counts, truncated=truncated)
 
 
+def session_options(intra_op_threads: int | None, spin_wait: bool) -> ort.SessionOptions:
+    """ONNX Runtime options of every embedder: all graph optimisations, one inter-op thread
+    (the graph is a chain; parallelism is inside operators), spinning as configured."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.inter_op_num_threads = 1
+    # Spinning threads waiting for work: a waste on a machine shared with other work (config model.spin_wait).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
+    if intra_op_threads is not None:
+        options.intra_op_num_threads = intra_op_threads
+    return options
+
+
 def cuda_requested(device: str) -> bool:
     """Whether OnnxEmbedder(device=...) will try the CUDA provider (it may still
     fall back to the CPU if the provider fails to start)."""
@@ -356,12 +363,7 @@ class TextGraphEmbedder(OnnxEmbedder):
                         self._manifest["name"])
         if precision == "int8":
             log.warning("%s ships one graph (already int8-quantised by its publisher)", self._manifest["name"])
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
-        if intra_op_threads is not None:
-            options.intra_op_num_threads = intra_op_threads
+        options = session_options(intra_op_threads, spin_wait)
         self._file = MODEL_FILE
         self._session = text_session(model_dir / MODEL_FILE, options)
         self._input = self._manifest.get("input_name", "inputs")

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ragd.engine import records
-from ragd.engine.collection import Collection, get_collection
 from ragd.engine.ingest import embedding_text
 from ragd.errors import FailedPrecondition, InvalidArgument
 
@@ -64,7 +62,7 @@ class Reindexer:
 
     async def start(self, name: str, model: str) -> ReindexState:
         """Start re-embedding `name` with `model`, or report the one running/finished for it."""
-        coll = get_collection(self.engine.collections, name)
+        coll = self.engine.check_ready().loaded.collections.get(name)
         state = self.states.get(name)
         if state is not None and (state.state == "running" or (state.target == model and coll.meta.model == model)):
             if state.target != model:
@@ -116,18 +114,20 @@ class Reindexer:
 
     # ------------------------------------------------------------ worker threads
 
-    def _texts(self, coll: Collection, doc_recs: list[tuple[str, dict]]) -> tuple[list[int], list[str]]:
+    def _texts(self, coll, docs: list) -> tuple[list[int], list[str]]:
         """(chunk ids, texts as ingestion embedded them) of some documents' current chunks."""
-        ids = [int(c) for _, rec in doc_recs for c in rec["c"]]
-        titles = {doc_id: rec.get("ti", "") or "" for doc_id, rec in doc_recs}
-        chunks = self.engine.store.get_chunks(coll.meta.id, ids)
+        ld = self.engine.check_ready().loaded
+        ids = [int(c) for rec in docs for c in rec.chunk_ids]
+        titles = {rec.id: rec.document.title for rec in docs}
+        chunks = ld.store.get_chunks(coll.meta.id, ids)
         pairs = [(c.chunk_id, embedding_text(titles.get(c.doc_id, ""), c.text)) for c in chunks if c is not None]
         return [i for i, _ in pairs], [t for _, t in pairs]
 
     def _embed_all(self, state: ReindexState, embedder) -> dict[int, np.ndarray]:
-        coll = get_collection(self.engine.collections, state.collection)
+        ld = self.engine.check_ready().loaded
+        coll = ld.collections.get(state.collection)
         shadow: dict[int, np.ndarray] = {}
-        batch: list[tuple[str, dict]] = []
+        batch: list = []
 
         def flush() -> None:
             ids, texts = self._texts(coll, batch)
@@ -137,44 +137,43 @@ class Reindexer:
             state.documents_done += len(batch)
             batch.clear()
 
-        for doc_id, rec in self.engine.store.iter_docs(coll.meta.id):
-            if records.is_tombstone(rec) or not rec.get("c"):
+        for rec in ld.store.iter_docs(coll.meta.id):
+            if rec.deleted or not rec.chunk_ids:
                 continue
-            batch.append((doc_id, rec))
+            batch.append(rec)
             if len(batch) >= _BATCH_DOCS:
                 flush()
         flush()
         return shadow
 
     def _switch(self, state: ReindexState, embedder, shadow: dict[int, np.ndarray]) -> None:
-        engine = self.engine
-        with engine._write_lock:
-            old = get_collection(engine.collections, state.collection)
-            live = [(doc_id, rec) for doc_id, rec in engine.store.iter_docs(old.meta.id)
-                    if not records.is_tombstone(rec) and rec.get("c")]
+        ld = self.engine.check_ready().loaded
+        collections = ld.collections
+        with collections.write_lock:
+            old = collections.get(state.collection)
+            live = [rec for rec in ld.store.iter_docs(old.meta.id) if not rec.deleted and rec.chunk_ids]
             # Written while the bulk pass ran: embedded now, with the write lock held.
-            missing = [(d, r) for d, r in live if any(int(c) not in shadow for c in r["c"])]
+            missing = [rec for rec in live if any(int(c) not in shadow for c in rec.chunk_ids)]
             for start in range(0, len(missing), _BATCH_DOCS):
                 ids, texts = self._texts(old, missing[start:start + _BATCH_DOCS])
                 if texts:
                     shadow.update(zip(ids, embedder.embed(texts).vectors))
-            ids = [int(c) for _, rec in live for c in rec["c"]]
+            ids = [int(c) for rec in live for c in rec.chunk_ids]
             dim = int(embedder.dimension)
             # The old snapshot holds the old vectors: gone before LMDB changes, so a crash
-            # at any point rebuilds the index from what LMDB holds.
+            # at any point rebuilds the vector index from what LMDB holds.
             old.close(snapshot=False)
-            if old.keeper is not None and old.keeper.path is not None:
-                old.keeper.path.unlink(missing_ok=True)
-            with engine.store.write() as w:
+            if collections.layout is not None:
+                collections.layout.snapshot_paths(old.meta.id).index.unlink(missing_ok=True)
+            with ld.store.write() as w:
                 meta = w.collection(state.collection, dim, state.target, create=False)
                 if meta is None or meta.id != old.meta.id:
                     raise InvalidArgument("collection", f"{state.collection!r} changed during the re-embedding")
                 w.replace_vectors(meta, ids, np.stack([shadow[i] for i in ids]) if ids else
                                   np.empty((0, dim), np.float32))
                 meta.model, meta.dim = state.target, dim
-            new = Collection.load(engine.store, meta)
+            new = collections.swap(meta)  # searches see the old collection or the new one
             new.generation = max(new.generation, old.generation) + 1  # cached pages of the old model are dead
-            engine.collections[state.collection] = new  # one assignment: searches see old or new
             state.chunks = len(ids)
             state.documents_done = len(live)
             state.documents_total = len(live)

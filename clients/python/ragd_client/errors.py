@@ -33,6 +33,10 @@ class Unimplemented(RagError):
     pass
 
 
+class FailedPrecondition(RagError):
+    """The daemon is not set up for the call (e.g. answer() without a model server configured)."""
+
+
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -40,6 +44,7 @@ _BY_CODE = {
     grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
 }
 
 

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Optional
-
-import numpy as np
 
 
 @dataclass
@@ -17,7 +14,7 @@ class Document:
     type: str = ""
     is_private: bool = False
     author_id: int = 0
-    updated_at: Optional[dt.datetime] = None
+    updated_at: dt.datetime | None = None
     version: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
     viewer_ids: list[int] = field(default_factory=list)
@@ -26,8 +23,8 @@ class Document:
 @dataclass
 class MetadataRange:
     key: str
-    gte: Optional[float] = None
-    lte: Optional[float] = None
+    gte: float | None = None
+    lte: float | None = None
 
 
 @dataclass
@@ -40,8 +37,8 @@ class Filter:
     all_private: bool = False
     metadata_equals: dict[str, str] = field(default_factory=dict)
     metadata_ranges: list[MetadataRange] = field(default_factory=list)
-    updated_after: Optional[dt.datetime] = None
-    updated_before: Optional[dt.datetime] = None
+    updated_after: dt.datetime | None = None
+    updated_before: dt.datetime | None = None
     exclude_ids: list[str] = field(default_factory=list)
 
 
@@ -93,15 +90,23 @@ class SearchResult:
     hits: list[Hit]
     mode: str  # the route actually taken: "vector", "keyword" or "hybrid"
     timings: Timings
+    # AUTO only: the query is a question or asks to explain/compare/summarise; offer answer() for it.
+    complex: bool = False
 
 
 @dataclass
 class EmbedResult:
-    vectors: np.ndarray  # float32 [n, dimension], L2-normalised
+    vectors: list[list[float]]  # one L2-normalised vector of `dimension` floats per text
+    dimension: int
     tokens: list[int]
     truncated: list[bool]
     model: str
     timings: Timings
+
+    def array(self):
+        """The vectors as a float32 numpy array [n, dimension] (needs numpy: `pip install ragd-client[numpy]`)."""
+        import numpy as np
+        return np.array(self.vectors, dtype=np.float32).reshape(len(self.vectors), self.dimension)
 
 
 @dataclass
@@ -154,3 +159,74 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.state in ("succeeded", "partial", "failed")
+
+
+# ---------------------------------------------------------------- answers
+
+@dataclass
+class AnswerContext:
+    """First event of answer(): the passages given to the model; passages[i] is cited as [i+1]."""
+    passages: list[Hit]
+    expanded: bool = False  # the question was expanded (HyDE) before retrieval
+
+
+@dataclass
+class AnswerDelta:
+    """A piece of the answer's text, as the model generates it."""
+    text: str
+
+
+@dataclass
+class Citation:
+    passage: int  # [n]
+    document_id: str
+    chunk_id: int
+    start: int    # code points of the cited chunk in the document text
+    end: int
+    score: float
+
+
+@dataclass
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+
+
+@dataclass
+class AnswerTimings:
+    expansion_ms: float = 0.0
+    retrieval_ms: float = 0.0
+    first_token_ms: float = 0.0
+    generation_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass
+class AnswerDone:
+    """Last event of answer()."""
+    text: str
+    citations: list[Citation]
+    # "cited", "not_supported" (the passages do not answer), "uncited" (flagged: no valid
+    # citation, show it as unverified) or "no_passages" (nothing permitted matched; no model call)
+    grounding: str
+    invalid_citations: list[int] = field(default_factory=list)
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    timings: AnswerTimings = field(default_factory=AnswerTimings)
+    model: str = ""
+    finish_reason: str = ""
+
+    @property
+    def flagged(self) -> bool:
+        """True when the answer cites no passage it was given."""
+        return self.grounding == "uncited"
+
+
+@dataclass
+class Answer(AnswerDone):
+    """A whole answer, as ask() returns it: AnswerDone with the passages it was given."""
+    passages: list[Hit] = field(default_factory=list)
+    expanded: bool = False
+
+    def cited_passages(self) -> list[Hit]:
+        return [self.passages[c.passage - 1] for c in self.citations]

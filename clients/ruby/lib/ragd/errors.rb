@@ -35,6 +35,10 @@ module Ragd
   # An RPC or mode ragd announces as coming (e.g. Upsert wait: false, KEYWORD search).
   class Unimplemented < Error; end
 
+  # The daemon is not set up for the call (e.g. #answer without a model server
+  # configured, or the model server refuses the daemon's key). Retrying will not help.
+  class FailedPrecondition < Error; end
+
   # grpc was initialised in a parent process and then used in a forked child.
   # A deployment bug, not an outage: it is deliberately not an Unavailable, so it
   # is not silently swallowed by a search fallback in every worker.
@@ -47,7 +51,8 @@ module Ragd
       GRPC::Core::StatusCodes::UNAVAILABLE => Unavailable,
       GRPC::Core::StatusCodes::DEADLINE_EXCEEDED => Unavailable,
       GRPC::Core::StatusCodes::RESOURCE_EXHAUSTED => ResourceExhausted,
-      GRPC::Core::StatusCodes::UNIMPLEMENTED => Unimplemented
+      GRPC::Core::StatusCodes::UNIMPLEMENTED => Unimplemented,
+      GRPC::Core::StatusCodes::FAILED_PRECONDITION => FailedPrecondition
     }.freeze
 
     # The RuntimeErrors grpc raises in a forked child (1.51 and later wordings).

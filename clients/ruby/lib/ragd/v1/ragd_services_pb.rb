@@ -48,6 +48,13 @@ module Ragd
         # answered from the old vectors until the new ones are complete, then switch at once.
         # Returns at once; call it again (same arguments) for progress.
         rpc :Reindex, ::Ragd::V1::ReindexRequest, ::Ragd::V1::ReindexResponse
+        # Answers a question from the documents the caller may see, as a stream:
+        # first the passages given to the model (HYBRID search under the request's
+        # filter), then the answer's text as the model generates it, then the
+        # citations it actually used, token usage and timings. Needs a model server
+        # (answer.model_url): FAILED_PRECONDITION when none is configured,
+        # UNAVAILABLE when it is down (Search keeps working).
+        rpc :Answer, ::Ragd::V1::AnswerRequest, stream(::Ragd::V1::AnswerResponse)
       end
 
       Stub = Service.rpc_stub_class
