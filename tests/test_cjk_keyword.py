@@ -5,20 +5,23 @@ the analysis is part of the index's format (changing it rebuilds); CJK sentences
 chunked at their full stops."""
 from __future__ import annotations
 
+import numpy as np
+
+from ragd.domain import Document
 from ragd.engine.chunking import Chunker
 from ragd.index import cjk
+from ragd.index.derived import Change, DocChunks
 from ragd.index.keyword import KeywordIndex
 
 
-class NoStore:
-    def sequence(self):
-        return 0
+def change(texts: dict[int, str], seq: int = 1) -> Change:
+    docs = [DocChunks(Document(id=f"d{cid}", text=text), [cid], [text]) for cid, text in texts.items()]
+    return Change(seq, (), lambda: (np.zeros(0, np.int64), np.zeros((0, 1), np.float32)), lambda: docs)
 
 
 def index_with(texts: dict[int, str], mode: str = "bigram") -> KeywordIndex:
-    kw = KeywordIndex(None, NoStore(), 1, mode)
-    for cid, text in texts.items():
-        kw.apply("", [cid], [], texts=[text])
+    kw = KeywordIndex(None, None, 1, mode)  # in memory, no store: filled with one change
+    kw.apply(change(texts))
     return kw
 
 
@@ -83,23 +86,13 @@ def test_emoji_punctuation_and_empty_queries_do_not_fail():
 
 
 def test_analysis_is_part_of_the_index_format(tmp_path):
-    class Store:
-        def sequence(self):
-            return 0
-
-        def iter_docs(self, coll):
-            return iter(())
-
-        def get_chunks(self, coll, ids):
-            return []
-
-        def get_docs(self, coll, ids):
-            return {}
-
-    KeywordIndex.open(Store(), 1, tmp_path, "bigram").close()
-    assert (tmp_path / "1" / "ragd-seq").read_text().split()[0] == "1+cjk-bigram"
-    KeywordIndex.open(Store(), 1, tmp_path, "off").close()  # another analysis: rebuilt, retagged
-    assert (tmp_path / "1" / "ragd-seq").read_text().split()[0] == "1"
+    kw = KeywordIndex(tmp_path / "1", None, 1, "bigram")
+    kw.apply(change(ISSUES, seq=7))
+    kw.close()
+    assert (tmp_path / "1" / "ragd-seq").read_text().split() == ["1+cjk-bigram", "7"]
+    assert KeywordIndex(tmp_path / "1", None, 1, "bigram").load() == 7
+    # Another analysis does not load it: the recovery rebuilds it from LMDB.
+    assert KeywordIndex(tmp_path / "1", None, 1, "off").load() is None
 
 
 def test_cjk_text_is_chunked_at_full_stops():
