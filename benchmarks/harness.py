@@ -648,7 +648,7 @@ def table(res: dict) -> str:
     ch = res.get("choices", {})
     rec = ["recall@10 vs exact, same filter (peers: the setting used above)",
            fmt(res["ragd"]["recall"]["recall_at_10"])]
-    for _, _, _, engine in STACKS:
+    for _k, _, _, engine in STACKS:
         c = ch.get(engine)
         rec += [f"{fmt(c['recall_at_10'])} ({c['setting']})" if c else "n/a", ""]
     lines.append("| " + " | ".join(rec) + " |")

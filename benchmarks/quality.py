@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "clients" / "python"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import cisi  # noqa: E402
 
@@ -166,7 +167,21 @@ def main() -> None:
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "int8", "int8-attention-fp32"],
                     help="model graphs to measure, each through its own daemon (the first is the reference)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--models", nargs="*", default=None,
+                    help="the per-model table instead (benchmarks/model_families.py): CISI nDCG@10 VECTOR/HYBRID, "
+                         "Embed tokens/s interleaved, the Japanese set; no names = every model ragd knows")
     args = ap.parse_args()
+    if args.models is not None:
+        import model_families
+        tmp = Path(tempfile.mkdtemp(prefix="ragd-quality-models-"))
+        try:
+            out = model_families.measure_models(args.models or model_families.DEFAULT_MODELS, tmp, start_daemon,
+                                                ndcg_at_10, doc_num, MODELS)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        model_families.write(out, args.out)
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return
 
     docs = cisi.documents()
     queries, rel = cisi.queries(), cisi.judgments()

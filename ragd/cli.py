@@ -186,7 +186,9 @@ def cmd_model(args) -> int:
     model_dir = models_dir / cfg.model.name
     try:
         if args.model_cmd == "export":
-            out = provision_model(models_dir, cfg.model.source or None, force=args.force)
+            from ragd.engine.engine import model_source
+            out = provision_model(models_dir, model_source(cfg), force=args.force,
+                                  packages=cfg.model.packages_dir or None)
             if args.quantize == "int8":  # a separate step over the exported fp32 model
                 from ragd.embed.manifest import INT8_FILE, read_manifest
                 from ragd.embed.quantize import add_int8_variant
@@ -232,6 +234,42 @@ def cmd_snapshot(args) -> int:
             return 1
     print(json.dumps({"path": path, "sequence": sequence, "bytes": size}))
     return 0
+
+
+def cmd_reindex(args) -> int:
+    """Re-embed a collection with another model in the running daemon (Reindex RPC), with a
+    progress bar; searches are answered from the old vectors until the switch."""
+    import time
+
+    import grpc
+    from tqdm import tqdm
+
+    from ragd.v1 import ragd_pb2 as pb
+    from ragd.v1 import ragd_pb2_grpc
+    req = pb.ReindexRequest(collection=args.collection, model=args.model)
+    with grpc.insecure_channel(args.address) as channel:
+        stub = ragd_pb2_grpc.RagServiceStub(channel)
+        bar = None
+        try:
+            while True:
+                resp = stub.Reindex(req, timeout=600)
+                if bar is None:
+                    bar = tqdm(total=resp.documents_total, unit="doc", disable=args.quiet,
+                               desc=f"{resp.collection}: {resp.from_model} -> {resp.to_model}")
+                bar.update(resp.documents_done - bar.n)
+                if resp.state != "running" or args.no_wait:
+                    break
+                time.sleep(args.poll)
+        except grpc.RpcError as exc:
+            print(f"ragd reindex: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+        finally:
+            if bar is not None:
+                bar.close()
+    print(json.dumps({"collection": resp.collection, "from": resp.from_model, "to": resp.to_model,
+                      "state": resp.state, "documents": resp.documents_done, "chunks": resp.chunks,
+                      **({"error": resp.error} if resp.error else {})}))
+    return 0 if resp.state != "failed" else 1
 
 
 def cmd_restore(args) -> int:
@@ -338,6 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", help=f"daemon address (default $RAGD_ADDRESS or {DEFAULT_ADDRESS})")
     s.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
     s.set_defaults(fn=cmd_snapshot)
+
+    s = sub.add_parser("reindex", help="re-embed a collection with another model in the running daemon, "
+                                       "without downtime (then set model.name to it)")
+    s.add_argument("collection")
+    s.add_argument("--model", required=True, help="a provisioned model or a fetched model family, e.g. e5-small-v2")
+    s.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+    s.add_argument("--no-wait", action="store_true", help="start it and return (run again for progress)")
+    s.add_argument("--poll", type=float, default=1.0, help="seconds between progress calls (default 1)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(fn=cmd_reindex)
 
     s = sub.add_parser("restore", help="restore a backup made by `ragd snapshot` into the data dir "
                                        "(daemon stopped)")

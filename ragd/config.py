@@ -46,9 +46,14 @@ class ServerConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = opt("all-MiniLM-L6-v2", "Provisioned model to load from DATA_DIR/models/NAME.")
-    source: str = opt("", "Where to provision the model from when missing: a BERT-family directory "
-                          "or an .onnx file; empty = the bundled all-MiniLM-L6-v2 package.")
+    name: str = opt("all-MiniLM-L6-v2", "Provisioned model to load from DATA_DIR/models/NAME. A model family "
+                                        "ragd knows (bge-small-en-v1.5, e5-small-v2, use-multilingual-v3) is "
+                                        "provisioned from its fetched package when missing (README, Models).")
+    source: str = opt("", "Where to provision the model from when missing: a BERT-family directory, "
+                          "an .onnx file or a model family's name; empty = the family named by model.name, "
+                          "else the bundled all-MiniLM-L6-v2 package.")
+    packages_dir: str = opt("", "Where scripts/fetch_models.sh put the model families' packages; empty = "
+                                "$RAGD_MODEL_PACKAGES, else ~/.cache/ragd/model-packages. Read offline.")
     device: str = opt("auto", "auto (CUDA when available), cpu or cuda.")
     precision: str = opt("auto", "Which graph runs: auto (fp16 on CUDA when provisioned; on a CPU the measured "
                                  "default, fp32), fp32, or int8 (the CPU variant model.int8.onnx, made on first "
@@ -144,6 +149,10 @@ class SearchConfig:
     auto_max_words: int = opt(4, "AUTO: a query of at most this many words with an identifier in it "
                                  "(#1234, foo_bar.rb, ERR_42, a quoted phrase) goes to KEYWORD without the model; "
                                  "anything else goes HYBRID.")
+    keyword_cjk: str = opt("bigram", "Keyword analysis of Chinese, Japanese and Korean text: bigram (each run of "
+                                     "CJK characters indexed and queried as overlapping character bigrams, so "
+                                     "'ログイン' finds 'ログインできない'; other scripts untouched) or off (CJK runs "
+                                     "are single words, as before). Changing it rebuilds the keyword indexes on start.")
     highlights: bool = opt(True, "Fill each hit's highlight spans (words of the chunk matching the query's terms).")
 
 
@@ -337,6 +346,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.device: {cfg.model.device!r} is not auto, cpu or cuda")
     if cfg.model.precision not in ("auto", "fp32", "int8"):
         raise ConfigError(f"model.precision: {cfg.model.precision!r} is not auto, fp32 or int8")
+    if cfg.search.keyword_cjk not in ("bigram", "off"):
+        raise ConfigError(f"search.keyword_cjk: {cfg.search.keyword_cjk!r} is not bigram or off")
     if cfg.chunking.mode not in ("chars", "tokens"):
         raise ConfigError(f"chunking.mode: {cfg.chunking.mode!r} is not chars or tokens")
     c = cfg.chunking

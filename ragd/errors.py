@@ -36,5 +36,6 @@ class Unimplemented(RagdError):
 
 
 class FailedPrecondition(RagdError):
-    """The request is fine but ragd is not set up for it (e.g. no model server
-    configured, or the model server refuses ragd's key); retrying will not help."""
+    """The request is fine but ragd is not set up for it (e.g. no model server configured,
+    the model server refuses ragd's key, or a collection was built with another model than
+    the one serving it); retrying will not help."""

@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# The optional model families' packages (cached after the first run): their parity tests.
+scripts/fetch_models.sh
 export PATH="$PWD/.tools/bin:$PATH"
 step() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 

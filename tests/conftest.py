@@ -66,6 +66,34 @@ def models_dir() -> Path:
     return MODEL_CACHE
 
 
+@pytest.fixture(scope="session")
+def family_models(models_dir) -> Path:
+    """models_dir with the optional model families (bge-small-en-v1.5, e5-small-v2) too,
+    provisioned from the packages scripts/fetch_models.sh fetched (scripts/test.sh runs it).
+    Provisioning a family takes ~30 s of CPU, so the result is kept per machine, keyed by
+    the provisioning code, and linked into models_dir."""
+    import hashlib
+
+    from ragd.embed.catalog import FAMILIES, packages_dir
+    from ragd.embed.errors import ModelError
+    from ragd.embed.provision import provision_model
+    code = hashlib.sha256()
+    for name in ("catalog.py", "provision.py", "export.py", "manifest.py"):
+        code.update((REPO / "ragd" / "embed" / name).read_bytes())
+    keep = packages_dir().parent / "provisioned" / code.hexdigest()[:16]
+    for name in FAMILIES:
+        try:
+            provision_model(keep, name)
+        except ModelError as exc:
+            pytest.fail(f"{exc}\n(scripts/test.sh fetches the model packages; run scripts/fetch_models.sh)")
+        link = models_dir / name
+        if link.is_symlink() and link.resolve() != (keep / name).resolve():
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(keep / name, target_is_directory=True)
+    return models_dir
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

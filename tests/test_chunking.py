@@ -15,17 +15,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from ragd.engine.chunking import Chunk, Chunker
+from ragd.engine.chunking import DEFAULT_SEPARATORS, Chunk, Chunker
 
-DEFAULT = ["\n\n", "\n", " ", ""]
+# LangChain's defaults plus the CJK full stop and commas (ragd/engine/chunking.py).
+DEFAULT = list(DEFAULT_SEPARATORS)
 
 
 def assert_like_langchain(text: str, size: int = 500, overlap: int = 50, separators: list[str] | None = None) -> None:
     """Same chunk texts as LangChain; offsets where the chunks lie, which are
     add_start_index's except where it finds an earlier copy of the chunk."""
     chunks = Chunker(chunk_size=size, chunk_overlap=overlap, separators=separators).chunk(text)
-    splitter = RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap, separators=separators,
-                                              add_start_index=True)
+    splitter = RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap,
+                                              separators=separators or DEFAULT, add_start_index=True)
     docs = splitter.create_documents([text])
     assert [c.text for c in chunks] == [d.page_content for d in docs]
     for c, d in zip(chunks, docs):
@@ -294,7 +295,10 @@ def test_settings_are_checked(kwargs, message):
 def test_defaults_mirror_langchain():
     chunker = Chunker()
     assert (chunker.mode, chunker.chunk_size, chunker.chunk_overlap) == ("chars", 500, 50)
-    assert list(chunker.separators) == RecursiveCharacterTextSplitter()._separators  # noqa: SLF001
+    # LangChain's separators, with the CJK full stop and commas inserted before the last resort.
+    langchain = RecursiveCharacterTextSplitter()._separators  # noqa: SLF001
+    assert [s for s in chunker.separators if s not in ("\u3002", "\uff0c", "\u3001")] == langchain
+    assert chunker.separators[-1] == ""
 
 
 def test_chunks_are_the_frozen_dataclass():

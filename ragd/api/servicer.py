@@ -122,7 +122,7 @@ class RagServicer:
     @rpc
     async def Embed(self, request, context):
         req = check(request)
-        result, timings = await self.engine.embed(list(req.texts))
+        result, timings = await self.engine.embed(list(req.texts), is_query=req.is_query)
         model = self.engine.model_info()
         resp = pb.EmbedResponse(dimension=model.dimension, model=model.name)
         for vec, tokens, truncated in zip(result.vectors, result.token_counts, result.truncated):
@@ -178,6 +178,14 @@ class RagServicer:
         req = check(request)
         path, seq, size = await self.engine.snapshot(req.path)
         return pb.SnapshotResponse(path=path, sequence=seq, bytes=size)
+
+    @rpc
+    async def Reindex(self, request, context):
+        req = check(request)
+        st = await self.engine.reindex(req.collection, req.model)
+        return pb.ReindexResponse(collection=st.collection, from_model=st.source, to_model=st.target, state=st.state,
+                                  documents_done=st.documents_done, documents_total=st.documents_total,
+                                  chunks=st.chunks, error=st.error)
 
 
 def _stream_ack(result) -> pb.IndexStreamResponse:

@@ -245,17 +245,17 @@ def add_pooling(model: onnx.ModelProto, pooling: str, normalize: bool) -> onnx.M
     if len(dims) != 3:
         raise ModelError(f"the ONNX graph's first output {token_states.name!r} is not [batch, sequence, dim]")
     opset = _opset(model)
-    if opset < 13:
-        raise ModelError(f"the ONNX graph uses opset {opset}; ragd needs opset 13 or later")
+    if opset < 11:
+        raise ModelError(f"the ONNX graph uses opset {opset}; ragd needs opset 11 or later")
 
     g = _GraphBuilder()
     states = token_states.name
-    mask = g.op(
-        "Cast",
-        [g.op("Unsqueeze", ["attention_mask", g.const("pool/axes_last", np.array([-1], np.int64))], name="pool/unsq")],
-        name="pool/mask",
-        to=TensorProto.FLOAT,
-    )  # [b, s, 1]
+    if opset >= 13:
+        unsqueezed = g.op("Unsqueeze", ["attention_mask", g.const("pool/axes_last", np.array([-1], np.int64))],
+                          name="pool/unsq")
+    else:  # axes were an attribute before opset 13 (graphs exported for older runtimes)
+        unsqueezed = g.op("Unsqueeze", ["attention_mask"], name="pool/unsq", axes=[-1])
+    mask = g.op("Cast", [unsqueezed], name="pool/mask", to=TensorProto.FLOAT)  # [b, s, 1]
     axis1 = g.const("pool/axis_seq", np.array([1], np.int64))
     if pooling == "mean":
         summed = _reduce(g, "ReduceSum", g.op("Mul", [states, mask], name="pool/masked"), axis1, opset, "pool/sum")
@@ -293,7 +293,8 @@ def add_pooling(model: onnx.ModelProto, pooling: str, normalize: bool) -> onnx.M
 
     g.nodes[-1].output[0] = OUTPUT
     model.graph.node.extend(g.nodes)
-    model.graph.initializer.extend(g.initializers)
+    used = {name for node in g.nodes for name in node.input}  # axes became attributes before opset 13
+    model.graph.initializer.extend(i for i in g.initializers if i.name in used)
     dim = dims[2].dim_value or "dim"
     del model.graph.output[:]
     model.graph.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", dim]))
@@ -306,7 +307,7 @@ def _opset(model: onnx.ModelProto) -> int:
 
 def _reduce(g: _GraphBuilder, op: str, x: str, axes: str, opset: int, name: str, keepdims: int = 0) -> str:
     # Axes moved from an attribute to an input: ReduceSum at opset 13, the other reductions at 18.
-    if op == "ReduceSum" or opset >= 18:
+    if (op == "ReduceSum" and opset >= 13) or opset >= 18:
         return g.op(op, [x, axes], name=name, keepdims=keepdims)
     axes_values = [int(a) for a in numpy_helper.to_array(next(i for i in g.initializers if i.name == axes))]
     return g.op(op, [x], name=name, keepdims=keepdims, axes=axes_values)

@@ -78,7 +78,8 @@ def verify_model(model_dir: Path) -> list[str]:
     except ModelError as exc:
         return [str(exc)]
     problems = []
-    for required in (MODEL_FILE, TOKENIZER_FILE):
+    # A string-input graph tokenizes inside: no tokenizer.json.
+    for required in (MODEL_FILE,) + (() if manifest.get("input") == "text" else (TOKENIZER_FILE,)):
         if required not in manifest["files"]:
             problems.append(f"{MANIFEST_FILE} does not list {required}")
     for name, entry in manifest["files"].items():

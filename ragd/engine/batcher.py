@@ -126,12 +126,14 @@ class EmbedBatcher:
 
     # ------------------------------------------------------------ callers
 
-    async def embed(self, texts: list[str], *, wait: bool = False, urgent: bool = False) -> EmbedOutput:
+    async def embed(self, texts: list[str], *, wait: bool = False, urgent: bool = False,
+                    is_query: bool = False) -> EmbedOutput:
         """Vectors for `texts` (input order). wait=False: ResourceExhausted when the queue is full.
-        urgent=True: an interactive request (a query), run before the next bulk batch."""
+        urgent=True: an interactive request (a query), run before the next bulk batch.
+        is_query: the texts are queries (the model's query prefix), else passages."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
-        tokens = await loop.run_in_executor(self.tokenize_executor, self.embedder.tokenize, texts)
+        tokens = await loop.run_in_executor(self.tokenize_executor, self.embedder.tokenize, texts, is_query)
         tokenize_ms = (time.perf_counter() - t0) * 1000
         counts = np.fromiter((len(t) for t in tokens), dtype=np.int32, count=len(tokens))
         cost = int(counts.sum())
@@ -288,18 +290,21 @@ class EmbedBatcher:
 class BlockingEmbedder:
     """The batcher seen from a worker thread (search, ingestion): `embed(texts)`
     blocks that thread, not the event loop, until the batched vectors arrive.
+    Search's embeds queries (is_query: the model's query prefix), ingestion's passages.
     Other attributes (dimension, name, max_tokens, ...) are the model's."""
 
     def __init__(self, batcher: EmbedBatcher, loop: asyncio.AbstractEventLoop, *, wait: bool,
-                 urgent: bool = False):
+                 urgent: bool = False, is_query: bool = False):
         self._batcher = batcher
         self._loop = loop
         self._wait = wait
         self._urgent = urgent
+        self._is_query = is_query
 
     def embed(self, texts) -> EmbedOutput:
         return asyncio.run_coroutine_threadsafe(
-            self._batcher.embed(list(texts), wait=self._wait, urgent=self._urgent), self._loop).result()
+            self._batcher.embed(list(texts), wait=self._wait, urgent=self._urgent, is_query=self._is_query),
+            self._loop).result()
 
     def __getattr__(self, name):
         return getattr(self._batcher.embedder, name)

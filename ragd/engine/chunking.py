@@ -86,7 +86,9 @@ from ragd import _native
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-DEFAULT_SEPARATORS: tuple[str, ...] = ("\n\n", "\n", " ", "")
+# LangChain's defaults, with the Japanese/Chinese full stop and comma before the last resort:
+# CJK text has no spaces, and without them a chunk of it would end mid-sentence.
+DEFAULT_SEPARATORS: tuple[str, ...] = ("\n\n", "\n", " ", "\u3002", "\uff0c", "\u3001", "")
 DEFAULT_CHUNK_SIZE = 500
 DEFAULT_CHUNK_OVERLAP = 50
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ragd.errors import InvalidArgument
+from ragd.errors import FailedPrecondition, InvalidArgument
 from ragd.index.columns import FilterColumns
 from ragd.index.columns_keeper import ColumnsKeeper
 from ragd.index.derived import Change, DerivedIndex, Recovery, StoreReader, recover
@@ -44,7 +44,7 @@ class Collection:
         self.index = VectorIndex(meta.dim, ctx.settings, vector_fetch(store, meta.id, meta.dim))
         # Vector index lifecycle (snapshots with the columns, training, compaction).
         self.keeper = IndexKeeper(self.index, store, meta, ctx, snapshot_paths, self.columns_keeper)
-        self.keyword = KeywordIndex(keyword_dir, store, meta.id)  # BM25 (tantivy)
+        self.keyword = KeywordIndex(keyword_dir, store, meta.id, ctx.keyword_cjk)  # BM25 (tantivy)
         # Apply order matters to searches running alongside (they take no lock): the
         # filter columns first, so a new chunk has its filter rows before an index can
         # return it, and an old one's rows are dead before it leaves the indexes.
@@ -125,6 +125,14 @@ class Collections:
         coll = self._by_name[meta.name] = self._make(meta).create()
         return coll
 
+    def swap(self, meta: CollectionMeta) -> Collection:
+        """Open `meta`'s collection anew (its indexes from their files or LMDB) and put it in
+        place of the open one of that name in one step (a re-embedded collection,
+        ragd.engine.reindex); the caller closed the old one and holds the write lock."""
+        coll = self._make(meta).open()
+        self._by_name[meta.name] = coll
+        return coll
+
     def find(self, name: str) -> Collection | None:
         return self._by_name.get(name)
 
@@ -148,3 +156,16 @@ class Collections:
     def close(self, snapshot: bool = True) -> None:
         for coll in self:
             coll.close(snapshot=snapshot)
+
+
+def require_model(meta: CollectionMeta, model: str, dimension: int, action: str) -> None:
+    """Refuse to embed into or for a collection built with another model: its vectors
+    and the new ones would live in different spaces (even at the same dimension), so
+    results would be silently wrong. Raises FailedPrecondition naming both models."""
+    if meta.model == model and meta.dim == dimension:
+        return
+    raise FailedPrecondition(
+        f"collection {meta.name!r} was built with model {meta.model!r} ({meta.dim}-d) but this daemon "
+        f"serves {model!r} ({dimension}-d): cannot {action} it. Re-embed it with "
+        f"`ragd reindex {meta.name} --model {model}`, or serve model {meta.model!r} (model.name); "
+        "KEYWORD searches still work")

@@ -38,7 +38,8 @@ from ragd.domain import (
     Timings,
     WriteResult,
 )
-from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested
+from ragd.embed.catalog import family
+from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested, open_embedder
 from ragd.embed.provision import provision_model, remove_stale_staging
 from ragd.embed.quantize import ensure_int8_variant, needs_int8
 from ragd.engine import router, validate
@@ -49,6 +50,7 @@ from ragd.engine.collection import Collections
 from ragd.engine.datadir import DataDir, backup
 from ragd.engine.ingest import Ingestor
 from ragd.engine.jobs import JobRunner
+from ragd.engine.reindex import Reindexer
 from ragd.engine.search import Searcher, SearchSettings
 from ragd.errors import InvalidArgument, Unavailable
 from ragd.index.lifecycle import index_context_from
@@ -70,9 +72,23 @@ def build_chunker(cfg: Config, model_dir: Path, max_tokens: int) -> Chunker:
     c = cfg.chunking
     size = c.size or None  # 0 and -1 mean "the mode's default" (ragd/config.py)
     overlap = None if c.overlap < 0 else c.overlap
+    if not (model_dir / "tokenizer.json").exists():
+        # A string-input model tokenizes inside its graph: chunks are sized in characters only.
+        if c.mode == "tokens":
+            raise ValueError(f"chunking.mode tokens needs the model's tokenizer.json, which {model_dir.name} "
+                             "does not have (it takes strings); use chunking.mode chars")
+        return Chunker(mode="chars", chunk_size=size, chunk_overlap=overlap)
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     mode: Literal["chars", "tokens"] = "tokens" if c.mode == "tokens" else "chars"  # validated by ragd.config
     return Chunker(mode=mode, chunk_size=size, chunk_overlap=overlap, tokenizer=tokenizer, max_tokens=max_tokens)
+
+
+def model_source(cfg: Config) -> str | None:
+    """What to provision model.name from: model.source, else the family model.name names
+    (ragd/embed/catalog.py), else None (the bundled default model)."""
+    if cfg.model.source:
+        return cfg.model.source
+    return cfg.model.name if family(cfg.model.name) is not None else None
 
 
 def inference_plan(cfg: Config, cuda: bool, cores: int) -> tuple[int, int | None]:
@@ -124,6 +140,17 @@ def build_answerer(cfg: Config, retrieve) -> Answerer:
 
 
 @dataclass
+class ModelRuntime:
+    """A loaded model and its micro-batcher, seen three ways by the worker threads."""
+    embedder: OnnxEmbedder
+    chunker: Chunker
+    batcher: EmbedBatcher
+    query: BlockingEmbedder  # searches: interactive lane, the query prefix
+    unary: BlockingEmbedder  # Upsert: fails fast when the queue is full
+    bulk: BlockingEmbedder  # streams, jobs, re-embedding: wait for room
+
+
+@dataclass
 class _Loaded:
     """What load() brings up (blocking, off the event loop)."""
     store: Store
@@ -164,6 +191,11 @@ class Engine:
         self.max_pad_fraction = 1.0
         self.max_batch_tokens = 8192
         self.answerer: Answerer | None = None
+        # Every loaded model by name: the served one (model.name), plus models loaded to
+        # re-embed a collection (ragd.engine.reindex); a collection is served by its own.
+        self.runtimes: dict[str, ModelRuntime] = {}
+        self._runtime_lock: asyncio.Lock | None = None
+        self.reindexer = Reindexer(self)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -178,18 +210,19 @@ class Engine:
         int8 = needs_int8(self.cfg.model.precision, cuda)
         if not (model_dir / "manifest.json").exists():
             log.info("model %s not provisioned under %s; provisioning it (offline)", self.cfg.model.name, model_dir)
-            model_dir = provision_model(layout.models, self.cfg.model.source or None, int8=int8)
+            model_dir = provision_model(layout.models, model_source(self.cfg), int8=int8,
+                                        packages=self.cfg.model.packages_dir or None)
         elif int8:
             ensure_int8_variant(model_dir)
         self.inference_workers, threads = inference_plan(self.cfg, cuda, os.cpu_count() or 1)
         pad = self.cfg.batching.max_pad_fraction
         self.max_pad_fraction = pad if pad >= 0 else (0.5 if cuda else 0.1)
         self.max_batch_tokens = batch_token_cap(self.cfg, cuda)
-        embedder = OnnxEmbedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads,
-                                precision=self.cfg.model.precision, spin_wait=self.cfg.model.spin_wait)
+        embedder = open_embedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads,
+                                 precision=self.cfg.model.precision, spin_wait=self.cfg.model.spin_wait)
         log.info("model %s loaded (%d-d, %s, provider %s, %d inference workers x %s intra-op threads)",
-                 embedder.name, embedder.dimension, embedder.variant, embedder.provider,
-                 self.inference_workers, threads or "auto")
+                 embedder.name, embedder.dimension, embedder.variant, embedder.provider, self.inference_workers,
+                 threads or "auto")
         chunker = build_chunker(self.cfg, model_dir, embedder.max_tokens)
         # Warm the session: the first run allocates ONNX Runtime's buffers.
         embedder.embed(["warm up"])
@@ -197,10 +230,11 @@ class Engine:
         collections = Collections(store, index_context_from(self.cfg, self._write_lock), layout)
         try:
             for name, meta in store.collections().items():
-                if meta.dim != embedder.dimension:
-                    raise RuntimeError(f"collection {name!r} holds {meta.dim}-d vectors of model {meta.model!r}, "
-                                       f"but model {embedder.name!r} is {embedder.dimension}-d; "
-                                       "start with that model or use a new data dir")
+                if meta.model != embedder.name or meta.dim != embedder.dimension:
+                    # Served, but refused for anything that embeds (collection.require_model).
+                    log.warning("collection %s was built with model %s (%d-d), not %s: its writes and "
+                                "VECTOR/HYBRID searches are refused until it is re-embedded (ragd reindex)",
+                                name, meta.model, meta.dim, embedder.name)
                 t1 = time.perf_counter()
                 collections.open(meta)
                 log.info("collection %s: %d documents, %d chunks, indexes ready in %.0f ms",
@@ -228,6 +262,8 @@ class Engine:
         batcher.start()
         loop = asyncio.get_running_loop()
         model = ld.embedder.name
+        self._runtime_lock = asyncio.Lock()
+        self.runtimes[model] = self._runtime(ld.embedder, ld.chunker, batcher, loop)
         ingestor = Ingestor(ld.store, BlockingEmbedder(batcher, loop, wait=False), ld.chunker, ld.collections, model)
         stream_ingestor = Ingestor(ld.store, BlockingEmbedder(batcher, loop, wait=True), ld.chunker,
                                    ld.collections, model)
@@ -235,11 +271,15 @@ class Engine:
         cache = SearchCache(enabled=c.enabled, max_pages=c.max_pages, max_embeddings=c.max_embeddings,
                             ttl_s=c.ttl_s, model=f"{model}:{ld.embedder.sha256}", redis_url=c.redis_url,
                             redis_prefix=c.redis_prefix, redis_timeout_s=c.redis_timeout_s)
-        searcher = Searcher(ld.store, BlockingEmbedder(batcher, loop, wait=False, urgent=True), ld.collections,
+        ingestor.runtime_for = self._unary_for
+        stream_ingestor.runtime_for = self._bulk_for
+        searcher = Searcher(ld.store, BlockingEmbedder(batcher, loop, wait=False, urgent=True, is_query=True),
+                            ld.collections,
                             SearchSettings(fusion=sc.fusion, rrf_k=sc.rrf_k, hybrid_candidates=sc.hybrid_candidates,
                                            vector_weight=sc.vector_weight, keyword_weight=sc.keyword_weight,
                                            auto_max_words=sc.auto_max_words, highlights=sc.highlights),
                             cache)
+        searcher.embedder_for = self._query_for
         j = self.cfg.jobs
         jobs = JobRunner(JobStore(ld.store), stream_ingestor, self._run_blocking, batch_size=j.batch_size,
                          max_attempts=j.max_attempts, backoff_s=j.retry_backoff_s, retention_s=j.retention_s)
@@ -248,8 +288,12 @@ class Engine:
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.reindexer.stop()  # an unfinished re-embedding leaves the collection as it was
         if self._serving is not None:
             await self._serving.jobs.stop()  # the batch in flight commits atomically or not at all
+            for runtime in list(self.runtimes.values()):
+                if runtime.batcher is not self._serving.batcher:
+                    await runtime.batcher.stop()
             await self._serving.batcher.stop()
         if self.answerer is not None and self.answerer.chat is not None:
             await self.answerer.chat.close()
@@ -373,10 +417,12 @@ class Engine:
         async for event in self.answerer.run(q, expand=router.is_complex(q.question), deadline=deadline):
             yield event
 
-    async def embed(self, texts: list[str]) -> tuple[EmbedOutput, Timings]:
+    async def embed(self, texts: list[str], is_query: bool = False) -> tuple[EmbedOutput, Timings]:
+        """Vectors as ragd stores them (passages) or searches with them (is_query): the
+        model's declared prefix is applied either way."""
         t0 = time.perf_counter()
         validate.embed_texts(texts, self.limits)
-        out = await self.check_ready().batcher.embed(texts, urgent=True)
+        out = await self.check_ready().batcher.embed(texts, urgent=True, is_query=is_query)
         return out, Timings(tokenize_ms=out.tokenize_ms, queue_ms=out.queue_ms, embed_ms=out.inference_ms,
                             total_ms=_ms(t0))
 
@@ -390,6 +436,71 @@ class Engine:
         ld = self.check_ready().loaded
         seq, size = await self._run(backup, ld.store, ld.collections, dest)
         return str(dest.resolve()), seq, size
+
+    # ------------------------------------------------------------ models
+
+    def _runtime(self, embedder, chunker, batcher, loop) -> ModelRuntime:
+        return ModelRuntime(embedder, chunker, batcher,
+                            query=BlockingEmbedder(batcher, loop, wait=False, urgent=True, is_query=True),
+                            unary=BlockingEmbedder(batcher, loop, wait=False),
+                            bulk=BlockingEmbedder(batcher, loop, wait=True))
+
+    def _query_for(self, model: str):
+        r = self.runtimes.get(model)
+        return r.query if r is not None else None
+
+    def _unary_for(self, model: str):
+        r = self.runtimes.get(model)
+        return (r.unary, r.chunker) if r is not None else None
+
+    def _bulk_for(self, model: str):
+        r = self.runtimes.get(model)
+        return (r.bulk, r.chunker) if r is not None else None
+
+    async def ensure_runtime(self, name: str) -> ModelRuntime:
+        """Load model `name` beside the served one (provisioned offline when it is a model
+        family whose package was fetched). Raises InvalidArgument when it cannot be had."""
+        ld = self.check_ready().loaded
+        assert self._runtime_lock is not None
+        async with self._runtime_lock:
+            if name in self.runtimes:
+                return self.runtimes[name]
+            embedder, chunker = await self._run_blocking(self._load_model, name)
+            b = self.cfg.batching
+            batcher = EmbedBatcher(embedder, ld.infer_pool, tokenize_executor=self._tokenize_pool,
+                                   workers=self.inference_workers, max_pad_fraction=self.max_pad_fraction,
+                                   max_batch_tokens=self.max_batch_tokens, max_batch_texts=b.max_batch_texts,
+                                   max_queue_tokens=b.max_queue_tokens)
+            batcher.start()
+            runtime = self._runtime(embedder, chunker, batcher, asyncio.get_running_loop())
+            self.runtimes[name] = runtime
+            log.info("model %s loaded beside %s (%d-d, %s)", name, ld.embedder.name, embedder.dimension,
+                     embedder.variant)
+            return runtime
+
+    def _load_model(self, name: str):
+        from ragd.embed.errors import ModelError
+        models = self.layout.models
+        model_dir = models / name
+        try:
+            if not (model_dir / "manifest.json").exists():
+                if family(name) is None:
+                    raise ModelError(f"{model_dir} is not provisioned and {name!r} is no model family ragd knows")
+                model_dir = provision_model(models, name, packages=self.cfg.model.packages_dir or None)
+            m = self.cfg.model
+            embedder = open_embedder(model_dir, device=m.device, intra_op_threads=m.threads or None,
+                                     precision=m.precision, spin_wait=m.spin_wait)
+        except ModelError as exc:
+            raise InvalidArgument("model", str(exc)) from None
+        return embedder, build_chunker(self.cfg, model_dir, embedder.max_tokens)
+
+    async def reindex(self, collection: str, model: str):
+        """Start (or report) re-embedding `collection` with `model` in the background."""
+        name = validate.collection_name(collection)
+        if not model:
+            raise InvalidArgument("model", "name the model to re-embed the collection with")
+        self.check_ready()
+        return await self.reindexer.start(name, model)
 
     def stats(self, collection: str = "") -> list[CollectionStats]:
         ld = self.check_ready().loaded

@@ -15,8 +15,8 @@ import numpy as np
 from ragd import _native
 from ragd.domain import Ack, AckStatus, Document, DocumentRef
 from ragd.engine.chunking import TextError
-from ragd.engine.collection import Collections
-from ragd.errors import InvalidArgument
+from ragd.engine.collection import Collections, require_model
+from ragd.errors import InvalidArgument, Unavailable
 from ragd.index.derived import Change, DocChunks
 from ragd.store.lmdb_store import CollectionMeta, DocRecord, Store, WriteTxn
 
@@ -29,6 +29,7 @@ class PreparedDoc:
     vectors: np.ndarray | None = None
     truncated: bool = False
     skip: AckStatus | None = None  # decided by the version pre-check
+    model: str = ""  # the model that embedded it (the collection's, checked again at commit)
 
 
 def version_verdict(stored: DocRecord | None, version: int) -> AckStatus | None:
@@ -57,10 +58,20 @@ class Ingestor:
         self.collections = collections
         self.write_lock = collections.write_lock
         self.model_name = model_name
+        # model name -> (embedder, chunker) of another loaded model, for collections built
+        # with it (re-embedded ones, ragd.engine.reindex); None: only this ingestor's model.
+        self.runtime_for: Callable[[str], tuple | None] | None = None
 
     def prepare(self, name: str, docs: list[Document]) -> list[PreparedDoc]:
         """Everything that can fail on bad input happens here, before any write."""
         coll = self.collections.find(name)
+        embedder, chunker, model = self.embedder, self.chunker, self.model_name
+        if coll is not None:
+            if coll.meta.model != model and self.runtime_for is not None:
+                runtime = self.runtime_for(coll.meta.model)
+                if runtime is not None:
+                    (embedder, chunker), model = runtime, coll.meta.model
+            require_model(coll.meta, model, embedder.dimension, "write to")
         stored = self.store.get_docs(coll.meta.id, [d.id for d in docs]) if coll else {}
         prepared: list[PreparedDoc] = []
         for i, doc in enumerate(docs):
@@ -68,13 +79,13 @@ class Ingestor:
                 doc.text = _native.normalize_text(doc.text.encode("utf-8"))
             except (UnicodeEncodeError, ValueError) as exc:
                 raise InvalidArgument(f"documents[{i}].text", f"not valid UTF-8 ({exc})") from None
-            prepared.append(PreparedDoc(doc=doc, skip=version_verdict(stored.get(doc.id), doc.version)))
+            prepared.append(PreparedDoc(doc=doc, skip=version_verdict(stored.get(doc.id), doc.version), model=model))
         # One native call chunks every document of the batch (one GIL release, no
         # Python object per chunk but its text): issues and notes are small, and a
         # call per document cost more than the splitting itself.
         todo_at = [i for i, p in enumerate(prepared) if p.skip is None]
         try:
-            batch = self.chunker.chunk_many([prepared[i].doc.text for i in todo_at],
+            batch = chunker.chunk_many([prepared[i].doc.text for i in todo_at],
                                             embed_prefixes=[embedding_text(prepared[i].doc.title, "") for i in todo_at])
         except TextError as exc:  # names the k-th document chunked
             raise InvalidArgument(f"documents[{todo_at[exc.index]}].text", exc.reason) from None
@@ -86,7 +97,7 @@ class Ingestor:
         todo = [p for p in prepared if p.skip is None]
         if todo:
             inputs = [embedding_text(p.doc.title, t) for p in todo for t in p.texts]
-            result = self.embedder.embed(inputs)
+            result = embedder.embed(inputs)
             at = 0
             for p in todo:
                 n = len(p.texts)
@@ -116,6 +127,10 @@ class Ingestor:
             with self.store.write() as w:
                 meta = w.collection(name, self.embedder.dimension, self.model_name, create=True)
                 assert meta is not None
+                used = prepared[0].model if prepared else self.model_name
+                if meta.model != used:  # prepare() checked it: the collection was re-embedded since
+                    raise Unavailable(f"collection {name!r} was re-embedded with model {meta.model!r} while "
+                                      "this write was prepared; retry it")
                 for p in prepared:
                     doc = p.doc
                     stored = w.get_doc(meta, doc.id)

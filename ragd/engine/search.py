@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ragd.domain import Filter, Hit, SearchMode, SearchQuery, SearchResult, Timings
 from ragd.engine import fusion, router
 from ragd.engine.cache import SearchCache, page_key
-from ragd.engine.collection import Collection, Collections
+from ragd.engine.collection import Collection, Collections, require_model
 from ragd.errors import NotFound
 from ragd.store.lmdb_store import Store
 
@@ -53,6 +55,9 @@ class Searcher:
         self.collections = collections
         self.settings = settings or SearchSettings()
         self.cache = cache or SearchCache(enabled=False)
+        # model name -> the query embedder of another loaded model, for collections built
+        # with it (re-embedded ones, ragd.engine.reindex); None: only self.embedder.
+        self.embedder_for: Callable[[str], Any] | None = None
 
     def collection(self, name: str) -> Collection:
         return self.collections.get(name)
@@ -62,7 +67,7 @@ class Searcher:
     def search(self, q: SearchQuery) -> SearchResult:
         coll = self.collection(q.collection)
         generation = coll.generation  # read first: a write during this search makes a newer key
-        key = page_key(q, generation)
+        key = page_key(q, generation, (coll.meta.model,))  # a re-embedded collection's pages are new
         routed = q.mode == SearchMode.AUTO
         complex_ = routed and router.is_complex(q.query)  # computed, not cached: a regex over the query
         cached = self.cache.get_page(key)
@@ -81,7 +86,7 @@ class Searcher:
             if not picked and routed:
                 mode = SearchMode.HYBRID  # nothing matched verbatim: let the model try
         if mode == SearchMode.VECTOR:
-            vec = self._query_vector(q, timings)
+            vec = self._query_vector(coll, q, timings)
             t1 = time.perf_counter()
             pairs = self._vector_pairs(coll, vec, q.top_k, mask, q.group_by_document, q.min_score, q)
             timings.search_ms += _ms(t1)
@@ -120,22 +125,28 @@ class Searcher:
 
     # ------------------------------------------------------------ pieces
 
-    def _embed(self, text: str, timings: Timings) -> np.ndarray:
+    def _embed(self, coll: Collection, text: str, timings: Timings) -> np.ndarray:
+        # A query vector of another model than the collection's would rank by noise.
+        embedder = self.embedder
+        if coll.meta.model != embedder.name and self.embedder_for is not None:
+            embedder = self.embedder_for(coll.meta.model) or embedder
+        require_model(coll.meta, embedder.name, embedder.dimension, "search (VECTOR, HYBRID)")
+        key = text if embedder is self.embedder else f"\x00{embedder.name}\x00{text}"
         t0 = time.perf_counter()
-        vec = self.cache.get_embedding(text)
+        vec = self.cache.get_embedding(key)
         if vec is None:
-            vec = self.embedder.embed([text]).vectors[0]
-            self.cache.put_embedding(text, vec)
+            vec = embedder.embed([text]).vectors[0]
+            self.cache.put_embedding(key, vec)
         timings.embed_ms += _ms(t0)
         return vec
 
-    def _query_vector(self, q: SearchQuery, timings: Timings) -> np.ndarray:
+    def _query_vector(self, coll: Collection, q: SearchQuery, timings: Timings) -> np.ndarray:
         """The query's embedding; with an expansion (a HyDE draft), the normalised mean
         of the query's and the draft's (HyDE averages the question with its drafts)."""
-        vec = self._embed(q.query, timings)
+        vec = self._embed(coll, q.query, timings)
         if not q.expansion.strip():
             return vec
-        mean = vec + self._embed(q.expansion, timings)
+        mean = vec + self._embed(coll, q.expansion, timings)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
     @staticmethod
@@ -191,7 +202,7 @@ class Searcher:
     def _hybrid(self, coll: Collection, q: SearchQuery, mask, timings: Timings):
         s = self.settings
         n = max(s.hybrid_candidates, q.top_k)
-        vec = self._query_vector(q, timings)
+        vec = self._query_vector(coll, q, timings)
         t0 = time.perf_counter()
         group = q.group_by_document
         vpairs = self._vector_pairs(coll, vec, n, mask, group, q.min_score, q)

@@ -33,11 +33,16 @@ from pathlib import Path
 import numpy as np
 import tantivy
 
+from ragd.index import cjk as cjk_analysis
 from ragd.index.derived import Change, StoreReader
 
 log = logging.getLogger("ragd.keyword")
 
 _FORMAT = 1  # bump when the schema or analyzer changes: the index is rebuilt
+# Keyword analysis of CJK text (config search.keyword_cjk): "bigram" indexes CJK runs as
+# overlapping bigrams (ragd/index/cjk.py), "off" as whole space-delimited words. Part of the
+# index's format tag, so changing it rebuilds the index from LMDB on the next start.
+CJK_MODES = ("bigram", "off")
 _TOKENIZER = "ragd_en"
 # English stop words, dropped from OR-queries (as bm25s does): a natural-language
 # question otherwise matches nearly every chunk through "the" and "of".
@@ -92,26 +97,32 @@ class QueryTerms:
     +0.06 nDCG@10 over de-duplicated terms) and phrases for identifier-like pieces
     (ERR_CONN_RESET, mail_handler.rb, v1.2.3 are phrases of their parts)."""
 
-    def __init__(self, text: str, an: tantivy.TextAnalyzer):
+    def __init__(self, text: str, an: tantivy.TextAnalyzer, cjk: bool = False):
         self.terms: list[str] = []
         self.phrases: list[list[str]] = []
+        # CJK runs become bigrams as in the index; a phrase or identifier keeps them in order.
+        prepare = cjk_analysis.index_text if cjk else (lambda t: t)
         quoted = text.strip()
         if len(quoted) > 2 and quoted[0] == quoted[-1] == '"':
-            stems = an.analyze(quoted[1:-1])
+            stems = an.analyze(prepare(quoted[1:-1]))
             if len(stems) > 1:
                 self.phrases.append(stems[:MAX_TERMS])  # "an exact phrase"
                 return
         for piece in text.split():
             if is_identifier(piece):
-                stems = an.analyze(piece.strip(_STRIP))
+                stems = an.analyze(prepare(piece.strip(_STRIP)))
                 if len(stems) > 1:
                     self.phrases.append(stems)
                     continue
                 self.terms.extend(stems)  # "#1234", "E500": one term, kept even if short
                 continue
             for word in _WORD.findall(piece):
-                if word.lower() not in STOPWORDS:
-                    self.terms.extend(an.analyze(word))
+                parts = cjk_analysis.split_runs(word) if cjk else [(False, word)]
+                for is_cjk, part in parts:
+                    if is_cjk:  # every bigram of the run, ORed: BM25 ranks texts holding more of them
+                        self.terms.extend(an.analyze(cjk_analysis.index_text(part)))
+                    elif part.lower() not in STOPWORDS:
+                        self.terms.extend(an.analyze(part))
         self.terms = self.terms[:MAX_TERMS]
         self.phrases = self.phrases[:MAX_TERMS]
 
@@ -129,7 +140,12 @@ class KeywordIndex:
     kind = "tantivy"
     label = "keyword index"
 
-    def __init__(self, path: Path | None, store: StoreReader | None = None, coll_id: int = 0):
+    def __init__(self, path: Path | None, store: StoreReader | None = None, coll_id: int = 0,
+                 cjk: str = "bigram"):
+        if cjk not in CJK_MODES:
+            raise ValueError(f"search.keyword_cjk: {cjk!r} is not one of {', '.join(CJK_MODES)}")
+        self.cjk = cjk == "bigram"
+        self.format_tag = f"{_FORMAT}+cjk-bigram" if self.cjk else f"{_FORMAT}"
         self.path = path            # None: in memory (rebuilt on every start)
         self.store = store          # for rebuild() only
         self.coll_id = coll_id
@@ -164,7 +180,7 @@ class KeywordIndex:
     def load(self) -> int | None:
         if self._unreadable is not None:
             raise self._unreadable
-        seq = _read_seq(self.path) if self.path is not None else None
+        seq = _read_seq(self.path, self.format_tag) if self.path is not None else None
         if seq is not None:
             self.sequence = seq
         return seq
@@ -197,7 +213,7 @@ class KeywordIndex:
         n = 0
         for chunk in self.store.get_chunks(self.coll_id, list(titles)):
             if chunk is not None:
-                writer.add_document(tantivy.Document(body=_body(titles[chunk.chunk_id], chunk.text),
+                writer.add_document(tantivy.Document(body=self._body(titles[chunk.chunk_id], chunk.text),
                                                            cid=chunk.chunk_id))
                 n += 1
         return n
@@ -215,7 +231,7 @@ class KeywordIndex:
             for part in change.documents:
                 for cid, text in zip(part.chunk_ids, part.texts):
                     writer.delete_documents_by_term("cid", int(cid))
-                    writer.add_document(tantivy.Document(body=_body(part.document.title, text), cid=int(cid)))
+                    writer.add_document(tantivy.Document(body=self._body(part.document.title, text), cid=int(cid)))
             self.sequence = change.seq
             self._dirty = True
 
@@ -232,7 +248,7 @@ class KeywordIndex:
         self._searcher = self._index.searcher()
         self._dirty = False
         if self.path is not None:
-            _write_seq(self.path, self.sequence)
+            _write_seq(self.path, self.sequence, self.format_tag)
 
     def refresh(self) -> None:
         """Make staged writes visible (one tantivy commit for however many writes came since)."""
@@ -263,7 +279,7 @@ class KeywordIndex:
     # ------------------------------------------------------------ search
 
     def terms(self, text: str) -> QueryTerms:
-        return QueryTerms(text, self.analyzer)
+        return QueryTerms(text, self.analyzer, self.cjk)
 
     def _query(self, qt: QueryTerms):
         subs = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "body", t)) for t in qt.terms]
@@ -331,38 +347,44 @@ class KeywordIndex:
     # ------------------------------------------------------------ highlights
 
     def highlight(self, qt: QueryTerms, text: str, limit: int = 64) -> list[tuple[int, int]]:
-        """Code-point spans of `text` whose words stem to a query term."""
+        """Code-point spans of `text` whose words stem to a query term (CJK: the characters
+        a matching bigram covers)."""
         stems = qt.stems
         if not stems:
             return []
         spans: list[tuple[int, int]] = []
         for m in _WORD.finditer(text):
-            st = self.analyzer.analyze(m.group())
-            if st and any(s in stems for s in st):
-                spans.append((m.start(), m.end()))
-                if len(spans) >= limit:
-                    break
-        return spans
+            at = m.start()
+            for is_cjk, part in (cjk_analysis.split_runs(m.group()) if self.cjk else [(False, m.group())]):
+                if not is_cjk:
+                    st = self.analyzer.analyze(part)
+                    if st and any(s in stems for s in st):
+                        spans.append((at, at + len(part)))
+                at += len(part)
+        if self.cjk:
+            spans.extend(cjk_analysis.highlight_spans(text, stems))
+            spans.sort()
+        return spans[:limit]
+
+    def _body(self, title: str, text: str) -> str:
+        body = f"{title}\n{text}" if title else text
+        return cjk_analysis.index_text(body) if self.cjk else body
 
 
-def _body(title: str, text: str) -> str:
-    return f"{title}\n{text}" if title else text
-
-
-def _read_seq(path: Path) -> int | None:
+def _read_seq(path: Path, tag: str) -> int | None:
     try:
         meta = (path / "ragd-seq").read_text().split()
-        if int(meta[0]) != _FORMAT:
+        if meta[0] != tag:
             return None
         return int(meta[1])
     except (OSError, ValueError, IndexError):
         return None
 
 
-def _write_seq(path: Path, seq: int) -> None:
+def _write_seq(path: Path, seq: int, tag: str) -> None:
     tmp = path / "ragd-seq.tmp"
     with open(tmp, "w") as f:
-        f.write(f"{_FORMAT} {seq}\n")
+        f.write(f"{tag} {seq}\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path / "ragd-seq")

@@ -48,6 +48,7 @@ class IndexContext:
     snapshot_every_s: float = 300.0        # seconds since the last snapshot (when the collection changed)
     background: bool = True                # run the maintenance thread
     poll_s: float = 0.5
+    keyword_cjk: str = "bigram"            # keyword analysis of CJK text (search.keyword_cjk)
 
 
 def vector_fetch(store: StoreReader, coll_id: int, dim: int) -> Fetch:
@@ -277,4 +278,5 @@ def index_context_from(cfg, write_lock: threading.Lock) -> IndexContext:
                              nlist_factor=c.nlist_factor, pq_m=c.pq_m, nprobe=c.nprobe,
                              rerank_factor=c.rerank_factor, compact_fraction=c.compact_fraction, gpu=c.gpu)
     return IndexContext(settings=settings, write_lock=write_lock,
-                        snapshot_every_ops=c.snapshot_every_ops, snapshot_every_s=c.snapshot_every_s)
+                        snapshot_every_ops=c.snapshot_every_ops, snapshot_every_s=c.snapshot_every_s,
+                        keyword_cjk=cfg.search.keyword_cjk)

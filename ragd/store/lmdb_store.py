@@ -266,6 +266,14 @@ class WriteTxn:
         self._added.setdefault(meta.id, []).extend(ids)
         return ids
 
+    def replace_vectors(self, meta: CollectionMeta, chunk_ids, vectors: np.ndarray) -> None:
+        """Overwrite the vectors of existing chunks (a collection re-embedded with another
+        model, ragd.engine.reindex); chunks and the op log are untouched."""
+        prefix = _U32.pack(meta.id)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        for cid, vec in zip(chunk_ids, vectors):
+            self._txn.put(prefix + _U64.pack(int(cid)), vec.tobytes(), db=self._db["vectors"])
+
     def remove_chunks(self, meta: CollectionMeta, chunk_ids: Sequence[int]) -> None:
         prefix = _U32.pack(meta.id)
         for cid in chunk_ids:

@@ -565,6 +565,34 @@ class SnapshotResponse(_message.Message):
     bytes: int
     def __init__(self, path: _Optional[str] = ..., sequence: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
+class ReindexRequest(_message.Message):
+    __slots__ = ("collection", "model")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model: str
+    def __init__(self, collection: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
+class ReindexResponse(_message.Message):
+    __slots__ = ("collection", "from_model", "to_model", "state", "documents_done", "documents_total", "chunks", "error")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FROM_MODEL_FIELD_NUMBER: _ClassVar[int]
+    TO_MODEL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_DONE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    from_model: str
+    to_model: str
+    state: str
+    documents_done: int
+    documents_total: int
+    chunks: int
+    error: str
+    def __init__(self, collection: _Optional[str] = ..., from_model: _Optional[str] = ..., to_model: _Optional[str] = ..., state: _Optional[str] = ..., documents_done: _Optional[int] = ..., documents_total: _Optional[int] = ..., chunks: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
 class AnswerRequest(_message.Message):
     __slots__ = ("collection", "question", "filter", "top_k", "max_tokens", "temperature", "language", "group_by_document")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]

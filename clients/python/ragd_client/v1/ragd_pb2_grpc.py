@@ -94,6 +94,11 @@ class RagServiceStub:
                 request_serializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotRequest.SerializeToString,
                 response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotResponse.FromString,
                 _registered_method=True)
+        self.Reindex = channel.unary_unary(
+                '/ragd.v1.RagService/Reindex',
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.ReindexRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.ReindexResponse.FromString,
+                _registered_method=True)
         self.Answer = channel.unary_stream(
                 '/ragd.v1.RagService/Answer',
                 request_serializer=ragd__client_dot_v1_dot_ragd__pb2.AnswerRequest.SerializeToString,
@@ -190,6 +195,15 @@ class RagServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reindex(self, request, context):
+        """Re-embed a collection with another model in the background; searches keep being
+        answered from the old vectors until the new ones are complete, then switch at once.
+        Returns at once; call it again (same arguments) for progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Answer(self, request, context):
         """Answers a question from the documents the caller may see, as a stream:
         first the passages given to the model (HYBRID search under the request's
@@ -264,6 +278,11 @@ def add_RagServiceServicer_to_server(servicer, server):
                     servicer.Snapshot,
                     request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotRequest.FromString,
                     response_serializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotResponse.SerializeToString,
+            ),
+            'Reindex': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reindex,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.ReindexRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.ReindexResponse.SerializeToString,
             ),
             'Answer': grpc.unary_stream_rpc_method_handler(
                     servicer.Answer,
@@ -595,6 +614,33 @@ class RagService:
             '/ragd.v1.RagService/Snapshot',
             ragd__client_dot_v1_dot_ragd__pb2.SnapshotRequest.SerializeToString,
             ragd__client_dot_v1_dot_ragd__pb2.SnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reindex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragd.v1.RagService/Reindex',
+            ragd__client_dot_v1_dot_ragd__pb2.ReindexRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.ReindexResponse.FromString,
             options,
             channel_credentials,
             insecure,

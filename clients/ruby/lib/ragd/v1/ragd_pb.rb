@@ -243,6 +243,20 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :sequence, :uint64, 2
       optional :bytes, :int64, 3
     end
+    add_message "ragd.v1.ReindexRequest" do
+      optional :collection, :string, 1
+      optional :model, :string, 2
+    end
+    add_message "ragd.v1.ReindexResponse" do
+      optional :collection, :string, 1
+      optional :from_model, :string, 2
+      optional :to_model, :string, 3
+      optional :state, :string, 4
+      optional :documents_done, :int64, 5
+      optional :documents_total, :int64, 6
+      optional :chunks, :int64, 7
+      optional :error, :string, 8
+    end
     add_message "ragd.v1.AnswerRequest" do
       optional :collection, :string, 1
       optional :question, :string, 2
@@ -372,6 +386,8 @@ module Ragd
     ListDocumentsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.ListDocumentsResponse").msgclass
     SnapshotRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SnapshotRequest").msgclass
     SnapshotResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SnapshotResponse").msgclass
+    ReindexRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.ReindexRequest").msgclass
+    ReindexResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.ReindexResponse").msgclass
     AnswerRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AnswerRequest").msgclass
     AnswerContext = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AnswerContext").msgclass
     Citation = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.Citation").msgclass

@@ -48,6 +48,10 @@ module Ragd
         rpc :ListDocuments, ::Ragd::V1::ListDocumentsRequest, ::Ragd::V1::ListDocumentsResponse
         # Consistent backup of the data directory.
         rpc :Snapshot, ::Ragd::V1::SnapshotRequest, ::Ragd::V1::SnapshotResponse
+        # Re-embed a collection with another model in the background; searches keep being
+        # answered from the old vectors until the new ones are complete, then switch at once.
+        # Returns at once; call it again (same arguments) for progress.
+        rpc :Reindex, ::Ragd::V1::ReindexRequest, ::Ragd::V1::ReindexResponse
         # Answers a question from the documents the caller may see, as a stream:
         # first the passages given to the model (HYBRID search under the request's
         # filter), then the answer's text as the model generates it, then the
