@@ -29,9 +29,10 @@ from ragd.engine.collection import Collection, backup, get_collection, set_index
 from ragd.engine.ingest import Ingestor
 from ragd.engine.jobs import JobRunner
 from ragd.engine.search import Searcher, SearchSettings
-from ragd.errors import InvalidArgument, Unavailable
+from ragd.errors import Unavailable
 from ragd.index import keyword as keyword_index
 from ragd.index.lifecycle import index_context_from
+from ragd.security.paths import backup_target
 from ragd.store.jobs import JobStore
 from ragd.store.lmdb_store import Store
 
@@ -285,13 +286,11 @@ class Engine:
         return out, Timings(tokenize_ms=out.tokenize_ms, queue_ms=out.queue_ms, embed_ms=out.inference_ms,
                             total_ms=_ms(t0))
 
-    async def snapshot(self, path: str) -> tuple[str, int, int]:
-        """A consistent backup of the data dir into the new directory `path`: (path, sequence, bytes)."""
-        if not path:
-            raise InvalidArgument("path", "name a directory (on the daemon's host) to write the backup into")
-        dest = Path(path)
-        if dest.exists():
-            raise InvalidArgument("path", f"{path!r} exists; name a new directory")
+    async def snapshot(self, name: str) -> tuple[str, int, int]:
+        """A consistent backup of the data dir into server.backup_dir/`name` (a new
+        directory; never a caller-chosen path): (path, sequence, bytes)."""
+        backup_dir = Path(self.cfg.server.backup_dir) if self.cfg.server.backup_dir else self.cfg.data_path / "backups"
+        dest = backup_target(backup_dir, name)
         seq, size = await self._run(backup, self.store, self.collections, dest)
         return str(dest.resolve()), seq, size
 

@@ -8,7 +8,17 @@
 """
 from .aio import AsyncRagClient
 from .client import RagClient
-from .errors import InvalidArgument, NotFound, RagError, ResourceExhausted, Unavailable, Unimplemented
+from .errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RagError,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+)
+from .security import Credentials
 from .types import (
                     Ack,
                     CollectionStats,
@@ -27,6 +37,7 @@ from .types import (
 )
 
 __all__ = ["RagClient", "AsyncRagClient", "RagError", "InvalidArgument", "NotFound", "Unavailable",
-           "ResourceExhausted", "Unimplemented", "Ack", "CollectionStats", "Document", "EmbedResult",
+           "ResourceExhausted", "Unimplemented", "Unauthenticated", "PermissionDenied",
+           "Credentials", "Ack", "CollectionStats", "Document", "EmbedResult",
            "Filter", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats", "Timings",
            "WriteResult"]
