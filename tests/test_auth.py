@@ -150,6 +150,34 @@ def test_the_python_client_takes_token_and_ca_from_arguments_or_environment(secu
     assert asyncio.run(run()) == ("doc:1", "doc:1")
 
 
+RUBY_SCRIPT = """
+require "ragd/client"
+ok = Ragd::Client.new(timeout: 60)  # address, token and CA file from RAGD_* variables
+ok.upsert([{ id: "ruby:1", text: "the mail server rejects attachments over ten megabytes" }])
+puts "hit=#{ok.search("mail attachment size", top_k: 1).hits.first.document_id}"
+begin
+  Ragd::Client.new(timeout: 60, token: "ragd_wrong").stats
+rescue Ragd::Unauthenticated => e
+  puts "unauthenticated=#{e.code}"
+end
+begin
+  Ragd::Client.new(timeout: 60, token: ENV.fetch("SEARCH_ONLY")).delete(["ruby:1"])
+rescue Ragd::PermissionDenied => e
+  puts "denied=#{e.code}"
+end
+"""
+
+
+def test_the_ruby_gem_takes_token_and_ca_file(secured):
+    d, tokens, files, _ = secured
+    env = {**os.environ, "RAGD_ADDRESS": d.address, "RAGD_TOKEN": tokens["everything"],
+           "RAGD_CA_FILE": str(files["ca"]), "SEARCH_ONLY": tokens["searcher"]}
+    out = subprocess.run(["ruby", "-Iclients/ruby/lib", "-e", RUBY_SCRIPT], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.split() == ["hit=ruby:1", "unauthenticated=16", "denied=7"], out.stdout + out.stderr
+
+
 def test_a_certificate_from_another_ca_is_refused(secured, tmp_path):
     d, tokens, _, _ = secured
     other = make_self_signed(tmp_path / "other", ["localhost", "127.0.0.1"])

@@ -35,6 +35,12 @@ module Ragd
   # An RPC or mode ragd announces as coming (e.g. Upsert wait: false, KEYWORD search).
   class Unimplemented < Error; end
 
+  # No token, or one the daemon does not know (revoked, mistyped).
+  class Unauthenticated < Error; end
+
+  # The token is valid but lacks the scope the call needs (search, write, admin).
+  class PermissionDenied < Error; end
+
   # grpc was initialised in a parent process and then used in a forked child.
   # A deployment bug, not an outage: it is deliberately not an Unavailable, so it
   # is not silently swallowed by a search fallback in every worker.
@@ -47,7 +53,9 @@ module Ragd
       GRPC::Core::StatusCodes::UNAVAILABLE => Unavailable,
       GRPC::Core::StatusCodes::DEADLINE_EXCEEDED => Unavailable,
       GRPC::Core::StatusCodes::RESOURCE_EXHAUSTED => ResourceExhausted,
-      GRPC::Core::StatusCodes::UNIMPLEMENTED => Unimplemented
+      GRPC::Core::StatusCodes::UNIMPLEMENTED => Unimplemented,
+      GRPC::Core::StatusCodes::UNAUTHENTICATED => Unauthenticated,
+      GRPC::Core::StatusCodes::PERMISSION_DENIED => PermissionDenied
     }.freeze
 
     # The RuntimeErrors grpc raises in a forked child (1.51 and later wordings).
