@@ -236,11 +236,13 @@ class Engine:
         return await self.jobs.submit(name, docs)
 
     def get_job(self, job_id: str) -> dict:
+        validate.job_id(job_id)
         if not self.ready:
             raise Unavailable("ragd is loading; retry shortly")
         return self.jobs.get(job_id)
 
     def watch_job(self, job_id: str):
+        validate.job_id(job_id)
         if not self.ready:
             raise Unavailable("ragd is loading; retry shortly")
         return self.jobs.watch(job_id)
