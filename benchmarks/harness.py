@@ -144,6 +144,9 @@ def ragd_side(args, docs, queries, workdir: Path) -> dict:
     if args.gpu:
         env["RAGD_MODEL_DEVICE"] = "cuda"
     kw = {"top_k": 10, "mode": "vector", "filter": FILTER, "group_by_document": False}
+    if args.secure:  # the daemon with tokens and TLS; the clients read RAGD_TOKEN and RAGD_CA_FILE
+        env.update(common.secure_env(workdir / "security"))
+        os.environ.update(RAGD_TOKEN=env["RAGD_TOKEN"], RAGD_CA_FILE=env["RAGD_CA_FILE"])
     with common.daemon(env) as (address, proc):
         with RagClient(address, timeout=600, stream_timeout=None) as c:
             c.wait_ready()
@@ -438,6 +441,7 @@ def main(argv=None) -> None:
     ap.add_argument("--large", action="store_true", help="about 1M chunks (hours on CPU; for a GPU machine)")
     ap.add_argument("--gpu", action="store_true", help="daemon on CUDA; record provider, tokens/s, share of peak")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+    ap.add_argument("--secure", action="store_true", help="daemon with bearer tokens and TLS (clients use them)")
     args = ap.parse_args(argv)
     if args.large:
         args.docs = int(1_000_000 / CHUNKS_PER_DOC_GUESS)
