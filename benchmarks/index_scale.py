@@ -468,7 +468,7 @@ def build_data_dir(data: Path, vecs: np.ndarray) -> dict:
     data.mkdir(parents=True)
     cfg = load_config(env={}, overrides={"data_dir": str(data)})
     lock = threading.Lock()
-    store = Store(data / "store", cfg.store.map_size_gb << 30)
+    store = Store(data / "store", int(cfg.store.map_size_gb * (1 << 30)))
     ctx = index_context_from(cfg, data / "index", lock)
     ctx.background = False  # IVF-PQ is trained below, in the foreground
     set_index_context(store, ctx)

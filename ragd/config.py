@@ -153,7 +153,8 @@ class IndexConfig:
 
 @dataclass
 class StoreConfig:
-    map_size_gb: int = opt(256, "LMDB map size (virtual address space, not disk; the file grows as needed).")
+    map_size_gb: float = opt(256.0, "LMDB map size in GiB (virtual address space, not disk; the file grows as "
+                                    "needed). When full, writes get RESOURCE_EXHAUSTED until it is raised (restart).")
 
 
 @dataclass

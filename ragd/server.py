@@ -32,6 +32,7 @@ from ragd.engine.engine import Engine
 from ragd.security.exposure import check_exposure
 from ragd.security.tls import RotatingCredentials, TlsError
 from ragd.security.tokens import TokenFileError, TokenSet
+from ragd.store.lmdb_store import StoreError
 
 log = logging.getLogger("ragd.server")
 
@@ -136,6 +137,10 @@ async def serve(cfg: Config) -> int:
     if load.done():
         try:
             load.result()
+        except StoreError as exc:  # unreadable or corrupt: a clear message, no traceback, no empty index
+            log.error("refusing to start: %s", exc)
+            stop.set()
+            code = 1
         except Exception:  # noqa: BLE001 - reported, then a clean exit with status 1
             log.exception("start-up failed")
             stop.set()

@@ -130,7 +130,7 @@ class Engine:
         self.chunker = build_chunker(self.cfg, model_dir, self.embedder.max_tokens)
         # Warm the session: the first run allocates ONNX Runtime's buffers.
         self.embedder.embed(["warm up"])
-        self.store = Store(data / "store", self.cfg.store.map_size_gb << 30)
+        self.store = Store(data / "store", int(self.cfg.store.map_size_gb * (1 << 30)))
         set_index_context(self.store, index_context_from(self.cfg, data / "index", self._write_lock))
         keyword_index.bind(self.store, data / "keyword")  # BM25 indexes, derived from LMDB like FAISS
         for name, meta in self.store.collections().items():
