@@ -106,6 +106,18 @@ def test_refusals_reveal_nothing_and_health_is_open(secured):
         assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_oversized_metadata_is_refused_by_grpc(secured):
+    d, tokens, files, _ = secured
+    with grpc.secure_channel(d.address, _creds(files)) as ch:
+        stub = ragd_pb2_grpc.RagServiceStub(ch)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Stats(pb.StatsRequest(), timeout=60, metadata=(("authorization", f"Bearer {tokens['searcher']}"),
+                                                                ("x-padding", "p" * 40_000)))
+        assert info.value.code() != grpc.StatusCode.OK
+        stub.Stats(pb.StatsRequest(), timeout=60, metadata=(("authorization", f"Bearer {tokens['searcher']}"),))
+    assert d.proc.poll() is None
+
+
 def test_reflection_needs_a_token_by_default(secured):
     d, tokens, files, _ = secured
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc

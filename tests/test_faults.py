@@ -19,7 +19,7 @@ from conftest import REPO
 from ragd_client import RagClient, ResourceExhausted
 
 # Short texts (one chunk, few tokens): the store fills with little embedding work.
-TEXT = "Document {n}: the nightly backup of project {p} failed, the volume was full. "
+TEXT = "Document {n} (ticket tk{n}x): the nightly backup of project {p} failed, the volume was full. "
 
 
 def _batch(start: int, size: int = 32) -> list[dict]:
@@ -47,6 +47,10 @@ def _check_all_there(client: RagClient, acked: set[str]) -> None:
     st = client.stats().collections[0]
     assert st.documents == len(acked), (st.documents, len(acked))
     assert st.index_vectors == st.chunks  # index == store
+    for doc_id in sorted(acked)[:: max(1, len(acked) // 10)]:  # the keyword index too
+        n = doc_id.split(":")[1]
+        hits = client.search(f"tk{n}x", top_k=1, mode="keyword").hits
+        assert hits and hits[0].document_id == doc_id, (doc_id, hits)
 
 
 def test_a_full_lmdb_map_refuses_writes_keeps_reads_and_loses_nothing(daemon):

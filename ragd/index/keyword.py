@@ -133,6 +133,7 @@ class KeywordIndex:
         self.analyzer = analyzer()
         self._lock = threading.Lock()
         self._dirty = False
+        self._failed = False  # the last commit failed: redo from the op log (refresh)
         self._pending_seq = 0
         self.seq = 0
         self._index = self._open_index()
@@ -209,22 +210,25 @@ class KeywordIndex:
 
     def replay(self) -> int:
         """Apply the op-log entries after self.seq for this collection (idempotent)."""
+        with self._lock:
+            return self._replay_locked()
+
+    def _replay_locked(self) -> int:
         n = 0
         last = self.seq
-        with self._lock:
-            for seq, entry in self.store.iter_oplog(self.seq):
-                last = seq
-                if entry["c"] != self.coll_id:
-                    continue
-                n += 1
-                for cid in list(entry["r"]) + list(entry["a"]):
-                    self._writer.delete_documents_by_term("cid", int(cid))
-                if entry["a"]:
-                    self._add_ids(entry["a"])
-            if last != self.seq:
-                self._pending_seq = last
-                self._dirty = True
-                self._commit()
+        for seq, entry in self.store.iter_oplog(self.seq):
+            last = seq
+            if entry["c"] != self.coll_id:
+                continue
+            n += 1
+            for cid in list(entry["r"]) + list(entry["a"]):
+                self._writer.delete_documents_by_term("cid", int(cid))
+            if entry["a"]:
+                self._add_ids(entry["a"])
+        if last != self.seq:
+            self._pending_seq = last
+            self._dirty = True
+            self._commit()
         return n
 
     def _add_ids(self, ids) -> None:
@@ -267,11 +271,29 @@ class KeywordIndex:
             _write_seq(self.path, self.seq)
 
     def refresh(self) -> None:
-        """Make staged writes visible (one tantivy commit for however many writes came since)."""
+        """Make staged writes visible (one tantivy commit for however many writes came since).
+
+        A commit that fails (a full disk) never fails the search that asked for it:
+        searches read the last committed state, and the next refresh redoes the
+        staged writes from the op log (the way a restart would) once it can."""
         if self._dirty:
             with self._lock:
                 if self._dirty and self._writer is not None:
-                    self._commit()
+                    try:
+                        if self._failed:
+                            self._writer.rollback()  # whatever the failed commit left staged
+                            self._dirty = True
+                            self._replay_locked()
+                            log.info("keyword index of collection %d: committing again (sequence %d)",
+                                     self.coll_id, self.seq)
+                        else:
+                            self._commit()
+                        self._failed = False
+                    except (OSError, ValueError) as exc:
+                        if not self._failed:
+                            log.warning("keyword index of collection %d: commit failed (%s); keyword searches "
+                                        "read the last committed state until it succeeds", self.coll_id, exc)
+                        self._failed = True
 
     def close(self, commit: bool = True) -> None:
         """Commit staged writes (commit=False drops them, as a crash would: replayed on

@@ -16,6 +16,7 @@ keep cursors in id order. This module knows nothing of FAISS or protobuf.
 """
 from __future__ import annotations
 
+import shutil
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,9 +77,18 @@ class StoreError(RuntimeError):
     """The store cannot be opened; start-up stops with this message."""
 
 
-def _disk_full(exc: lmdb.Error) -> bool:
+def _disk_full(exc: lmdb.Error, path: Path) -> bool:
+    """LMDB reports a write that found no room as ENOSPC, or as EIO when the write
+    came back short: EIO counts as a full disk when the filesystem is nearly full."""
     text = str(exc)
-    return "No space left" in text or "Disk quota exceeded" in text or "File too large" in text
+    if "No space left" in text or "Disk quota exceeded" in text or "File too large" in text:
+        return True
+    if "Input/output error" in text:
+        try:
+            return shutil.disk_usage(path).free < 16 * 1024 * 1024
+        except OSError:
+            return False
+    return False
 
 
 class Store:
@@ -223,7 +233,7 @@ class Store:
                 "store.map_size_gb and restart, or delete documents", retry_after_s=30.0) from None
         except lmdb.Error as exc:
             txn.abort()
-            if _disk_full(exc):
+            if _disk_full(exc, self.path):
                 raise ResourceExhausted(
                     f"disk full: no space left on the filesystem of {self.path} ({exc}); nothing of this "
                     "write was stored. Writes resume by themselves once space is freed", retry_after_s=5.0) from None

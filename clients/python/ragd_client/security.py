@@ -75,20 +75,16 @@ def _with_metadata(details, extra):
 
 class _TokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
                         grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds the token's metadata to every call, whatever its shape."""
+
     def __init__(self, metadata):
         self._metadata = metadata
 
-    def intercept_unary_unary(self, continuation, details, request):
-        return continuation(_with_metadata(details, self._metadata), request)
+    def _intercept(self, continuation, details, request_or_iterator):
+        return continuation(_with_metadata(details, self._metadata), request_or_iterator)
 
-    def intercept_unary_stream(self, continuation, details, request):
-        return continuation(_with_metadata(details, self._metadata), request)
-
-    def intercept_stream_unary(self, continuation, details, requests):
-        return continuation(_with_metadata(details, self._metadata), requests)
-
-    def intercept_stream_stream(self, continuation, details, requests):
-        return continuation(_with_metadata(details, self._metadata), requests)
+    intercept_unary_unary = intercept_unary_stream = _intercept
+    intercept_stream_unary = intercept_stream_stream = _intercept
 
 
 def sync_channel(address: str, creds: Credentials, options) -> tuple[grpc.Channel, grpc.Channel]:
@@ -100,32 +96,38 @@ def sync_channel(address: str, creds: Credentials, options) -> tuple[grpc.Channe
     return grpc.intercept_channel(raw, _TokenInterceptor(creds.metadata)), raw
 
 
-def _aio_interceptors(metadata):
-    def add(details):
-        md = grpc.aio.Metadata(*(tuple(details.metadata or ()) + metadata))
-        return grpc.aio.ClientCallDetails(details.method, details.timeout, md, details.credentials,
-                                          details.wait_for_ready)
+class _AioToken:
+    """Adds the token's metadata to every call. grpc.aio files each interceptor under
+    one call shape only (the first base it matches), hence one subclass per shape."""
 
-    class UU(grpc.aio.UnaryUnaryClientInterceptor):
-        async def intercept_unary_unary(self, continuation, details, request):
-            return await continuation(add(details), request)
+    def __init__(self, metadata):
+        self._metadata = metadata
 
-    class US(grpc.aio.UnaryStreamClientInterceptor):
-        async def intercept_unary_stream(self, continuation, details, request):
-            return await continuation(add(details), request)
+    async def _intercept(self, continuation, details, request_or_iterator):
+        md = grpc.aio.Metadata(*(tuple(details.metadata or ()) + self._metadata))
+        fresh = grpc.aio.ClientCallDetails(details.method, details.timeout, md, details.credentials,
+                                           details.wait_for_ready)
+        return await continuation(fresh, request_or_iterator)
 
-    class SU(grpc.aio.StreamUnaryClientInterceptor):
-        async def intercept_stream_unary(self, continuation, details, requests):
-            return await continuation(add(details), requests)
 
-    class SS(grpc.aio.StreamStreamClientInterceptor):
-        async def intercept_stream_stream(self, continuation, details, requests):
-            return await continuation(add(details), requests)
-    return [UU(), US(), SU(), SS()]
+class _AioUU(_AioToken, grpc.aio.UnaryUnaryClientInterceptor):
+    intercept_unary_unary = _AioToken._intercept
+
+
+class _AioUS(_AioToken, grpc.aio.UnaryStreamClientInterceptor):
+    intercept_unary_stream = _AioToken._intercept
+
+
+class _AioSU(_AioToken, grpc.aio.StreamUnaryClientInterceptor):
+    intercept_stream_unary = _AioToken._intercept
+
+
+class _AioSS(_AioToken, grpc.aio.StreamStreamClientInterceptor):
+    intercept_stream_stream = _AioToken._intercept
 
 
 def aio_channel(address: str, creds: Credentials, options) -> grpc.aio.Channel:
-    interceptors = _aio_interceptors(creds.metadata) if creds.token else None
+    interceptors = [cls(creds.metadata) for cls in (_AioUU, _AioUS, _AioSU, _AioSS)] if creds.token else None
     if creds.tls:
         return grpc.aio.secure_channel(address, creds.channel_credentials(), options=options,
                                        interceptors=interceptors)

@@ -42,7 +42,7 @@ module Ragd
         # Streams the job's state on every change until it is finished.
         rpc :WatchJob, ::Ragd::V1::GetJobRequest, stream(::Ragd::V1::Job)
         rpc :Stats, ::Ragd::V1::StatsRequest, ::Ragd::V1::StatsResponse
-        # Consistent backup of the data directory.
+        # Consistent backup of the data directory into server.backup_dir/NAME.
         rpc :Snapshot, ::Ragd::V1::SnapshotRequest, ::Ragd::V1::SnapshotResponse
       end
 
