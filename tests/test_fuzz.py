@@ -13,7 +13,7 @@ limit). Streams are also abandoned midway. Whatever arrives, the daemon must:
 - keep its memory within a bound (RSS at the end vs after a warm-up).
 
 Requests per RPC are reported (printed, and written to var/test-reports/fuzz.json).
-FUZZ_EXAMPLES sets the examples per RPC (default 150: a few thousand requests in all).
+FUZZ_EXAMPLES sets the examples per RPC (default 250: about three thousand requests in all).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from ragd_client.v1 import ragd_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["RagService"]
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "250"))
 TRACE = bool(os.environ.get("FUZZ_TRACE"))  # print every call with its time
 WRITES = {"Upsert", "IndexStream", "Delete"}
 BAD = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
@@ -140,7 +140,7 @@ def test_abandoned_streams(target):
     """Streams opened, fed a little and dropped (cancelled, or the client just goes away)."""
     d, channel = target
     doc = pb.Document(text="a document whose stream was abandoned")
-    for i in range(60):
+    for i in range(30):
         name = ("IndexStream", "SearchStream", "WatchJob")[i % 3]
         path = f"/{SERVICE.full_name}/{name}"
         gate = threading.Event()
@@ -179,7 +179,7 @@ def test_daemon_survived_with_bounded_memory(target):
     warm = _rss_kib(d.proc.pid)
     search = next(m for m in SERVICE.methods if m.name == "Search")
     embed = next(m for m in SERVICE.methods if m.name == "Embed")
-    for i in range(200):
+    for i in range(80):
         request = pb.SearchRequest(query=f"query {i} " * (i % 40), top_k=1000 if i % 2 else 5,
                                    filter=pb.Filter(project_ids=range(i * 50)))
         code, _ = send(channel, search, request.SerializeToString())
