@@ -28,7 +28,7 @@ Per size, one process, same vectors, same queries:
     unfiltered, full pages, recall against exact filtered search.
 
 Per size, the real daemon restart (measure_restarts): a data dir built through
-the daemon's own write path (Ingestor.commit -> LMDB, Collection.apply_upsert ->
+the daemon's own write path (Ingestor.commit -> LMDB, Collection.apply ->
 flat index, filter columns, tantivy keyword index; IVF-PQ trained with
 IndexKeeper.train_and_swap; snapshot + columns file + keyword commit on close),
 with the same vectors (pre-computed: embedding 1M chunks at ~30 texts/s is out
@@ -71,10 +71,12 @@ sys.path.insert(0, str(REPO / "clients" / "python"))
 import faiss  # noqa: E402
 
 from ragd.domain import Document, Filter  # noqa: E402
+from ragd.engine.datadir import DataDir  # noqa: E402
 from ragd.index.columns import FilterColumns  # noqa: E402
-from ragd.index.lifecycle import IndexContext, IndexKeeper  # noqa: E402
+from ragd.index.columns_keeper import ColumnsKeeper  # noqa: E402
+from ragd.index.lifecycle import IndexContext, IndexKeeper, vector_fetch  # noqa: E402
 from ragd.index.vector_index import IndexSettings, VectorIndex, default_nprobe  # noqa: E402
-from ragd.store.lmdb_store import Store  # noqa: E402
+from ragd.store.lmdb_store import DocRecord, Store  # noqa: E402
 
 CACHE = REPO / "var" / "bench-cache"
 RESULTS = REPO / "benchmarks" / "results"
@@ -217,31 +219,34 @@ def run_size(n: int, mix: Mixture, real: np.ndarray, real_q: np.ndarray, nq: int
                 part = vecs[d0:min(d0 + CHUNKS_PER_DOC, n)]
                 doc_id = f"issue:{d0 // CHUNKS_PER_DOC}"
                 cids = w.add_chunks(meta, doc_id, [(0, 0)] * len(part), [""] * len(part), part)
-                w.put_doc(meta, doc_id, {"v": 1, "ti": "", "tx": "", "p": int(proj[d0]), "ty": "issue",
-                                         "pr": False, "a": 1, "u": 0, "m": {}, "vw": [], "c": cids})
+                w.put_doc(meta, DocRecord.live(Document(id=doc_id, text="", project_id=int(proj[d0]), type="issue",
+                                                        author_id=1, version=1), cids))
                 meta.docs += 1
     res["lmdb_write_s"] = time.perf_counter() - t0
     res["lmdb_bytes"] = store.disk_bytes()
     print(f"LMDB: wrote {n:,} vectors in {res['lmdb_write_s']:.1f} s ({res['lmdb_bytes'] / 1e9:.2f} GB)", flush=True)
-    coll_id = store.collections()["bench"].id
+    meta = store.collections()["bench"]
+    coll_id = meta.id
+    fetch = vector_fetch(store, coll_id, DIM)
 
     settings = IndexSettings(ivf_threshold=1)  # always IVF-PQ here; defaults otherwise
-    ctx = IndexContext(settings=settings, index_dir=workdir / f"index-{n}", write_lock=threading.Lock(),
-                       background=False)
-    shutil.rmtree(ctx.index_dir, ignore_errors=True)
+    ctx = IndexContext(settings=settings, write_lock=threading.Lock(), background=False)
+    layout = DataDir(workdir / f"data-{n}")
+    shutil.rmtree(layout.root, ignore_errors=True)
+    paths = layout.snapshot_paths(coll_id)
 
     # ---- start-up without a snapshot: flat index rebuilt from LMDB
-    keeper = IndexKeeper(VectorIndex(DIM, settings), store, coll_id, "bench", ctx)
+    keeper = IndexKeeper(VectorIndex(DIM, settings, fetch), store, meta, ctx, paths)
     t0 = time.perf_counter()
     keeper.open()
     res["flat_rebuild_from_lmdb_s"] = time.perf_counter() - t0
     flat_index = keeper.index._index  # the exact peer: IndexIDMap2(IndexFlatIP), same vectors
 
-    # ---- IVF-PQ: train on a sample, build from LMDB, swap (snapshot written after the swap)
-    ivf = VectorIndex(DIM, settings)
-    keeper2 = IndexKeeper(ivf, store, coll_id, "bench", ctx)
+    # ---- IVF-PQ: train on a sample, build from LMDB, swap (no snapshot paths: the
+    # snapshot is written and timed separately below)
+    ivf = VectorIndex(DIM, settings, fetch)
+    keeper2 = IndexKeeper(ivf, store, meta, ctx)
     ivf.swap_in(flat_index, keeper.index._state.copy(), 0)
-    keeper2.snapshot = lambda: 0  # time the snapshot separately below
     t0 = time.perf_counter()
     keeper2.train_and_swap()
     res["train_s"] = keeper2.last_train["train_s"]
@@ -251,27 +256,25 @@ def run_size(n: int, mix: Mixture, real: np.ndarray, real_q: np.ndarray, nq: int
     res["pq_m"] = faiss.downcast_index(ivf._index).pq.M
     print(f"IVF-PQ nlist {ivf.nlist}, PQ{res['pq_m']}x8: trained in {res['train_s']:.1f} s, "
           f"built in {res['build_s']:.1f} s, swap {res['swap_ms']:.0f} ms", flush=True)
-    del keeper2.snapshot
     t0 = time.perf_counter()
-    res["snapshot_bytes"] = keeper2.snapshot()
+    res["snapshot_bytes"] = keeper2.snapshot(paths)
     res["snapshot_write_s"] = time.perf_counter() - t0
 
     # ---- restart: snapshot load + replay, filter columns from LMDB documents
-    loaded = VectorIndex(DIM, settings)
-    k3 = IndexKeeper(loaded, store, coll_id, "bench", ctx)
+    loaded = VectorIndex(DIM, settings, fetch)
+    k3 = IndexKeeper(loaded, store, meta, ctx, paths)
     t0 = time.perf_counter()
     k3.open()
     res["snapshot_load_s"] = time.perf_counter() - t0
     assert loaded.ntotal == n and loaded.kind == "ivfpq"
     t0 = time.perf_counter()
-    columns = FilterColumns()
-    from ragd.engine import records
-    for doc_id, rec in store.iter_docs(coll_id):
-        columns.set_chunks(rec["c"], records.from_record(doc_id, {**rec, "tx": ""}, with_text=False))
+    cols = ColumnsKeeper(store, meta)
+    cols.rebuild()
+    columns: FilterColumns = cols.columns
     res["columns_rebuild_s"] = time.perf_counter() - t0
     print(f"restart: snapshot ({res['snapshot_bytes'] / 1e6:.0f} MB) loaded in {res['snapshot_load_s']:.2f} s, "
           f"filter columns rebuilt from LMDB in {res['columns_rebuild_s']:.2f} s", flush=True)
-    res["index_rss"] = index_rss_subprocess(k3.path)
+    res["index_rss"] = index_rss_subprocess(paths.index)
     res["index_bytes_per_vector"] = res["index_rss"]["bytes"] / n
     res["lmdb_vector_bytes_per_vector"] = DIM * 4
     print(f"memory: index {res['index_bytes_per_vector']:.0f} B/vector (RSS of a process loading it); "
@@ -286,11 +289,10 @@ def run_size(n: int, mix: Mixture, real: np.ndarray, real_q: np.ndarray, nq: int
 
     faiss.omp_set_num_threads(1)  # per-query latency: one core per search, like a loaded server
     lat_flat, got_flat = timed_queries(lambda q: flat_index.search(q[None], 10)[1][0], queries[:200])
-    ivf_fetch = ivf.fetch
-    ivf.fetch = None
-    lat_pq, got_pq = timed_queries(lambda q: ivf.search(q[None], 10)[1][0], queries)
-    lat_pq3, _ = timed_queries(lambda q: ivf.search(q[None], 10)[1][0], queries, repeat=3)
-    ivf.fetch = ivf_fetch
+    pq_only = VectorIndex(DIM, settings)  # the same FAISS index without exact vectors: no re-rank
+    pq_only.swap_in(ivf._index, ivf._state, ivf.trained_n)
+    lat_pq, got_pq = timed_queries(lambda q: pq_only.search(q[None], 10)[1][0], queries)
+    lat_pq3, _ = timed_queries(lambda q: pq_only.search(q[None], 10)[1][0], queries, repeat=3)
     lat_def, got_def = timed_queries(lambda q: ivf.search(q[None], 10)[1][0], queries)
     lat_def3, _ = timed_queries(lambda q: ivf.search(q[None], 10)[1][0], queries, repeat=3)
     res["exact"] = {"p50_ms": pct(lat_flat, 50), "p99_ms": pct(lat_flat, 99), "recall@10": recall(got_flat, truth),
@@ -355,7 +357,7 @@ def run_size(n: int, mix: Mixture, real: np.ndarray, real_q: np.ndarray, nq: int
     res["process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     store.close()
     shutil.rmtree(store_dir, ignore_errors=True)
-    shutil.rmtree(ctx.index_dir, ignore_errors=True)
+    shutil.rmtree(layout.root, ignore_errors=True)
     return res
 
 
@@ -458,23 +460,20 @@ def build_data_dir(data: Path, vecs: np.ndarray) -> dict:
     """A daemon data dir holding one collection ("default") of len(vecs) chunks, written
     through the daemon's own code; returns build timings."""
     from ragd.config import load_config
-    from ragd.engine.collection import set_index_context
+    from ragd.engine.collection import Collections
     from ragd.engine.ingest import Ingestor, PreparedDoc
-    from ragd.index import keyword as keyword_index
     from ragd.index.lifecycle import index_context_from
 
     n = len(vecs)
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     cfg = load_config(env={}, overrides={"data_dir": str(data)})
-    lock = threading.Lock()
-    store = Store(data / "store", int(cfg.store.map_size_gb * (1 << 30)))
-    ctx = index_context_from(cfg, data / "index", lock)
+    layout = DataDir(data)
+    store = Store(layout.store, int(cfg.store.map_size_gb * (1 << 30)))
+    ctx = index_context_from(cfg, threading.Lock())
     ctx.background = False  # IVF-PQ is trained below, in the foreground
-    set_index_context(store, ctx)
-    keyword_index.bind(store, data / "keyword")
-    collections: dict = {}
-    ing = Ingestor(store, _Dim(), None, collections, lock, MODEL.name)
+    collections = Collections(store, ctx, layout)
+    ing = Ingestor(store, _Dim(), None, collections, MODEL.name)
     rng = np.random.default_rng(n)
     types = ["issue", "journal", "wiki", "news", "document"]
     trackers = ["bug", "feature", "support"]
@@ -501,7 +500,7 @@ def build_data_dir(data: Path, vecs: np.ndarray) -> dict:
                 at += len(t) - 50
             prepared.append(PreparedDoc(doc=doc, spans=spans, texts=texts, vectors=vecs[c0:c1]))
         ing.commit("default", prepared)
-    coll = collections["default"]
+    coll = collections.get("default")
     coll.keyword.refresh()
     out["ingest_s"] = time.perf_counter() - t0
     print(f"data dir: {n:,} chunks of {ndocs:,} documents written through Ingestor.commit in "
@@ -601,22 +600,17 @@ class DaemonRun:
                                 ("serving", "SERVING on")):
                 if needle in msg and key not in marks:
                     marks[key] = ts
-            m = re.search(r"start-up phases: filter columns (\d+) ms \((.*)\), vector index (\d+) ms, "
-                          r"keyword index (\d+) ms", msg)
+            # One line per derived index (ragd.index.derived.recover), then the replay's total.
+            m = re.search(r"collection \S+: (filter columns|vector index|keyword index) (.*) in (\d+) ms, "
+                          r"replayed (\d+) op-log entries", msg)
             if m:
-                ph["columns_s"] = int(m.group(1)) / 1000
-                ph["columns"] = m.group(2)
-                ph["vector_index_s"] = int(m.group(3)) / 1000
-                ph["keyword_index_s"] = int(m.group(4)) / 1000
-            m = re.search(r"index \w+ \((.*)\) in (\d+) ms, replayed (\d+) op-log entries in (\d+) ms", msg)
+                key = m.group(1).replace(" ", "_").replace("filter_columns", "columns")
+                ph[key] = m.group(2)
+                ph[f"{key}_s"] = int(m.group(3)) / 1000
+                ph[f"{key}_replayed"] = int(m.group(4))
+            m = re.search(r"indexes opened in \d+ ms \(op-log replay (\d+) ms\)", msg)
             if m:
-                ph["vector_index"] = m.group(1)
-                ph["vector_replayed"] = int(m.group(3))
-            m = re.search(r"keyword index of collection \d+: opened at sequence \d+, (\d+) op-log", msg)
-            if m:
-                ph["keyword_replayed"] = int(m.group(1))
-            if "keyword index of collection" in msg and "rebuilt" in msg:
-                ph["keyword_rebuilt"] = True
+                ph["replay_s"] = int(m.group(1)) / 1000
         if {"listening", "model", "engine", "serving"} <= set(marks):
             ph["process_to_listening_s"] = marks["listening"] - wall0  # interpreter, imports, gRPC server
             ph["model_load_s"] = marks["model"] - marks["listening"]   # ONNX session

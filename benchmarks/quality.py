@@ -42,6 +42,7 @@ def start_daemon(data: Path, env: dict) -> tuple[subprocess.Popen, str]:
     if models.exists() and not (data / "models").exists():
         (data / "models").symlink_to(models, target_is_directory=True)
     port_file = data / "port"
+    port_file.unlink(missing_ok=True)  # a daemon restarted on the same data dir writes its own
     proc = subprocess.Popen([sys.executable, "-m", "ragd.cli", "serve", "--data-dir", str(data), "--listen",
                              "127.0.0.1:0", "--port-file", str(port_file)], cwd=REPO,
                             env={**os.environ, **env}, stdout=open(data / "daemon.log", "wb"),
@@ -52,6 +53,14 @@ def start_daemon(data: Path, env: dict) -> tuple[subprocess.Popen, str]:
             raise RuntimeError((data / "daemon.log").read_text())
         time.sleep(0.1)
     return proc, f"127.0.0.1:{int(port_file.read_text())}"
+
+
+def upsert_all(client, docs: list[dict], batch: int = 200) -> float:
+    """Upsert `docs` in batches through `client` (wait=true); the seconds it took."""
+    t0 = time.perf_counter()
+    for i in range(0, len(docs), batch):
+        client.upsert(docs[i:i + batch])
+    return round(time.perf_counter() - t0, 1)
 
 
 def doc_num(doc_id: str) -> int:
@@ -80,10 +89,7 @@ def main() -> None:
     out: dict = {"queries": len(judged), "documents": len(docs), "metric": "nDCG@10 (binary relevance)"}
     try:
         with RagClient(address, timeout=600) as client:
-            t0 = time.perf_counter()
-            for i in range(0, len(docs), 200):
-                client.upsert(docs[i:i + 200])
-            out["index_s"] = round(time.perf_counter() - t0, 1)
+            out["index_s"] = upsert_all(client, docs)
             deadline = time.monotonic() + 300
             while True:
                 st = client.stats().collections[0]

@@ -124,14 +124,13 @@ def engines(out: dict, n: int = 100_000) -> None:
             ids, sc = ids[keep], sc[keep]
         return ids[np.argsort(-sc)[:k]]
 
-    class NoStore:
-        def sequence(self):
-            return 0
+    from ragd.domain import Document
+    from ragd.index.derived import Change, DocChunks
 
     t0 = time.perf_counter()
-    kw = KeywordIndex(None, NoStore(), 1)
-    for i, text in enumerate(texts):
-        kw.apply("", [i], [], texts=[text])
+    kw = KeywordIndex(None)  # in memory, filled with one change as the write path would
+    docs = [DocChunks(Document(id=str(i), text=text), [i], [text]) for i, text in enumerate(texts)]
+    kw.apply(Change(1, (), lambda: (np.zeros(0, np.int64), np.zeros((0, 1), np.float32)), lambda: docs))
     kw.refresh()
     tv_build = time.perf_counter() - t0
     res = {"chunks": n, "build_s": {"fts5": round(fts_build, 2), "tantivy": round(tv_build, 2)}, "search": {}}

@@ -1,4 +1,4 @@
-"""The `ragd` command: serve, index, search, snapshot, restore, model, token, tls, config.
+"""The `ragd` command: serve, index, search, ask, snapshot, restore, model, token, tls, config.
 
 Flags override RAGD_* environment variables, which override the TOML file
 (--config or $RAGD_CONFIG), which overrides the defaults (see ragd/config.py).
@@ -147,14 +147,49 @@ def cmd_search(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- ask
+
+def cmd_ask(args) -> int:
+    """Stream an answer to stdout; citations, grounding and timings to stderr (a check of
+    the [answer] set-up from the shell)."""
+    from ragd_client import AnswerContext, AnswerDelta, AnswerDone, RagError
+    flt = {"project_ids": args.project or [], "user_id": args.user}
+    passages, done = [], None
+    with _client(args, collection=args.collection) as client:
+        try:
+            for event in client.answer(args.question, top_k=args.top_k, filter=flt, max_tokens=args.max_tokens,
+                                       language=args.language):
+                if isinstance(event, AnswerContext):
+                    passages = event.passages
+                elif isinstance(event, AnswerDelta):
+                    print(event.text, end="", flush=True)
+                elif isinstance(event, AnswerDone):
+                    done = event
+        except RagError as exc:
+            print(f"\nragd ask: {exc}", file=sys.stderr)
+            return 1
+    print()
+    if done is None:
+        return 1
+    for c in done.citations:
+        title = passages[c.passage - 1].document.title
+        print(f"[{c.passage}] {c.document_id} {title} (chars {c.start}-{c.end}, score {c.score:.3f})", file=sys.stderr)
+    t, u = done.timings, done.usage
+    print(f"grounding {done.grounding}, {len(passages)} passages, first token {t.first_token_ms:.0f} ms "
+          f"(retrieval {t.retrieval_ms:.0f}), total {t.total_ms:.0f} ms, tokens {u.prompt_tokens} + "
+          f"{u.completion_tokens}, model {done.model or '?'}", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------- model
 
 def cmd_model(args) -> int:
     from ragd.embed.errors import ModelError
     from ragd.embed.provision import model_info, provision_model, verify_model
+    from ragd.engine.datadir import DataDir
     cfg = _config(args)
     _setup_logging(cfg.log_level)
-    models_dir = cfg.data_path / "models"
+    models_dir = DataDir(cfg.data_path).models
     model_dir = models_dir / cfg.model.name
     try:
         if args.model_cmd == "export":
@@ -192,7 +227,7 @@ def cmd_snapshot(args) -> int:
 
 def cmd_restore(args) -> int:
     """Bring a backup back into the data dir (the daemon must be stopped)."""
-    from ragd.engine.collection import restore
+    from ragd.engine.datadir import restore
     cfg = _config(args)
     _setup_logging(cfg.log_level)
     try:
@@ -305,6 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunks", action="store_true", help="show every matching chunk, not one per document")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(fn=cmd_search)
+
+    s = sub.add_parser("ask", help="answer a question with citations, streamed (needs answer.model_url on the "
+                                   "daemon)")
+    s.add_argument("question")
+    client_flags(s)
+    s.add_argument("--project", type=int, action="append", help="restrict to project id (repeatable)")
+    s.add_argument("--user", type=int, default=0, help="the asking user's id (their private documents)")
+    s.add_argument("--top-k", type=int, default=0, help="passages given to the model (default: the daemon's)")
+    s.add_argument("--max-tokens", type=int, default=0, help="most tokens generated (default: the daemon's)")
+    s.add_argument("--language", default="", help="answer language, e.g. de or Japanese (default: the question's)")
+    s.set_defaults(fn=cmd_ask)
 
     s = sub.add_parser("model", help="provision, inspect or verify the embedding model")
     s.add_argument("model_cmd", choices=["info", "export", "verify"])

@@ -12,6 +12,7 @@ Top-level keys (`data_dir`, `log_level`) are `RAGD_DATA_DIR`, `RAGD_LOG_LEVEL`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -87,7 +88,6 @@ class ModelConfig:
                           "or an .onnx file; empty = the bundled all-MiniLM-L6-v2 package.")
     device: str = opt("auto", "auto (CUDA when available), cpu or cuda.")
     threads: int = opt(0, "ONNX Runtime intra-op threads per inference (0 = cores / batching.inference_workers).")
-    batch_size: int = opt(32, "Texts per inference batch.")
 
 
 @dataclass
@@ -109,6 +109,8 @@ class JobsConfig:
     batch_size: int = opt(32, "Documents a job worker chunks, embeds and commits per transaction.")
     max_attempts: int = opt(3, "Tries per document before a job marks it failed.")
     retry_backoff_s: float = opt(0.5, "Wait before the second try of a failing document; doubles each try.")
+    retention_s: float = opt(7 * 86400.0, "Seconds a finished job (succeeded, partial or failed) stays readable "
+                                          "by GetJob/WatchJob before it is pruned; 0 = keep forever.")
 
 
 @dataclass
@@ -144,9 +146,11 @@ class IndexConfig:
                                  "(unless the request sets SearchParams.rerank_factor).")
     compact_fraction: float = opt(0.05, "Remove tombstoned vectors from the index in the background once "
                                         "they exceed this share of it.")
-    snapshot_every_ops: int = opt(10_000, "Snapshot an index after this many op-log entries since its last snapshot "
-                                          "(also on graceful shutdown and after an IVF-PQ swap).")
-    snapshot_every_s: float = opt(300.0, "Snapshot a changed index at least this often, in seconds.")
+    snapshot_every_ops: int = opt(10_000, "Snapshot a collection's index after this many writes to that collection "
+                                          "since its last snapshot (also on graceful shutdown and after an IVF-PQ "
+                                          "swap); writes to other collections do not count.")
+    snapshot_every_s: float = opt(300.0, "Snapshot a collection's index at least this often, in seconds, once the "
+                                         "collection has changed.")
     gpu: bool = opt(True, "Search a GPU clone of IVF-PQ indexes when FAISS sees a GPU "
                           "(unfiltered searches; the CPU index stays the mutable one).")
 
@@ -188,6 +192,49 @@ class CacheConfig:
 
 
 @dataclass
+class AnswerConfig:
+    model_url: str = opt("", "Base URL of an OpenAI-compatible chat API (the part before /chat/completions), e.g. "
+                             "http://127.0.0.1:11434/v1 (Ollama), http://127.0.0.1:8000/v1 (vLLM), "
+                             "https://api.openai.com/v1; empty = the Answer RPC is off (FAILED_PRECONDITION).")
+    model: str = opt("", "Model name sent with each request (llama3.1:8b, gpt-4o-mini, ...); empty = none sent "
+                         "(llama.cpp's server answers with the one model it serves).")
+    api_key_file: str = opt("", "File holding the model server's API key (sent as `Authorization: Bearer`), "
+                                "read once at start-up. The key itself is never a configuration value, so it "
+                                "never shows in `ragd config` or in logs.")
+    api_key_env: str = opt("", "Name of an environment variable holding the API key (e.g. OPENAI_API_KEY), used "
+                               "when api_key_file is empty.")
+    top_k: int = opt(6, "Passages retrieved (HYBRID, under the caller's filter) and given to the model, unless "
+                        "the request sets top_k.")
+    max_top_k: int = opt(50, "Largest top_k an Answer request may ask for.")
+    max_context_chars: int = opt(12000, "Most characters of passage text in one prompt: lower-ranked passages past "
+                                        "it are left out (keep it inside the model's context window).")
+    max_tokens: int = opt(512, "Most tokens the model generates unless the request sets max_tokens.")
+    max_tokens_limit: int = opt(4096, "Largest max_tokens an Answer request may ask for.")
+    max_tokens_field: str = opt("max_tokens", "Request field carrying the token limit: max_tokens (Ollama, vLLM, "
+                                              "llama.cpp, most APIs) or max_completion_tokens (OpenAI's reasoning "
+                                              "models refuse max_tokens).")
+    temperature: float = opt(0.1, "Sampling temperature unless the request sets one (low: stay close to the passages).")
+    extra_body: str = opt("", "JSON object merged into every chat request, for server-specific options, e.g. "
+                              "{\"options\": {\"num_ctx\": 8192}} (Ollama) or {\"cache_prompt\": false} (llama.cpp).")
+    connect_timeout_s: float = opt(5.0, "Seconds to connect to the model server.")
+    read_timeout_s: float = opt(60.0, "Longest wait for the model server's next bytes, the first token included "
+                                      "(UNAVAILABLE past it). The caller's gRPC deadline bounds the whole call.")
+    retries: int = opt(2, "Retries of a model request that failed before its first token (connection refused, "
+                          "HTTP 429/502/503/504), after retry_backoff_s doubling, within the caller's deadline. "
+                          "Never after a token was streamed.")
+    retry_backoff_s: float = opt(0.25, "Wait before the first retry of a model request; doubles each retry "
+                                       "(a Retry-After header, up to 5 s, wins).")
+    max_concurrency: int = opt(4, "Model requests in flight at once (the model server's parallel slots); more "
+                                  "Answer calls wait for a slot within their deadline.")
+    max_waiting: int = opt(64, "Answer calls waiting for a model slot before more get RESOURCE_EXHAUSTED.")
+    hyde: bool = opt(False, "HyDE query expansion: for a complex question (one Search would flag `complex`) the "
+                            "model first drafts a hypothetical passage, embedded beside the question for the "
+                            "vector half of retrieval. Costs one more model call before the first token; "
+                            "measured in benchmarks/answer.py.")
+    hyde_max_tokens: int = opt(128, "Most tokens of the HyDE draft.")
+
+
+@dataclass
 class Config:
     data_dir: str = opt("./var/ragd", "Where documents, vectors, indexes and models live.")
     log_level: str = opt("info", "debug, info, warning or error.")
@@ -203,6 +250,7 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
 
     @property
     def data_path(self) -> Path:
@@ -331,6 +379,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"server.listen: {cfg.server.listen!r} is not HOST:PORT")
     if cfg.server.stream_depth < 1 or cfg.jobs.batch_size < 1 or cfg.jobs.max_attempts < 1:
         raise ConfigError("server.stream_depth, jobs.batch_size and jobs.max_attempts must be at least 1")
+    if cfg.jobs.retention_s < 0:
+        raise ConfigError(f"jobs.retention_s: {cfg.jobs.retention_s} is negative (0 keeps finished jobs forever)")
     b = cfg.batching
     if b.max_batch_tokens < 0:
         raise ConfigError(f"batching.max_batch_tokens: {b.max_batch_tokens} is not 0 (auto) or a positive count")
@@ -354,3 +404,30 @@ def validate(cfg: Config) -> None:
                           "at least 1024")
     if cfg.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: {cfg.log_level!r} is not debug, info, warning or error")
+    validate_answer(cfg.answer)
+
+
+def validate_answer(a: AnswerConfig) -> None:
+    if a.model_url and not a.model_url.startswith(("http://", "https://")):
+        raise ConfigError(f"answer.model_url: {a.model_url!r} is not an http:// or https:// URL")
+    if a.max_tokens_field not in ("max_tokens", "max_completion_tokens"):
+        raise ConfigError(f"answer.max_tokens_field: {a.max_tokens_field!r} is not max_tokens or max_completion_tokens")
+    for name in ("top_k", "max_top_k", "max_context_chars", "max_tokens", "max_tokens_limit", "max_concurrency",
+                 "hyde_max_tokens"):
+        if getattr(a, name) < 1:
+            raise ConfigError(f"answer.{name}: {getattr(a, name)} must be at least 1")
+    if a.top_k > a.max_top_k or a.max_tokens > a.max_tokens_limit:
+        raise ConfigError("answer: top_k must be <= max_top_k and max_tokens <= max_tokens_limit")
+    if a.retries < 0 or a.max_waiting < 0 or a.retry_backoff_s < 0:
+        raise ConfigError("answer.retries, answer.max_waiting and answer.retry_backoff_s must be >= 0")
+    if a.connect_timeout_s <= 0 or a.read_timeout_s <= 0:
+        raise ConfigError("answer.connect_timeout_s and answer.read_timeout_s must be positive")
+    if not 0 <= a.temperature <= 2:
+        raise ConfigError(f"answer.temperature: {a.temperature} is not between 0 and 2")
+    if a.extra_body:
+        try:
+            body = json.loads(a.extra_body)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"answer.extra_body: not JSON ({exc.msg})") from None
+        if not isinstance(body, dict):
+            raise ConfigError("answer.extra_body: must be a JSON object")

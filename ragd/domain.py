@@ -85,7 +85,14 @@ class SearchQuery:
     filter: Filter = field(default_factory=Filter)
     group_by_document: bool = False
     min_score: float = 0.0
+    # SearchParams: IVF-PQ lists probed and candidates re-ranked (top_k x factor);
+    # 0 = the index's defaults. exact: probe every list.
+    nprobe: int = 0
+    rerank_factor: int = 0
     exact: bool = False
+    # Text embedded beside the query for the vector half of the search (a HyDE
+    # draft, ragd.answer); the keyword half uses the query alone.
+    expansion: str = ""
 
 
 @dataclass
@@ -118,6 +125,8 @@ class SearchResult:
     hits: list[Hit]
     mode: SearchMode
     timings: Timings
+    # AUTO only: the query asks a question or to explain/compare/summarise (ragd.engine.router).
+    complex: bool = False
 
 
 @dataclass
@@ -137,3 +146,49 @@ class CollectionStats:
     tombstones: int
     sequence: int
     dimension: int
+
+
+class JobState(enum.Enum):
+    # Values are what the job store records (and what Stats/GetJob name).
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.PARTIAL, JobState.FAILED)
+
+
+@dataclass
+class JobError:
+    document_id: str
+    error: str
+    attempts: int
+
+
+@dataclass
+class Job:
+    """An asynchronous ingestion job (Upsert with wait=false): documents [0, processed)
+    are done; `attempts` counts failed tries of the next one."""
+    id: str
+    collection: str
+    state: JobState
+    total: int
+    done: int = 0
+    failed: int = 0
+    processed: int = 0
+    attempts: int = 0
+    errors: list[JobError] = field(default_factory=list)
+    created: float = 0.0
+    updated: float = 0.0
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    dimension: int = 0
+    max_tokens: int = 0
+    provider: str = ""
+    sha256: str = ""

@@ -33,3 +33,8 @@ class ResourceExhausted(RagdError):
 
 class Unimplemented(RagdError):
     pass
+
+
+class FailedPrecondition(RagdError):
+    """The request is fine but ragd is not set up for it (e.g. no model server
+    configured, or the model server refuses ragd's key); retrying will not help."""

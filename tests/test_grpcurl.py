@@ -77,3 +77,24 @@ def test_bad_input_reports_the_field(served):
                    check=False)
     assert proc.returncode != 0
     assert "InvalidArgument" in proc.stderr and "top_k" in proc.stderr
+
+
+def test_reflection_v1_is_served_beside_v1alpha(served):
+    import grpc
+    from google.protobuf.descriptor_pb2 import FileDescriptorProto
+    from grpc_reflection.v1alpha import reflection_pb2 as r
+
+    services = set(grpcurl(served, "list").stdout.split())
+    assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= services
+    assert "rpc ServerReflectionInfo (" in grpcurl(served, "describe", "grpc.reflection.v1.ServerReflection").stdout
+    # Asked over v1 itself, as current grpcurl and Postman do (same messages as v1alpha).
+    with grpc.insecure_channel(served.address) as channel:
+        call = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                     request_serializer=r.ServerReflectionRequest.SerializeToString,
+                                     response_deserializer=r.ServerReflectionResponse.FromString)
+        listed, described = call(iter([r.ServerReflectionRequest(list_services=""),
+                                       r.ServerReflectionRequest(file_containing_symbol="ragd.v1.RagService")]),
+                                 timeout=60)
+    assert "ragd.v1.RagService" in {s.name for s in listed.list_services_response.service}
+    files = [FileDescriptorProto.FromString(b) for b in described.file_descriptor_response.file_descriptor_proto]
+    assert any(f.package == "ragd.v1" and any(s.name == "RagService" for s in f.service) for f in files)

@@ -10,10 +10,11 @@ import threading
 import numpy as np
 import pytest
 
+from ragd.engine.datadir import DataDir
 from ragd.index import snapshot as snapfile
-from ragd.index.lifecycle import IndexContext, IndexKeeper
+from ragd.index.lifecycle import IndexContext, IndexKeeper, vector_fetch
 from ragd.index.vector_index import IndexSettings, VectorIndex
-from ragd.store.lmdb_store import Store
+from ragd.store.lmdb_store import CollectionMeta, Store
 
 DIM = 32
 
@@ -63,9 +64,11 @@ def store(tmp_path):
 
 def keeper_for(store, tmp_path, **settings) -> IndexKeeper:
     s = IndexSettings(**{"ivf_threshold": 10**9, "pq_m": 8, **settings})
-    ctx = IndexContext(settings=s, index_dir=tmp_path / "index", write_lock=threading.Lock(), background=False)
-    k = IndexKeeper(VectorIndex(DIM, s), store, 1, "c", ctx)
-    k.open()
+    ctx = IndexContext(settings=s, write_lock=threading.Lock(), background=False)
+    meta = CollectionMeta(name="c", id=1, dim=DIM, model="test")
+    k = IndexKeeper(VectorIndex(DIM, s, vector_fetch(store, 1, DIM)), store, meta, ctx,
+                    DataDir(tmp_path).snapshot_paths(1))
+    k.recovery = k.open()
     return k
 
 
@@ -189,8 +192,8 @@ def test_snapshot_then_replay_matches_lmdb(store, tmp_path, kind):
     new = write_chunks(store, vecs[5000:], start_doc=9000)
     remove_chunks(store, list(range(0, 50)) + new[:20])
     k2 = keeper_for(store, tmp_path, ivf_threshold=1000, nlist_factor=1.0)
-    assert k2.last_load["source"] == f"snapshot at sequence {seq}"
-    assert k2.last_load["replayed"] == 2
+    assert k2.recovery.source == f"loaded at sequence {seq}"
+    assert k2.recovery.replayed == 2
     assert k2.index.kind == kind
     assert index_ids(k2.index) == lmdb_ids(store)
     assert k2.index.ntotal == len(lmdb_ids(store))
@@ -203,7 +206,7 @@ def test_corrupt_or_missing_snapshot_is_rebuilt_from_lmdb_with_a_log_line(store,
     write_chunks(store, vecs)
     k = keeper_for(store, tmp_path)
     k.snapshot()
-    path = k.path
+    path = k.paths.index
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -212,14 +215,14 @@ def test_corrupt_or_missing_snapshot_is_rebuilt_from_lmdb_with_a_log_line(store,
     with caplog.at_level(logging.WARNING, logger="ragd.index"):
         k2 = keeper_for(store, tmp_path)
     assert "unusable" in caplog.text and "rebuilding" in caplog.text
-    assert k2.last_load["source"] == "rebuilt from LMDB"
+    assert k2.recovery.source == "rebuilt from LMDB" and k2.recovery.reason == "copy unusable"
     assert index_ids(k2.index) == lmdb_ids(store)
     path.write_bytes(bytes(data[: len(data) // 3]))  # torn write
     k3 = keeper_for(store, tmp_path)
     assert index_ids(k3.index) == lmdb_ids(store)
     path.unlink()
     k4 = keeper_for(store, tmp_path)
-    assert k4.last_load["source"] == "rebuilt from LMDB" and k4.index.ntotal == 3000
+    assert k4.recovery.source == "rebuilt from LMDB" and not k4.recovery.reason and k4.index.ntotal == 3000
 
 
 def test_store_backup_is_a_consistent_copy(store, tmp_path):

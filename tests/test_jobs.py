@@ -100,3 +100,20 @@ def test_reordered_and_duplicated_versioned_writes_converge(daemon):
             else:
                 assert [h.text for h in hits] == [f"document {i} revision {n_versions} text"], i
         assert c.stats().collections[0].documents == n_docs - len(range(0, n_docs, 3))
+
+
+def test_finished_jobs_are_pruned_after_jobs_retention_s(daemon):
+    d = daemon(env={"RAGD_JOBS_RETENTION_S": "1"})
+    docs = [{"id": f"r{i}", "text": f"note {i} about the backup schedule"} for i in range(5)]
+    with RagClient(d.address, timeout=60) as c:
+        job_id = c.upsert(docs, wait=False).job_id
+        deadline = time.monotonic() + 120
+        while True:  # the job record goes once finished and a second old; its documents stay
+            try:
+                c.get_job(job_id)
+            except NotFound:
+                break
+            assert time.monotonic() < deadline, "job record never pruned"
+            time.sleep(0.1)
+        assert c.stats().collections[0].documents == 5
+    assert "pruned 1 jobs finished more than 1 s ago" in d.log()

@@ -13,16 +13,14 @@ from test_permissions import WORDS, Harness
 from ragd.domain import Document, Filter, SearchMode
 from ragd.engine import fusion
 from ragd.engine.router import is_identifier, route
+from ragd.index.derived import Change, DocChunks
 from ragd.index.keyword import KeywordIndex
 
 
 def _index_with(texts: dict[int, str]) -> KeywordIndex:
-    class NoStore:
-        def sequence(self):
-            return 0
-    kw = KeywordIndex(None, NoStore(), 1)
-    for cid, text in texts.items():
-        kw.apply("", [cid], [], texts=[text])
+    kw = KeywordIndex(None)  # in memory, no store: filled with one change
+    docs = [DocChunks(Document(id=f"d{cid}", text=text), [cid], [text]) for cid, text in texts.items()]
+    kw.apply(Change(1, (), lambda: (np.zeros(0, np.int64), np.zeros((0, 1), np.float32)), lambda: docs))
     return kw
 
 
@@ -90,18 +88,17 @@ def _docs(n, rng):
 
 
 def _snapshot(h: Harness):
-    coll = h.collections["c"]
-    kw = coll.keyword
+    kw = h.collections.get("c").keyword
     kw.refresh()
-    return {c for c, _ in kw.search(" ".join(WORDS), 100000)}, kw.seq
+    return {c for c, _ in kw.search(" ".join(WORDS), 100000)}, kw.sequence
 
 
 def test_persisted_index_replays_the_log_and_rebuilds_when_missing(tmp_path):
     rng = random.Random(1)
-    h = Harness(tmp_path, persist_keyword=True)
+    h = Harness(tmp_path, persist=True)
     h.upsert(_docs(50, rng))
-    kw = h.collections["c"].keyword
-    assert kw.num_docs == sum(len(h.store.get_doc(1, f"d{i}")["c"]) for i in range(50))
+    kw = h.collections.get("c").keyword
+    assert kw.num_docs == sum(len(h.store.get_doc(1, f"d{i}").chunk_ids) for i in range(50))
     h.upsert(_docs(10, rng))        # rewrites d0..d9 (new chunk ids, old ones removed)
     h.delete(["d20", "d21"])
     # Not committed to tantivy yet (commits happen when a search reads): a crash now
@@ -110,16 +107,12 @@ def test_persisted_index_replays_the_log_and_rebuilds_when_missing(tmp_path):
     for i in range(50):
         rec = h.store.get_doc(1, f"d{i}")
         if rec:
-            live |= set(rec["c"])
-    h.collections["c"].keyword.close(commit=False)  # "crash": the staged writes are lost
-    h.collections["c"].keyword = None
+            live |= set(rec.chunk_ids)
+    h.collections.get("c").keyword.close(commit=False)  # "crash": the staged writes are lost
     h.close()
 
-    h2 = Harness(tmp_path, persist_keyword=True)
-    from ragd.engine.collection import Collection
-    meta = h2.store.collections()["c"]
-    coll = Collection.load(h2.store, meta)
-    h2.collections["c"] = coll
+    h2 = Harness(tmp_path, persist=True)  # opens the collection: replays the log into the keyword index
+    assert h2.collections.get("c").recovery["keyword index"].replayed == 2
     ids, seq = _snapshot(h2)
     assert ids == live
     assert seq == h2.store.sequence()
@@ -129,9 +122,8 @@ def test_persisted_index_replays_the_log_and_rebuilds_when_missing(tmp_path):
 
     # Missing entirely: rebuilt from LMDB.
     shutil.rmtree(tmp_path / "keyword")
-    h3 = Harness(tmp_path, persist_keyword=True)
-    coll = Collection.load(h3.store, h3.store.collections()["c"])
-    h3.collections["c"] = coll
+    h3 = Harness(tmp_path, persist=True)
+    assert h3.collections.get("c").recovery["keyword index"].source == "rebuilt from LMDB"
     assert _snapshot(h3)[0] == live
     h3.close()
 
@@ -156,15 +148,15 @@ def test_relative_score_fusion_keeps_score_gaps():
 
 def test_index_ahead_of_the_store_is_rebuilt(tmp_path):
     rng = random.Random(2)
-    h = Harness(tmp_path, persist_keyword=True)
+    h = Harness(tmp_path, persist=True)
     h.upsert(_docs(5, rng))
     h.close()
     seq_file = tmp_path / "keyword" / "1" / "ragd-seq"
     fmt, seq = seq_file.read_text().split()
     seq_file.write_text(f"{fmt} {int(seq) + 100}\n")  # as if LMDB were restored from an older backup
-    h2 = Harness(tmp_path, persist_keyword=True)
-    from ragd.engine.collection import Collection
-    h2.collections["c"] = Collection.load(h2.store, h2.store.collections()["c"])
-    assert h2.collections["c"].keyword.seq == h2.store.sequence()
+    h2 = Harness(tmp_path, persist=True)
+    rec = h2.collections.get("c").recovery["keyword index"]
+    assert (rec.source, rec.reason) == ("rebuilt from LMDB", "ahead of the store")
+    assert h2.collections.get("c").keyword.sequence == h2.store.sequence()
     assert h2.searcher.search(_query("tok3")).hits[0].document.id == "d3"
     h2.close()

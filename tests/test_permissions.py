@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-import threading
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -22,10 +21,10 @@ from permission_oracle import may_see
 
 from ragd.domain import Document, DocumentRef, Filter, MetadataRange, SearchMode, SearchQuery
 from ragd.engine.chunking import Chunker
-from ragd.engine.collection import set_index_context
+from ragd.engine.collection import Collections
+from ragd.engine.datadir import DataDir
 from ragd.engine.ingest import Ingestor
 from ragd.engine.search import Searcher
-from ragd.index import keyword as keyword_index
 from ragd.index.lifecycle import IndexContext
 from ragd.store.lmdb_store import Store
 
@@ -60,17 +59,18 @@ class HashEmbedder:
 
 
 class Harness:
-    """Store + ingestor + searcher over one collection, plus the ground truth per document."""
+    """Store + ingestor + searcher over one collection, plus the ground truth per document.
+    persist: index files live under `path` as in a data dir (else in memory)."""
 
-    def __init__(self, path, persist_keyword: bool = False):
+    def __init__(self, path, persist: bool = False, ctx: IndexContext | None = None):
         self.store = Store(path / "store", 1 << 30)
-        set_index_context(self.store, IndexContext(background=False))
-        keyword_index.bind(self.store, path / "keyword" if persist_keyword else None)
-        self.lock = threading.Lock()
-        self.collections = {}
+        self.collections = Collections(self.store, ctx or IndexContext(background=False),
+                                       DataDir(path) if persist else None)
+        for meta in self.store.collections().values():
+            self.collections.open(meta)
         self.embedder = HashEmbedder()
         self.ingestor = Ingestor(self.store, self.embedder, Chunker(mode="chars", chunk_size=120, chunk_overlap=10),
-                                 self.collections, self.lock, self.embedder.name)
+                                 self.collections, self.embedder.name)
         self.searcher = Searcher(self.store, self.embedder, self.collections)
         self.docs: dict[str, Document] = {}
 
@@ -91,8 +91,7 @@ class Harness:
                                                 group_by_document=group))
 
     def close(self) -> None:
-        for coll in self.collections.values():
-            coll.close(snapshot=False)
+        self.collections.close(snapshot=False)
         self.store.close()
 
 
@@ -178,7 +177,7 @@ def test_no_hit_is_ever_forbidden_and_pages_are_full(corpus, flt, query, mode, t
         if group:
             assert len(ids) == min(top_k, len(visible))
         else:
-            chunks = sum(len(corpus.store.get_doc(1, d.id)["c"]) for d in visible)
+            chunks = sum(len(corpus.store.get_doc(1, d.id).chunk_ids) for d in visible)
             assert len(ids) == min(top_k, chunks)
     # KEYWORD pages hold every admitted match up to top_k (plain-word queries: the
     # oracle's word match equals the engine's for these unstemmed words).

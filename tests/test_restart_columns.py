@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from ragd.domain import Document, DocumentRef, Filter, MetadataRange
-from ragd.engine.collection import Collection, rebuild_filter_columns, set_index_context
+from ragd.engine.collection import Collection, Collections
+from ragd.engine.datadir import DataDir
 from ragd.engine.ingest import Ingestor, PreparedDoc
-from ragd.index import keyword as keyword_index
+from ragd.index.columns import FilterColumns
+from ragd.index.columns_keeper import ColumnsKeeper
 from ragd.index.lifecycle import IndexContext
 from ragd.index.vector_index import IndexSettings
 from ragd.store.lmdb_store import Store
@@ -32,39 +34,38 @@ class _Dim:
 class World:
     """A store + collection written through the daemon's code, restartable in-process."""
 
-    def __init__(self, tmp_path, seed: int = 3):
+    def __init__(self, tmp_path, seed: int = 3, ctx: IndexContext | None = None, extra=()):
         self.path = tmp_path
         self.rng = random.Random(seed)
         self.nprng = np.random.default_rng(seed)
         self.versions: dict[str, int] = {}
+        self._ctx = ctx  # reused by every (re)open
+        self.extra = extra  # further derived index factories (ragd.engine.collection.DerivedFactory)
         self.open()
 
     def open(self) -> None:
         self.store = Store(self.path / "store", 1 << 30)
-        self.ctx = IndexContext(settings=IndexSettings(), index_dir=self.path / "index", background=False)
-        set_index_context(self.store, self.ctx)
-        keyword_index.bind(self.store, None)
-        self.collections: dict[str, Collection] = {}
-        for name, meta in self.store.collections().items():
-            self.collections[name] = Collection.load(self.store, meta)
-        self.ing = Ingestor(self.store, _Dim(), None, self.collections, self.ctx.write_lock, "test-model")
+        self.ctx = self._ctx or IndexContext(settings=IndexSettings(), background=False)
+        self.collections = Collections(self.store, self.ctx, DataDir(self.path), self.extra)
+        for meta in self.store.collections().values():
+            self.collections.open(meta)
+        self.ing = Ingestor(self.store, _Dim(), None, self.collections, "test-model")
 
     def crash(self) -> None:
         """Stop without a final snapshot (what SIGKILL leaves behind: LMDB is durable)."""
-        for coll in self.collections.values():
+        for coll in self.collections:
             coll.keeper.close(snapshot=False)
             coll.keyword.close(commit=False)
         self.store.close()
 
-    def restart(self, crash: bool = True) -> Collection:
+    def restart(self, crash: bool = True, name: str = "default") -> Collection:
         if crash:
             self.crash()
         else:
-            for coll in self.collections.values():
-                coll.close()
+            self.collections.close()
             self.store.close()
         self.open()
-        return self.collections["default"]
+        return self.collections.get(name)
 
     def doc(self, doc_id: str) -> Document:
         r = self.rng
@@ -78,14 +79,14 @@ class World:
                                                     ("prio", str(r.randint(1, 5)))) if r.random() < 0.7},
                         viewer_ids=r.sample(range(1, 7), r.randint(0, 2)))
 
-    def upsert(self, ids: list[str]) -> None:
+    def upsert(self, ids: list[str], name: str = "default") -> None:
         prepared = []
         for doc_id in ids:
             n = self.rng.randint(1, 4)
             vecs = self.nprng.standard_normal((n, DIM)).astype(np.float32)
             prepared.append(PreparedDoc(doc=self.doc(doc_id), spans=[(0, 1)] * n,
                                         texts=[f"chunk {doc_id} {i}" for i in range(n)], vectors=vecs))
-        self.ing.commit("default", prepared)
+        self.ing.commit(name, prepared)
 
     def delete(self, ids: list[str], versioned: bool) -> None:
         refs = []
@@ -130,8 +131,14 @@ def admitted(cols, flt: Filter) -> set[int]:
     return set(np.flatnonzero(cols.alive if mask is None else mask).tolist())
 
 
+def rebuild_filter_columns(store: Store, meta) -> FilterColumns:
+    keeper = ColumnsKeeper(store, meta)
+    keeper.rebuild()
+    return keeper.columns
+
+
 def assert_same_as_rebuild(store: Store, coll: Collection, seed: int) -> None:
-    rebuilt = rebuild_filter_columns(store, coll.meta.id)
+    rebuilt = rebuild_filter_columns(store, coll.meta)
     loaded = coll.columns
     alive = set(np.flatnonzero(rebuilt.alive).tolist())
     assert set(np.flatnonzero(loaded.alive).tolist()) == alive
@@ -149,22 +156,22 @@ def test_restart_with_persisted_columns_and_ops_past_the_snapshot_equals_a_rebui
     w = World(tmp_path)
     w.upsert([f"d{i}" for i in range(120)])
     w.random_ops(40)
-    coll = w.collections["default"]
+    coll = w.collections.get("default")
     coll.keeper.snapshot()  # index + filter columns at this sequence
-    snap_seq = coll.keeper.columns_seq
+    snap_seq = coll.columns_keeper.saved_seq
     assert snap_seq == w.store.sequence() and (tmp_path / "index" / f"collection-{coll.meta.id}.cols").exists()
 
     # Clean restart: columns from the file alone.
     coll = w.restart(crash=False)
-    assert coll.load_phases["columns"].startswith(f"file at sequence {snap_seq} + 0 ")
+    assert coll.recovery["filter columns"].note == f"loaded at sequence {snap_seq} + 0 op-log entries"
     assert_same_as_rebuild(w.store, coll, seed=1)
 
     # Writes past the snapshot, then a crash: columns from the file + op-log replay.
     w.random_ops(80)
     assert w.store.sequence() > snap_seq
     coll = w.restart(crash=True)
-    note = coll.load_phases["columns"]
-    assert note.startswith(f"file at sequence {snap_seq} + ") and not note.endswith(" 0 op-log entries"), note
+    rec = coll.recovery["filter columns"]
+    assert rec.source == f"loaded at sequence {snap_seq}" and rec.replayed > 0, rec
     assert_same_as_rebuild(w.store, coll, seed=2)
 
     # Writes on top of the replayed columns (the live path), another crash, again.
@@ -177,17 +184,17 @@ def test_columns_file_written_again_after_a_rebuild_at_start(tmp_path):
     """A start that rebuilt the columns (no file) saves them on the next maintenance round."""
     w = World(tmp_path)
     w.upsert([f"d{i}" for i in range(50)])
-    coll = w.collections["default"]
+    coll = w.collections.get("default")
     coll.keeper.snapshot()
     cols = tmp_path / "index" / f"collection-{coll.meta.id}.cols"
     cols.unlink()
     coll = w.restart(crash=True)
-    assert coll.load_phases["columns"] == "rebuilt from LMDB documents"
-    assert coll.keeper.columns_seq == -1
+    assert coll.recovery["filter columns"].note == "rebuilt from LMDB + 0 op-log entries"
+    assert coll.columns_keeper.saved_seq == -1
     coll.keeper.maintain()
-    assert cols.exists() and coll.keeper.columns_seq == w.store.sequence()
+    assert cols.exists() and coll.columns_keeper.saved_seq == w.store.sequence()
     coll = w.restart(crash=True)
-    assert coll.load_phases["columns"].startswith("file at sequence")
+    assert coll.recovery["filter columns"].source.startswith("loaded at sequence")
     assert_same_as_rebuild(w.store, coll, seed=4)
 
 
@@ -196,7 +203,7 @@ def test_unusable_columns_file_falls_back_to_a_rebuild(tmp_path, caplog, damage)
     w = World(tmp_path)
     w.upsert([f"d{i}" for i in range(60)])
     w.random_ops(20)
-    coll = w.collections["default"]
+    coll = w.collections.get("default")
     coll.keeper.snapshot()
     w.random_ops(10)
     path = tmp_path / "index" / f"collection-{coll.meta.id}.cols"
@@ -210,36 +217,38 @@ def test_unusable_columns_file_falls_back_to_a_rebuild(tmp_path, caplog, damage)
         data = bytearray(b"not a columns file at all")
     path.write_bytes(bytes(data))
     if damage in ("other_collection", "ahead_of_store"):
-        from ragd.index import lifecycle
+        from ragd.index.columns_keeper import save_columns
         store = Store(tmp_path / "store", 1 << 30)
-        state = rebuild_filter_columns(store, coll.meta.id).export_state()
+        state = rebuild_filter_columns(store, coll.meta).export_state()
         seq = store.sequence()
         store.close()
         if damage == "other_collection":
-            lifecycle.save_columns(path, state, seq, coll.meta.id + 1)
+            save_columns(path, state, seq, coll.meta.id + 1)
         else:
-            lifecycle.save_columns(path, state, seq + 5, coll.meta.id)
-    caplog.set_level(logging.WARNING, logger="ragd.engine")
+            save_columns(path, state, seq + 5, coll.meta.id)
+    caplog.set_level(logging.WARNING, logger="ragd.index")
     w.open()
-    coll = w.collections["default"]
-    assert coll.load_phases["columns"] == "rebuilt from LMDB documents (file unusable)"
-    assert any("filter columns file" in r.getMessage() and "unusable" in r.getMessage() for r in caplog.records)
+    coll = w.collections.get("default")
+    rec = coll.recovery["filter columns"]
+    assert rec.source == "rebuilt from LMDB"
+    assert rec.reason == ("ahead of the store" if damage == "ahead_of_store" else "copy unusable")
+    assert any("filter columns" in r.getMessage() and "unusable" in r.getMessage() for r in caplog.records)
     assert_same_as_rebuild(w.store, coll, seed=5)
 
 
 def test_backup_carries_the_columns_file(tmp_path):
-    from ragd.engine.collection import backup, restore
+    from ragd.engine.datadir import backup, restore
     w = World(tmp_path / "a")
     w.upsert([f"d{i}" for i in range(40)])
     w.random_ops(10)
     backup(w.store, w.collections, tmp_path / "bk")
-    coll_id = w.collections["default"].meta.id
+    coll_id = w.collections.get("default").meta.id
     assert (tmp_path / "bk" / "index" / f"collection-{coll_id}.cols").exists()
     w.crash()
     restore(tmp_path / "bk", tmp_path / "b")
     w2 = World(tmp_path / "b")
-    coll = w2.collections["default"]
-    assert coll.load_phases["columns"].startswith("file at sequence")
+    coll = w2.collections.get("default")
+    assert coll.recovery["filter columns"].source.startswith("loaded at sequence")
     assert_same_as_rebuild(w2.store, coll, seed=6)
     w2.crash()
 
@@ -286,14 +295,14 @@ def test_daemon_restart_after_sigkill_gives_the_same_filtered_results(daemon):
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait(30)
     d.start()
-    assert "filter columns" in d.log() and "file at sequence" in d.log().rsplit("listening on", 1)[-1]
+    assert "filter columns loaded at sequence" in d.log().rsplit("listening on", 1)[-1]
     after_kill = answers()
     assert after_kill == before
     assert d.stop(signal.SIGTERM) == 0
     for f in (d.data_dir / "index").glob("*.cols"):
         f.unlink()
     d.start()
-    assert "rebuilt from LMDB documents" in d.log().rsplit("listening on", 1)[-1]
+    assert "filter columns rebuilt from LMDB" in d.log().rsplit("listening on", 1)[-1]
     assert answers() == before
     assert d.stop() == 0
 
@@ -311,13 +320,14 @@ def test_index_snapshot_ahead_of_the_store_is_rebuilt(tmp_path, caplog):
     shutil.copytree(tmp_path / "store", tmp_path / "old-store")
     w.open()
     w.random_ops(25)
-    w.collections["default"].keeper.snapshot()
+    w.collections.get("default").keeper.snapshot()
     w.crash()
     shutil.rmtree(tmp_path / "store")
     shutil.copytree(tmp_path / "old-store", tmp_path / "store")
     caplog.set_level(logging.WARNING)
     w.open()
-    coll = w.collections["default"]
-    assert coll.keeper.last_load["source"] == "rebuilt from LMDB"
+    coll = w.collections.get("default")
+    for label in ("vector index", "filter columns"):
+        assert (coll.recovery[label].source, coll.recovery[label].reason) == ("rebuilt from LMDB", "ahead of the store")
     assert any("ahead of the store" in r.getMessage() for r in caplog.records)
     assert_same_as_rebuild(w.store, coll, seed=9)

@@ -69,7 +69,11 @@ def redis_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def served(module_daemon, redis_server):
     url, _ = redis_server
-    return module_daemon(env={"RAGD_CACHE_REDIS_URL": url, "RAGD_CACHE_REDIS_PREFIX": "ragd-test:"})
+    # A Redis timeout far above the 50 ms default: on a starved machine a read timed out,
+    # the daemon skipped Redis for 10 s, and the page the restart test expects there was
+    # never written. (A stopped Redis refuses connections at once, whatever the timeout.)
+    return module_daemon(env={"RAGD_CACHE_REDIS_URL": url, "RAGD_CACHE_REDIS_PREFIX": "ragd-test:",
+                              "RAGD_CACHE_REDIS_TIMEOUT_S": "30"})
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ragd import domain
+from ragd.answer import types as answer
 from ragd.v1 import ragd_pb2 as pb
 
 
@@ -51,7 +52,8 @@ def filter_(f: pb.Filter) -> domain.Filter:
 def search_query(r: pb.SearchRequest, mode: domain.SearchMode) -> domain.SearchQuery:
     return domain.SearchQuery(collection=r.collection, query=r.query, top_k=r.top_k, mode=mode,
                               filter=filter_(r.filter), group_by_document=r.group_by_document,
-                              min_score=r.min_score, exact=r.params.exact)
+                              min_score=r.min_score, nprobe=r.params.nprobe,
+                              rerank_factor=r.params.rerank_factor, exact=r.params.exact)
 
 
 def timings(t: domain.Timings, out: pb.Timings) -> None:
@@ -65,27 +67,65 @@ def acks(items: list[domain.Ack], out) -> None:
                 truncated=a.truncated)
 
 
-def search_response(res: domain.SearchResult) -> pb.SearchResponse:
-    resp = pb.SearchResponse(mode=int(res.mode))
-    for h in res.hits:
-        hit = resp.hits.add(document_id=h.document.id, chunk_id=h.chunk_id, text=h.text, start=h.start,
-                            end=h.end, score=h.score, vector_score=h.vector_score, keyword_score=h.keyword_score)
+def hits(items: list[domain.Hit], out) -> None:
+    for h in items:
+        hit = out.add(document_id=h.document.id, chunk_id=h.chunk_id, text=h.text, start=h.start,
+                      end=h.end, score=h.score, vector_score=h.vector_score, keyword_score=h.keyword_score)
         document_pb(h.document, hit.document)
         for start, end in h.highlights:
             hit.highlights.add(start=start, end=end)
+
+
+def search_response(res: domain.SearchResult) -> pb.SearchResponse:
+    resp = pb.SearchResponse(mode=int(res.mode), complex=res.complex)
+    hits(res.hits, resp.hits)
     timings(res.timings, resp.timings)
     return resp
 
 
-_JOB_STATES = {"queued": pb.JOB_STATE_QUEUED, "running": pb.JOB_STATE_RUNNING, "succeeded": pb.JOB_STATE_SUCCEEDED,
-               "partial": pb.JOB_STATE_PARTIAL, "failed": pb.JOB_STATE_FAILED}
+def answer_query(r: pb.AnswerRequest) -> answer.AnswerQuery:
+    return answer.AnswerQuery(collection=r.collection, question=r.question, filter=filter_(r.filter), top_k=r.top_k,
+                              max_tokens=r.max_tokens,
+                              temperature=r.temperature if r.HasField("temperature") else None,
+                              language=r.language, group_by_document=r.group_by_document)
 
 
-def job(j: dict) -> pb.Job:
-    out = pb.Job(id=j["id"], collection=j["collection"], state=_JOB_STATES[j["state"]], total=j["total"],
-                 done=j["done"], failed=j["failed"])
-    for e in j["errors"]:
-        out.errors.add(document_id=e["document_id"], error=e["error"], attempts=e["attempts"])
-    _us_to_ts(int(j["created"] * 1e6), out.created_at)
-    _us_to_ts(int(j["updated"] * 1e6), out.updated_at)
+def answer_event(e: answer.AnswerEvent) -> pb.AnswerResponse:
+    if isinstance(e, answer.AnswerDelta):
+        return pb.AnswerResponse(delta=e.text)
+    if isinstance(e, answer.AnswerContext):
+        resp = pb.AnswerResponse(context=pb.AnswerContext(expanded=e.expanded))
+        hits(e.passages, resp.context.passages)
+        return resp
+    done = pb.AnswerDone(text=e.text, grounding=int(e.grounding), invalid_citations=e.invalid_citations,
+                         model=e.model, finish_reason=e.finish_reason)
+    for c in e.citations:
+        done.citations.add(passage=c.passage, document_id=c.hit.document.id, chunk_id=c.hit.chunk_id,
+                           start=c.hit.start, end=c.hit.end, score=c.hit.score)
+    done.usage.CopyFrom(pb.TokenUsage(prompt_tokens=e.usage.prompt_tokens,
+                                      completion_tokens=e.usage.completion_tokens, estimated=e.usage.estimated))
+    t = e.timings
+    done.timings.CopyFrom(pb.AnswerTimings(expansion_ms=t.expansion_ms, retrieval_ms=t.retrieval_ms,
+                                           first_token_ms=t.first_token_ms, generation_ms=t.generation_ms,
+                                           total_ms=t.total_ms))
+    return pb.AnswerResponse(done=done)
+
+
+_JOB_STATES = {domain.JobState.QUEUED: pb.JOB_STATE_QUEUED, domain.JobState.RUNNING: pb.JOB_STATE_RUNNING,
+               domain.JobState.SUCCEEDED: pb.JOB_STATE_SUCCEEDED, domain.JobState.PARTIAL: pb.JOB_STATE_PARTIAL,
+               domain.JobState.FAILED: pb.JOB_STATE_FAILED}
+
+
+def job(j: domain.Job) -> pb.Job:
+    out = pb.Job(id=j.id, collection=j.collection, state=_JOB_STATES[j.state], total=j.total, done=j.done,
+                 failed=j.failed)
+    for e in j.errors:
+        out.errors.add(document_id=e.document_id, error=e.error, attempts=e.attempts)
+    _us_to_ts(int(j.created * 1e6), out.created_at)
+    _us_to_ts(int(j.updated * 1e6), out.updated_at)
     return out
+
+
+def model_info(m: domain.ModelInfo, out: pb.ModelInfo) -> None:
+    out.name, out.dimension, out.max_tokens, out.provider, out.sha256 = (
+        m.name, m.dimension, m.max_tokens, m.provider, m.sha256)

@@ -12,7 +12,7 @@ import logging
 
 import grpc
 
-from ragd.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable, Unimplemented
+from ragd.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable, Unimplemented
 
 log = logging.getLogger("ragd.api")
 
@@ -22,6 +22,7 @@ TABLE: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
     (Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (asyncio.TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
 ]
 

@@ -9,6 +9,7 @@ INVALID_ARGUMENT naming e.g. "documents[2].text".
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
@@ -25,6 +26,7 @@ class BadRequest:
     error: InvalidArgument
 
 
+@functools.cache  # built once, on the first undecodable request
 def _shadow_pool() -> descriptor_pool.DescriptorPool:
     fdp = descriptor_pb2.FileDescriptorProto()
     ragd_pb2.DESCRIPTOR.CopyToProto(fdp)
@@ -53,9 +55,6 @@ def _shadow_pool() -> descriptor_pool.DescriptorPool:
     return pool
 
 
-_POOL = None
-
-
 def _find_bad_utf8(msg, path: str) -> str | None:
     for field, value in msg.ListFields():
         name = f"{path}.{field.name}" if path else field.name
@@ -78,14 +77,12 @@ def _find_bad_utf8(msg, path: str) -> str | None:
 def deserializer(cls):
     """A request_deserializer for `cls` that turns undecodable input into BadRequest."""
     def parse(data: bytes):
-        global _POOL
         try:
             return cls.FromString(data)
         except DecodeError:
             pass
-        _POOL = _POOL or _shadow_pool()
         shadow = message_factory.GetMessageClass(
-            _POOL.FindMessageTypeByName(f"{_SHADOW_PACKAGE}.{cls.DESCRIPTOR.name}"))
+            _shadow_pool().FindMessageTypeByName(f"{_SHADOW_PACKAGE}.{cls.DESCRIPTOR.name}"))
         try:
             found = _find_bad_utf8(shadow.FromString(data), "")
         except DecodeError:

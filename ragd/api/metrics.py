@@ -109,7 +109,9 @@ def _serve_with_token(host: str, port: int, registry, tokens):
 
 
 def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode | None:
-    if isinstance(exc, asyncio.CancelledError):
+    # A stream the client abandoned mid-way: grpc either cancels the handler's task or
+    # stops pulling its generator and closes it (GeneratorExit at the yield), by timing.
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
         return grpc.StatusCode.CANCELLED
     code = context.code()  # set by context.abort / set_code
     if code is None and exc is not None:
@@ -234,7 +236,7 @@ class EngineCollector:
             vectors.add_metric([s.name, s.index_kind], s.index_vectors)
         yield from (docs, chunks, tomb, vectors)
         yield GaugeMetricFamily("ragd_store_sequence", "Op-log sequence of the last committed write.",
-                                value=e.store.sequence())
+                                value=e.sequence())
         yield GaugeMetricFamily("ragd_disk_bytes", "Bytes used by the data dir's LMDB store.", value=e.disk_bytes())
         b = e.batcher
         if b is None:
@@ -249,3 +251,11 @@ class EngineCollector:
         yield CounterMetricFamily("ragd_embed_inference_seconds", "Seconds spent in model inference.",
                                   value=b.inference_s)
         yield GaugeMetricFamily("ragd_embed_queue_tokens", "Tokens waiting for the model.", value=b.queued_tokens)
+        a = e.answerer
+        if a is not None:
+            yield from a.stats.collect()
+            if a.chat is not None:
+                yield GaugeMetricFamily("ragd_answer_model_requests_in_flight", "Requests to the model server in "
+                                        "flight (at most answer.max_concurrency).", value=a.chat.in_flight)
+                yield GaugeMetricFamily("ragd_answer_model_requests_waiting", "Answer calls waiting for a model "
+                                        "slot.", value=a.chat.waiting)

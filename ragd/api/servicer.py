@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 
 import grpc
 
@@ -27,7 +28,7 @@ class RagServicer:
         docs = [convert.document(d) for d in req.documents]
         if not req.wait:
             job = await self.engine.submit_job(req.collection, docs)
-            resp = pb.UpsertResponse(job_id=job["id"])
+            resp = pb.UpsertResponse(job_id=job.id)
             convert.acks([Ack(d.id, AckStatus.QUEUED, d.version) for d in docs], resp.acks)
             return resp
         result = await self.engine.upsert(req.collection, docs)
@@ -43,7 +44,7 @@ class RagServicer:
         # stream order). The reader stops pulling messages while that many are
         # in flight, so a slow embedder slows the client (HTTP/2 flow control)
         # instead of growing server memory.
-        depth = self.engine.cfg.server.stream_depth
+        depth = self.engine.stream_depth
         collection = None
         pending: collections.deque[asyncio.Task] = collections.deque()
         try:
@@ -85,7 +86,7 @@ class RagServicer:
         # Queries are answered in order, up to `stream_depth` concurrently (their
         # embeddings share micro-batches); a bad query gets an error in its own
         # response and the stream goes on.
-        depth = self.engine.cfg.server.stream_depth
+        depth = self.engine.stream_depth
         pending: collections.deque[tuple[str, asyncio.Task]] = collections.deque()
 
         async def one(request):
@@ -122,7 +123,8 @@ class RagServicer:
     async def Embed(self, request, context):
         req = check(request)
         result, timings = await self.engine.embed(list(req.texts))
-        resp = pb.EmbedResponse(dimension=self.engine.embedder.dimension, model=self.engine.embedder.name)
+        model = self.engine.model_info()
+        resp = pb.EmbedResponse(dimension=model.dimension, model=model.name)
         for vec, tokens, truncated in zip(result.vectors, result.token_counts, result.truncated):
             resp.embeddings.add(values=vec.tolist(), tokens=int(tokens), truncated=bool(truncated))
         convert.timings(timings, resp.timings)
@@ -148,8 +150,19 @@ class RagServicer:
             resp.collections.add(name=s.name, documents=s.documents, chunks=s.chunks, index_kind=s.index_kind,
                                  index_vectors=s.index_vectors, tombstones=s.tombstones, sequence=s.sequence,
                                  dimension=s.dimension)
-        resp.model.CopyFrom(pb.ModelInfo(**self.engine.model_info()))
+        convert.model_info(self.engine.model_info(), resp.model)
         return resp
+
+    @rpc
+    async def Answer(self, request, context):
+        req = check(request)
+        remaining = context.time_remaining()  # None without a deadline
+        deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
+        # aclosing: a cancelled call (or an expired deadline) closes the pipeline at once,
+        # which closes the model server's HTTP stream and so stops the generation.
+        async with contextlib.aclosing(self.engine.answer(convert.answer_query(req), deadline)) as events:
+            async for event in events:
+                yield convert.answer_event(event)
 
     @rpc
     async def Snapshot(self, request, context):

@@ -8,7 +8,8 @@ Nothing is ever downloaded.
 
 The directory is assembled in a hidden staging directory beside the target and
 renamed into place at the end, so a crash leaves no half model under the real
-name (only a `.<name>.*.partial` directory, ignored by everything).
+name, only a `.<name>.<pid>.*.partial` directory that the next daemon start
+removes (remove_stale_staging).
 
 Which graph becomes model.onnx for CPU was decided by measurement rather than
 at provisioning time (a 2-second timing here would be noise). On the 2-core
@@ -63,7 +64,7 @@ from .manifest import (
 
 # verify_model and model_info live in manifest.py (no export machinery needed)
 # and are part of the provisioning API.
-__all__ = ["DEFAULT_MODEL_NAME", "provision_model", "verify_model", "model_info"]
+__all__ = ["DEFAULT_MODEL_NAME", "provision_model", "remove_stale_staging", "verify_model", "model_info"]
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,8 @@ def provision_model(
         raise ModelError(f"{src.onnx_file}: an fp16 variant is only made for weights ragd exports itself")
 
     models_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{src.name}.", suffix=".partial", dir=models_dir))
+    # The pid in the name tells remove_stale_staging whose it is.
+    staging = Path(tempfile.mkdtemp(prefix=f".{src.name}.{os.getpid()}.", suffix=".partial", dir=models_dir))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a daemon running as another user
     try:
         _build(src, staging, fp16)
@@ -318,6 +320,43 @@ def _install(staging: Path, target: Path, src: _Source, force: bool) -> Path:
         shutil.rmtree(old, ignore_errors=True)
     log.info("provisioned %s from %s into %s", target.name, src.label, target)
     return target
+
+
+def remove_stale_staging(models_dir: Path) -> list[Path]:
+    """Remove what a provisioning killed midway left in `models_dir`: staging
+    directories (`.<name>.<pid>.<random>.partial`) and set-aside old copies
+    (`.<name>.<pid>.old`) of processes no longer running (or of this one, which is
+    not provisioning yet when the daemon starts). Returns the paths removed."""
+    removed: list[Path] = []
+    if not models_dir.is_dir():
+        return removed
+    for path in models_dir.iterdir():
+        name = path.name
+        if not name.startswith(".") or not path.is_dir() or path.is_symlink():
+            continue
+        if name.endswith(".partial"):
+            owner = name[: -len(".partial")].rsplit(".", 2)[-2:-1]
+        elif name.endswith(".old"):
+            owner = name[: -len(".old")].rsplit(".", 1)[-1:]
+        else:
+            continue
+        if owner and owner[0].isdigit() and _running(int(owner[0])):
+            continue  # another process is provisioning right now
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or no process could have that id
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _fsync(path: Path) -> None:

@@ -88,10 +88,11 @@ class EmbedBatcher:
         self._urgent: collections.deque[_Request] = collections.deque()  # interactive: queries, Embed
         self._queued_tokens = 0
         self._seq = 0
-        self._wakeup: asyncio.Event | None = None
-        self._room: asyncio.Event | None = None  # set whenever queued tokens are released
+        # asyncio primitives bind to the running loop on first use (Python >= 3.10).
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()  # set whenever queued tokens are released
         self._task: asyncio.Task | None = None
-        self._slots: asyncio.Semaphore | None = None  # one per inference allowed in flight
+        self._slots = asyncio.Semaphore(self.workers)  # one per inference allowed in flight
         self._inflight: set[asyncio.Task] = set()
         self._unresolved: set[_Request] = set()  # queued or in a batch, future not yet set
         self._stopped = False
@@ -104,9 +105,6 @@ class EmbedBatcher:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self._wakeup = asyncio.Event()
-        self._room = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.workers)
         self._task = asyncio.get_running_loop().create_task(self._worker(), name="ragd-embed-batcher")
 
     async def stop(self) -> None:
@@ -120,8 +118,7 @@ class EmbedBatcher:
             if not req.future.done():
                 req.future.set_exception(Unavailable("ragd is shutting down; retry on another replica or later"))
         self._unresolved.clear()
-        if self._room is not None:
-            self._room.set()
+        self._room.set()
 
     @property
     def queued_tokens(self) -> int:
@@ -198,7 +195,9 @@ class EmbedBatcher:
                 pool.append(_Item(len(tok), self._seq, req, row))
                 pooled += len(tok)
         pool.sort()
-        batches, batch, real = [], [], 0
+        batches: list[list[_Item]] = []
+        batch: list[_Item] = []
+        real = 0
         for item in pool:  # ascending length: the new item is the longest
             padded = (len(batch) + 1) * item.length
             if batch and (len(batch) + 1 > self.max_batch_texts or padded > self.max_batch_tokens

@@ -198,7 +198,7 @@ class Chunker:
         self.mode = mode
         self.separators = tuple(DEFAULT_SEPARATORS if separators is None else separators)
         self._tokenizer = None if tokenizer is None else _counting_copy(tokenizer)
-        if self._tokenizer is not None:
+        if self._tokenizer is not None and max_tokens is not None:
             if "" not in self.separators:
                 raise ValueError("sizing by tokens needs '' among the separators to guarantee the size")
             self._budget = max_tokens - self._tokenizer.num_special_tokens_to_add(False)
@@ -286,14 +286,14 @@ class Chunker:
         if embed_prefixes is not None:
             distinct = sorted({p for p in embed_prefixes if p})
             if distinct:
-                counts = dict(zip(distinct, (len(e.ids) for e in self._tokenizer.encode_batch(
+                counts = dict(zip(distinct, (len(e.ids) for e in self._tok.encode_batch(
                     distinct, add_special_tokens=False))))
                 budgets -= np.fromiter((counts.get(p, 0) for p in embed_prefixes), np.int64, n)
             if n and budgets.min() <= 0:
                 i = int(np.argmin(budgets))
                 raise ValueError(f"texts[{i}]: embed_prefix {embed_prefixes[i][:40]!r} leaves no room for text "
                                  f"within max_tokens")
-        encodings = self._tokenizer.encode_batch(batch.texts, add_special_tokens=False)
+        encodings = self._tok.encode_batch(batch.texts, add_special_tokens=False)
         lengths = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
         chunk_budgets = np.repeat(budgets, np.diff(batch.bounds))
         if not np.any(lengths > chunk_budgets):
@@ -307,15 +307,22 @@ class Chunker:
             per_doc.append(chunks)
         return ChunkBatch.from_lists(per_doc)
 
+    @property
+    def _tok(self) -> Tokenizer:
+        """The tokenizer of the token guard / tokens mode (those paths run only with one)."""
+        if self._tokenizer is None:
+            raise RuntimeError("this chunker sizes by characters only (no tokenizer)")
+        return self._tokenizer
+
     def _count_tokens(self, text: str) -> int:
-        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
 
     def _guard(self, chunks: list[Chunk], budget: int, lengths: Sequence[int] | None = None) -> list[Chunk]:
         """Re-splits by tokens the chunks over budget; `lengths`: their token
         counts when known."""
         if lengths is None:
             # One batch call: tokenizers runs it in parallel without the GIL.
-            encodings = self._tokenizer.encode_batch([c.text for c in chunks], add_special_tokens=False)
+            encodings = self._tok.encode_batch([c.text for c in chunks], add_special_tokens=False)
             lengths = [len(e.ids) for e in encodings]
         too_long = [n > budget for n in lengths]
         if not any(too_long):
@@ -334,7 +341,7 @@ class Chunker:
         return _native.Splitter(list(self.separators), size, min(overlap, size), Chunk)
 
     def _split_tokens(self, splitter: _native.Splitter, text: str) -> list[Chunk]:
-        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        encoding = self._tok.encode(text, add_special_tokens=False)
         return splitter.split_tokens(text, encoding.offsets, encoding.word_ids)
 
 

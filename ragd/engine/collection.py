@@ -1,235 +1,150 @@
-"""Runtime state of one collection: its vector index, filter columns and keyword
-index, all derived from LMDB. On start each loads its own persisted copy (saved
-with the op-log sequence it reflects) and replays the log after it, or is
-rebuilt from LMDB when that copy is missing or unusable."""
+"""Runtime state of one collection, and the open collections of a store.
+
+A collection's searchable state is derived from LMDB: its filter columns, vector
+index and keyword index (plus any index plugged in) are derived indexes
+(ragd.index.derived). They are opened together by one recovery (each loads its
+own persisted copy or is rebuilt, then the op log after its sequence brings it up
+to date) and every committed write reaches them through one `apply`.
+"""
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
+import threading
 import time
-import weakref
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ragd.domain import Document
-from ragd.engine import records
 from ragd.errors import InvalidArgument
-from ragd.index import keyword as keyword_index
 from ragd.index.columns import FilterColumns
-from ragd.index.lifecycle import IndexContext, IndexKeeper, columns_path_for, load_columns
+from ragd.index.columns_keeper import ColumnsKeeper
+from ragd.index.derived import Change, DerivedIndex, Recovery, StoreReader, recover
+from ragd.index.keyword import KeywordIndex
+from ragd.index.lifecycle import IndexContext, IndexKeeper, vector_fetch
+from ragd.index.snapshot import SnapshotPaths
 from ragd.index.vector_index import VectorIndex
-from ragd.store.lmdb_store import CollectionMeta, Store
+from ragd.store.records import CollectionMeta
+
+if TYPE_CHECKING:
+    from ragd.engine.datadir import DataDir
 
 log = logging.getLogger("ragd.engine")
 
+# Makes a further derived index for a collection (tests, later features).
+DerivedFactory = Callable[[StoreReader, CollectionMeta], DerivedIndex]
 
-@dataclass
+
 class Collection:
-    meta: CollectionMeta
-    index: VectorIndex
-    columns: FilterColumns = field(default_factory=FilterColumns)
-    keeper: IndexKeeper | None = None  # vector index lifecycle: snapshots, training, compaction
-    # BM25 index (tantivy), derived from LMDB like the vector index; None until bound.
-    keyword: keyword_index.KeywordIndex | None = None
-    # The op-log sequence of the last applied write (durable, so a restart or a replica
-    # fed the same writes agrees on it): search-result caches key on it (ragd.engine.cache).
-    generation: int = 0
-    load_phases: dict = field(default_factory=dict)  # start-up timings (Collection.load)
+    def __init__(self, store: StoreReader, meta: CollectionMeta, ctx: IndexContext,
+                 snapshot_paths: SnapshotPaths | None = None, keyword_dir: Path | None = None,
+                 extra: Sequence[DerivedIndex] = ()):
+        self.store = store
+        self.meta = meta
+        self.columns_keeper = ColumnsKeeper(store, meta, snapshot_paths.columns if snapshot_paths else None)
+        self.index = VectorIndex(meta.dim, ctx.settings, vector_fetch(store, meta.id, meta.dim))
+        # Vector index lifecycle (snapshots with the columns, training, compaction).
+        self.keeper = IndexKeeper(self.index, store, meta, ctx, snapshot_paths, self.columns_keeper)
+        self.keyword = KeywordIndex(keyword_dir, store, meta.id)  # BM25 (tantivy)
+        # Apply order matters to searches running alongside (they take no lock): the
+        # filter columns first, so a new chunk has its filter rows before an index can
+        # return it, and an old one's rows are dead before it leaves the indexes.
+        self.derived: list[DerivedIndex] = [self.columns_keeper, self.keeper, self.keyword, *extra]
+        # The op-log sequence of the last applied write (durable, so a restart or a replica
+        # fed the same writes agrees on it): search-result caches key on it (ragd.engine.cache).
+        self.generation = 0
+        self.recovery: dict[str, Recovery] = {}  # how each index was opened (by label)
 
-    @classmethod
-    def load(cls, store: Store, meta: CollectionMeta, ctx: IndexContext | None = None) -> Collection:
-        ctx = ctx or index_context(store)
+    @property
+    def columns(self) -> FilterColumns:
+        return self.columns_keeper.columns
+
+    def open(self) -> Collection:
+        """An existing collection: each index loads its copy or is rebuilt, then replays."""
         t0 = time.perf_counter()
-        coll = cls(meta=meta, index=VectorIndex(meta.dim, ctx.settings))
-        coll.keeper = IndexKeeper(coll.index, store, meta.id, meta.name, ctx)
-        # Filter columns: the file saved with the last snapshot + op-log replay, or rebuilt.
-        coll.columns, cols_seq, cols_note = load_filter_columns(store, meta, coll.keeper.path)
-        coll.keeper.columns = coll.columns
-        coll.keeper.columns_seq = cols_seq  # -1 after a rebuild: the next maintenance round saves them
-        t1 = time.perf_counter()
-        # The vector index: latest good snapshot + op-log replay, or rebuilt from LMDB.
-        coll.keeper.open()
-        t2 = time.perf_counter()
-        coll.keyword = keyword_index.open_for(store, meta.id)
-        t3 = time.perf_counter()
-        coll.keeper.start()
-        coll.generation = store.sequence()
-        coll.load_phases = {"columns_ms": (t1 - t0) * 1000, "index_ms": (t2 - t1) * 1000,
-                            "keyword_ms": (t3 - t2) * 1000, "columns": cols_note, "index": dict(coll.keeper.last_load)}
-        log.info("collection %s: start-up phases: filter columns %.0f ms (%s), vector index %.0f ms, "
-                 "keyword index %.0f ms", meta.name, coll.load_phases["columns_ms"], cols_note,
-                 coll.load_phases["index_ms"], coll.load_phases["keyword_ms"])
-        return coll
+        recovered, replay_ms = recover(self.store, self.meta, self.derived)
+        self.recovery = {r.label: r for r in recovered}
+        self.generation = self.store.sequence()
+        self.keeper.start()
+        log.info("collection %s: indexes opened in %.0f ms (op-log replay %.0f ms)", self.meta.name,
+                 (time.perf_counter() - t0) * 1000, replay_ms)
+        return self
 
-    @classmethod
-    def create(cls, store: Store, meta: CollectionMeta, ctx: IndexContext | None = None) -> Collection:
-        """A collection created by its first write (nothing to load)."""
-        ctx = ctx or index_context(store)
-        coll = cls(meta=meta, index=VectorIndex(meta.dim, ctx.settings))
-        coll.keeper = IndexKeeper(coll.index, store, meta.id, meta.name, ctx)
-        coll.keeper.columns = coll.columns
-        coll.keeper.start()
-        coll.keyword = keyword_index.open_for(store, meta.id)
-        return coll
+    def create(self) -> Collection:
+        """A collection created by the write just committed: built from LMDB, which holds
+        that write alone (a copy persisted under a reused id is never loaded)."""
+        for ix in self.derived:
+            ix.rebuild()
+        self.generation = self.store.sequence()
+        self.keeper.start()
+        return self
+
+    def apply(self, change: Change) -> None:
+        """Make a committed (durable) write searchable: runs under the engine's write
+        lock, right after the LMDB commit. The indexes are derived state, recovered
+        from LMDB on start, so a crash between the two loses nothing. An index already
+        past the change (one built from LMDB after it committed) skips it."""
+        for ix in self.derived:
+            if change.seq > ix.sequence:
+                ix.apply(change)
+        self.generation = change.seq
 
     def close(self, snapshot: bool = True) -> None:
         """Stop background index work and write a final snapshot (graceful shutdown)."""
-        if self.keeper is not None:
-            self.keeper.close(snapshot=snapshot)
-        if self.keyword is not None:
-            self.keyword.close()  # commit staged keyword writes (else replayed on start)
-
-    # The two methods below make a committed (durable) write searchable. They
-    # run under the engine's write lock, right after the LMDB commit.
-
-    def apply_upsert(self, doc: Document, new_ids: list[int], old_ids: list[int], vectors: np.ndarray) -> None:
-        # Order matters to searches running alongside (they take no lock): old chunks
-        # leave the index before their filter rows die, and new chunks get their
-        # filter rows (and a private document its private count) before they enter
-        # the index, so no search ever finds a chunk without the rows that filter it.
-        self.index.remove(old_ids)
-        self.columns.clear_chunks(old_ids)
-        self.columns.set_chunks(new_ids, doc)
-        self.index.add(np.asarray(new_ids, dtype=np.int64), vectors)
-        if self.keyword is not None:
-            self.generation = self.keyword.apply(doc.title, new_ids, old_ids)
-        else:
-            self.generation += 1
-
-    def apply_delete(self, removed_ids: list[int]) -> None:
-        self.index.remove(removed_ids)
-        self.columns.clear_chunks(removed_ids)
-        if self.keyword is not None:
-            self.generation = self.keyword.apply("", [], removed_ids)
-        else:
-            self.generation += 1
+        self.keeper.close(snapshot=snapshot)
+        self.keyword.close()  # commit staged keyword writes (else replayed on start)
 
 
-def rebuild_filter_columns(store: Store, coll_id: int) -> FilterColumns:
-    """Filter columns from every LMDB document of the collection (the source of truth)."""
-    cols = FilterColumns()
-    for doc_id, rec in store.iter_docs(coll_id):
-        if not records.is_tombstone(rec):
-            cols.set_chunks(rec["c"], records.from_record(doc_id, rec, with_text=False))
-    return cols
+class Collections:
+    """The open collections of one store, by name, and what each is opened with:
+    the index context, where its files live (None: nothing persisted, as in
+    tests), and any further derived index factories."""
 
+    def __init__(self, store: StoreReader, ctx: IndexContext, layout: DataDir | None = None,
+                 extra: Sequence[DerivedFactory] = ()):
+        self.store = store
+        self.ctx = ctx
+        self.layout = layout
+        self.extra = list(extra)
+        self._by_name: dict[str, Collection] = {}
 
-def replay_filter_columns(store: Store, coll_id: int, cols: FilterColumns, after: int) -> int:
-    """Apply the op-log entries after `after` to columns that reflect sequence `after`;
-    returns the entries applied. A chunk id is never reused and a chunk's LMDB record
-    exists exactly while its document's current record lists it, so: removed ids are
-    cleared; an added id whose chunk is still in LMDB is set from its document's
-    current record, one whose chunk is gone was removed later (its removal follows)."""
-    n = 0
-    for _, entry in store.iter_oplog(after=after):
-        if entry["c"] != coll_id:
-            continue
-        n += 1
-        if entry["r"]:
-            cols.clear_chunks(entry["r"])
-        if entry["a"]:
-            by_doc: dict[str, list[int]] = {}
-            for chunk in store.get_chunks(coll_id, entry["a"]):
-                if chunk is not None:
-                    by_doc.setdefault(chunk.doc_id, []).append(chunk.chunk_id)
-            recs = store.get_docs(coll_id, list(by_doc))
-            for doc_id, ids in by_doc.items():
-                rec = recs.get(doc_id)
-                if rec is not None and not records.is_tombstone(rec):
-                    current = set(rec["c"])
-                    cols.set_chunks([c for c in ids if c in current],
-                                    records.from_record(doc_id, rec, with_text=False))
-    return n
+    @property
+    def write_lock(self) -> threading.Lock:
+        """Held while a write commits to LMDB and is applied to the indexes."""
+        return self.ctx.write_lock
 
+    def _make(self, meta: CollectionMeta) -> Collection:
+        paths = self.layout.snapshot_paths(meta.id) if self.layout is not None else None
+        kw_dir = self.layout.keyword_dir(meta.id) if self.layout is not None else None
+        return Collection(self.store, meta, self.ctx, paths, kw_dir, [make(self.store, meta) for make in self.extra])
 
-def load_filter_columns(store: Store, meta: CollectionMeta, snapshot_path: Path | None
-                        ) -> tuple[FilterColumns, int, str]:
-    """(columns, sequence of the file they came from or -1, what happened): the columns
-    file saved beside the index snapshot plus the op log after it; rebuilt from the
-    LMDB documents when there is no file or it is unusable (logged, never fatal)."""
-    path = columns_path_for(snapshot_path)
-    if path is not None and path.exists():
-        try:
-            cols, seq = load_columns(path, meta.id, store.sequence())
-            replayed = replay_filter_columns(store, meta.id, cols, seq)
-            return cols, seq, f"file at sequence {seq} + {replayed} op-log entries"
-        except Exception as exc:  # noqa: BLE001 - derived data: rebuild it
-            log.warning("collection %s: filter columns file %s is unusable (%s); rebuilding them from LMDB "
-                        "documents", meta.name, path, exc)
-            note = "rebuilt from LMDB documents (file unusable)"
-    else:
-        if path is not None:
-            log.info("collection %s: no filter columns file; rebuilding them from LMDB documents", meta.name)
-        note = "rebuilt from LMDB documents"
-    return rebuild_filter_columns(store, meta.id), -1, note
+    def open(self, meta: CollectionMeta) -> Collection:
+        coll = self._by_name[meta.name] = self._make(meta).open()
+        return coll
 
+    def create(self, meta: CollectionMeta) -> Collection:
+        coll = self._by_name[meta.name] = self._make(meta).create()
+        return coll
 
-# One IndexContext per open store, set by the engine (settings, snapshot dir,
-# its write lock); collections of a store without one get defaults (no snapshots).
-_CONTEXTS: weakref.WeakKeyDictionary[Store, IndexContext] = weakref.WeakKeyDictionary()
+    def find(self, name: str) -> Collection | None:
+        return self._by_name.get(name)
 
+    def get(self, name: str) -> Collection:
+        coll = self._by_name.get(name)
+        if coll is None:
+            # A collection is a namespace the caller names, created by its first
+            # write; naming one that was never written is a bad argument.
+            raise InvalidArgument("collection", f"unknown collection {name!r} (it is created by its first Upsert)")
+        return coll
 
-def set_index_context(store: Store, ctx: IndexContext) -> None:
-    _CONTEXTS[store] = ctx
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
 
+    def __iter__(self) -> Iterator[Collection]:
+        return iter(list(self._by_name.values()))
 
-def index_context(store: Store) -> IndexContext:
-    ctx = _CONTEXTS.get(store)
-    if ctx is None:
-        ctx = _CONTEXTS[store] = IndexContext()
-    return ctx
+    def __len__(self) -> int:
+        return len(self._by_name)
 
-
-def backup(store: Store, collections: dict[str, Collection], dest: Path) -> tuple[int, int]:
-    """A consistent backup of a data dir's state into `dest` (which must not exist):
-    every index snapshot first, then a compacted copy of LMDB. Each snapshot's
-    sequence is <= the copy's, so a daemon started on the restored dir replays
-    the log after each snapshot and agrees with LMDB exactly. Returns (sequence
-    of the LMDB copy, bytes written)."""
-    dest = Path(dest)
-    if dest.exists():
-        raise FileExistsError(f"{dest} exists")
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "index").mkdir(parents=True)
-    size = 0
-    for coll in list(collections.values()):
-        if coll.keeper is not None:
-            size += coll.keeper.snapshot(tmp / "index" / f"collection-{coll.meta.id}.snap")
-    seq, lmdb_bytes = store.backup(tmp / "store")
-    (tmp / "BACKUP.json").write_text(json.dumps({"sequence": seq, "created": time.time(),
-                                                  "collections": sorted(collections)}) + "\n")
-    os.replace(tmp, dest)  # a backup directory exists only once complete
-    return seq, size + lmdb_bytes
-
-
-def restore(backup_dir: Path, data_dir: Path, force: bool = False) -> int:
-    """Bring a backup back into `data_dir` (daemon stopped); returns its sequence.
-    An existing store/index is moved aside (with force) rather than deleted."""
-    backup_dir, data_dir = Path(backup_dir), Path(data_dir)
-    manifest = json.loads((backup_dir / "BACKUP.json").read_text())
-    if not (backup_dir / "store" / "data.mdb").exists():
-        raise FileNotFoundError(f"{backup_dir} holds no store/data.mdb")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    present = [p for p in (data_dir / "store", data_dir / "index") if p.exists()]
-    if present and not force:
-        raise FileExistsError(f"{data_dir} already holds {', '.join(p.name for p in present)} (use --force)")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for p in present:
-        p.rename(p.with_name(f"{p.name}.before-restore-{stamp}"))
-    shutil.copytree(backup_dir / "store", data_dir / "store")
-    shutil.copytree(backup_dir / "index", data_dir / "index")
-    return int(manifest["sequence"])
-
-
-def get_collection(collections: dict[str, Collection], name: str) -> Collection:
-    coll = collections.get(name)
-    if coll is None:
-        # A collection is a namespace the caller names, created by its first
-        # write; naming one that was never written is a bad argument.
-        raise InvalidArgument("collection", f"unknown collection {name!r} (it is created by its first Upsert)")
-    return coll
+    def close(self, snapshot: bool = True) -> None:
+        for coll in self:
+            coll.close(snapshot=snapshot)

@@ -6,31 +6,49 @@ stays free to accept calls. ONNX Runtime, FAISS and LMDB release the GIL.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 from tokenizers import Tokenizer
 
 from ragd import __version__
+from ragd.answer.chat import ChatClient, ChatSettings, read_api_key
+from ragd.answer.pipeline import Answerer, AnswerSettings
+from ragd.answer.types import AnswerEvent, AnswerQuery
 from ragd.config import Config
-from ragd.domain import CollectionStats, Document, DocumentRef, Filter, SearchQuery, SearchResult, Timings, WriteResult
+from ragd.domain import (
+    CollectionStats,
+    Document,
+    DocumentRef,
+    Filter,
+    Job,
+    ModelInfo,
+    SearchQuery,
+    SearchResult,
+    Timings,
+    WriteResult,
+)
 from ragd.embed.onnx_embedder import OnnxEmbedder, cuda_requested
-from ragd.embed.provision import provision_model
-from ragd.engine import validate
-from ragd.engine.batcher import BlockingEmbedder, EmbedBatcher
+from ragd.embed.provision import provision_model, remove_stale_staging
+from ragd.engine import router, validate
+from ragd.engine.batcher import BlockingEmbedder, EmbedBatcher, EmbedOutput
 from ragd.engine.cache import SearchCache
 from ragd.engine.chunking import Chunker
-from ragd.engine.collection import Collection, backup, get_collection, set_index_context
+from ragd.engine.collection import Collections
+from ragd.engine.datadir import DataDir, backup
 from ragd.engine.ingest import Ingestor
 from ragd.engine.jobs import JobRunner
 from ragd.engine.search import Searcher, SearchSettings
 from ragd.errors import Unavailable
-from ragd.index import keyword as keyword_index
 from ragd.index.lifecycle import index_context_from
 from ragd.security.paths import backup_target
 from ragd.store.jobs import JobStore
@@ -52,7 +70,8 @@ def build_chunker(cfg: Config, model_dir: Path, max_tokens: int) -> Chunker:
     size = c.size or None  # 0 and -1 mean "the mode's default" (ragd/config.py)
     overlap = None if c.overlap < 0 else c.overlap
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    return Chunker(mode=c.mode, chunk_size=size, chunk_overlap=overlap, tokenizer=tokenizer, max_tokens=max_tokens)
+    mode: Literal["chars", "tokens"] = "tokens" if c.mode == "tokens" else "chars"  # validated by ragd.config
+    return Chunker(mode=mode, chunk_size=size, chunk_overlap=overlap, tokenizer=tokenizer, max_tokens=max_tokens)
 
 
 def inference_plan(cfg: Config, cuda: bool, cores: int) -> tuple[int, int | None]:
@@ -84,15 +103,55 @@ def batch_token_cap(cfg: Config, cuda: bool) -> int:
     return cfg.batching.max_batch_tokens or (8192 if cuda else 1024)
 
 
+def build_answerer(cfg: Config, retrieve) -> Answerer:
+    """The Answer pipeline over `retrieve` (the engine's search); without answer.model_url it
+    refuses every call with FAILED_PRECONDITION, and Search is unaffected either way."""
+    a = cfg.answer
+    chat = None
+    if a.model_url:
+        chat = ChatClient(ChatSettings(
+            url=a.model_url, model=a.model, api_key=read_api_key(a.api_key_file, a.api_key_env),
+            max_tokens_field=a.max_tokens_field, extra_body=json.loads(a.extra_body) if a.extra_body else {},
+            connect_timeout_s=a.connect_timeout_s, read_timeout_s=a.read_timeout_s, retries=a.retries,
+            retry_backoff_s=a.retry_backoff_s, max_concurrency=a.max_concurrency, max_waiting=a.max_waiting))
+        log.info("answers from %s (model %s)%s", a.model_url, a.model or "the server's default",
+                 ", HyDE on for complex questions" if a.hyde else "")
+    settings = AnswerSettings(top_k=a.top_k, max_top_k=a.max_top_k, max_context_chars=a.max_context_chars,
+                              max_tokens=a.max_tokens, max_tokens_limit=a.max_tokens_limit,
+                              temperature=a.temperature, hyde=a.hyde, hyde_max_tokens=a.hyde_max_tokens)
+    return Answerer(settings, chat, retrieve)
+
+
+@dataclass
+class _Loaded:
+    """What load() brings up (blocking, off the event loop)."""
+    store: Store
+    embedder: OnnxEmbedder
+    chunker: Chunker
+    collections: Collections
+    infer_pool: ThreadPoolExecutor
+
+
+@dataclass
+class _Serving:
+    """What start() adds on the event loop; there exactly while calls are served."""
+    loaded: _Loaded
+    batcher: EmbedBatcher
+    ingestor: Ingestor         # unary calls: RESOURCE_EXHAUSTED when the embedding queue is full
+    stream_ingestor: Ingestor  # streams and jobs: wait for room, which slows their producers down
+    searcher: Searcher
+    jobs: JobRunner
+
+
 class Engine:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.limits = cfg.limits
-        self.ready = False
+        self._stopping = False
         self.started = time.time()
-        self.store: Store | None = None
-        self.embedder: OnnxEmbedder | None = None
-        self.collections: dict[str, Collection] = {}
+        self.layout = DataDir(cfg.data_path)
+        self._loaded: _Loaded | None = None
+        self._serving: _Serving | None = None
         self._write_lock = threading.Lock()
         # Request work (chunking, LMDB, FAISS) and model work have separate pools:
         # request threads block on the batcher, which needs an inference thread.
@@ -100,106 +159,128 @@ class Engine:
                                         thread_name_prefix="ragd-engine")
         # Tokenising a query must not wait behind an inference: its own small pool.
         self._tokenize_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ragd-tokenize")
-        self._infer_pool: ThreadPoolExecutor | None = None  # sized in load(), one thread per inference worker
         self.inference_workers = 1
         self.max_pad_fraction = 1.0
         self.max_batch_tokens = 8192
-        self.batcher: EmbedBatcher | None = None
-        self.jobs: JobRunner | None = None
+        self.answerer: Answerer | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     def load(self) -> None:
-        """Blocking: provision/load the model, open LMDB, rebuild every collection's index."""
+        """Blocking: provision/load the model, open LMDB, open every collection's indexes."""
         t0 = time.perf_counter()
-        data = self.cfg.data_path
-        model_dir = data / "models" / self.cfg.model.name
+        layout = self.layout
+        for stale in remove_stale_staging(layout.models):
+            log.warning("removed %s: a model provisioning interrupted by a kill", stale)
+        model_dir = layout.models / self.cfg.model.name
         if not (model_dir / "manifest.json").exists():
             log.info("model %s not provisioned under %s; provisioning it (offline)", self.cfg.model.name, model_dir)
-            model_dir = provision_model(data / "models", self.cfg.model.source or None)
+            model_dir = provision_model(layout.models, self.cfg.model.source or None)
         cuda = cuda_requested(self.cfg.model.device)
         self.inference_workers, threads = inference_plan(self.cfg, cuda, os.cpu_count() or 1)
         pad = self.cfg.batching.max_pad_fraction
         self.max_pad_fraction = pad if pad >= 0 else (0.5 if cuda else 0.1)
         self.max_batch_tokens = batch_token_cap(self.cfg, cuda)
-        self._infer_pool = ThreadPoolExecutor(max_workers=self.inference_workers, thread_name_prefix="ragd-infer")
-        self.embedder = OnnxEmbedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads)
+        embedder = OnnxEmbedder(model_dir, device=self.cfg.model.device, intra_op_threads=threads)
         log.info("model %s loaded (%d-d, provider %s, %d inference workers x %s intra-op threads)",
-                 self.embedder.name, self.embedder.dimension, self.embedder.provider, self.inference_workers,
-                 threads or "auto")
-        self.chunker = build_chunker(self.cfg, model_dir, self.embedder.max_tokens)
+                 embedder.name, embedder.dimension, embedder.provider, self.inference_workers, threads or "auto")
+        chunker = build_chunker(self.cfg, model_dir, embedder.max_tokens)
         # Warm the session: the first run allocates ONNX Runtime's buffers.
-        self.embedder.embed(["warm up"])
-        self.store = Store(data / "store", int(self.cfg.store.map_size_gb * (1 << 30)))
-        set_index_context(self.store, index_context_from(self.cfg, data / "index", self._write_lock))
-        keyword_index.bind(self.store, data / "keyword")  # BM25 indexes, derived from LMDB like FAISS
-        for name, meta in self.store.collections().items():
-            if meta.dim != self.embedder.dimension:
-                raise RuntimeError(f"collection {name!r} holds {meta.dim}-d vectors of model {meta.model!r}, "
-                                   f"but model {self.embedder.name!r} is {self.embedder.dimension}-d; "
-                                   "start with that model or use a new data dir")
-            t1 = time.perf_counter()
-            self.collections[name] = Collection.load(self.store, meta)
-            log.info("collection %s: %d documents, %d chunks, indexes ready in %.0f ms",
-                     name, meta.docs, meta.chunks, _ms(t1))
+        embedder.embed(["warm up"])
+        store = Store(layout.store, int(self.cfg.store.map_size_gb * (1 << 30)))
+        collections = Collections(store, index_context_from(self.cfg, self._write_lock), layout)
+        try:
+            for name, meta in store.collections().items():
+                if meta.dim != embedder.dimension:
+                    raise RuntimeError(f"collection {name!r} holds {meta.dim}-d vectors of model {meta.model!r}, "
+                                       f"but model {embedder.name!r} is {embedder.dimension}-d; "
+                                       "start with that model or use a new data dir")
+                t1 = time.perf_counter()
+                collections.open(meta)
+                log.info("collection %s: %d documents, %d chunks, indexes ready in %.0f ms",
+                         name, meta.docs, meta.chunks, _ms(t1))
+        except BaseException:
+            collections.close(snapshot=False)
+            store.close()
+            raise
+        self._loaded = _Loaded(store, embedder, chunker, collections, ThreadPoolExecutor(
+            max_workers=self.inference_workers, thread_name_prefix="ragd-infer"))
+        # Reads the model server's API key: a missing key file fails start-up here, with the option named.
+        self.answerer = build_answerer(self.cfg, self.search)
         log.info("engine loaded in %.1f s", _ms(t0) / 1000)
 
     async def start(self) -> None:
         """After load(), on the event loop: start the micro-batcher and accept calls."""
+        ld = self._loaded
+        if ld is None:
+            raise RuntimeError("Engine.start() before load()")
         b = self.cfg.batching
-        self.batcher = EmbedBatcher(self.embedder, self._infer_pool, tokenize_executor=self._tokenize_pool,
-                                    workers=self.inference_workers, max_pad_fraction=self.max_pad_fraction,
-                                    max_batch_tokens=self.max_batch_tokens,
-                                    max_batch_texts=b.max_batch_texts, max_queue_tokens=b.max_queue_tokens)
-        self.batcher.start()
+        batcher = EmbedBatcher(ld.embedder, ld.infer_pool, tokenize_executor=self._tokenize_pool,
+                               workers=self.inference_workers, max_pad_fraction=self.max_pad_fraction,
+                               max_batch_tokens=self.max_batch_tokens,
+                               max_batch_texts=b.max_batch_texts, max_queue_tokens=b.max_queue_tokens)
+        batcher.start()
         loop = asyncio.get_running_loop()
-        # Unary calls fail fast with RESOURCE_EXHAUSTED when the queue is full;
-        # streams and jobs wait for room, which slows their producers down.
-        self.ingestor = Ingestor(self.store, BlockingEmbedder(self.batcher, loop, wait=False), self.chunker,
-                                 self.collections, self._write_lock, self.embedder.name)
-        self.stream_ingestor = Ingestor(self.store, BlockingEmbedder(self.batcher, loop, wait=True), self.chunker,
-                                        self.collections, self._write_lock, self.embedder.name)
+        model = ld.embedder.name
+        ingestor = Ingestor(ld.store, BlockingEmbedder(batcher, loop, wait=False), ld.chunker, ld.collections, model)
+        stream_ingestor = Ingestor(ld.store, BlockingEmbedder(batcher, loop, wait=True), ld.chunker,
+                                   ld.collections, model)
         c, sc = self.cfg.cache, self.cfg.search
-        self.cache = SearchCache(enabled=c.enabled, max_pages=c.max_pages, max_embeddings=c.max_embeddings,
-                                 ttl_s=c.ttl_s, model=f"{self.embedder.name}:{self.embedder.sha256}",
-                                 redis_url=c.redis_url, redis_prefix=c.redis_prefix,
-                                 redis_timeout_s=c.redis_timeout_s)
-        self.searcher = Searcher(self.store, BlockingEmbedder(self.batcher, loop, wait=False, urgent=True),
-                                 self.collections,
-                                 SearchSettings(fusion=sc.fusion, rrf_k=sc.rrf_k,
-                                                hybrid_candidates=sc.hybrid_candidates,
-                                                vector_weight=sc.vector_weight, keyword_weight=sc.keyword_weight,
-                                                auto_max_words=sc.auto_max_words, highlights=sc.highlights),
-                                 self.cache)
+        cache = SearchCache(enabled=c.enabled, max_pages=c.max_pages, max_embeddings=c.max_embeddings,
+                            ttl_s=c.ttl_s, model=f"{model}:{ld.embedder.sha256}", redis_url=c.redis_url,
+                            redis_prefix=c.redis_prefix, redis_timeout_s=c.redis_timeout_s)
+        searcher = Searcher(ld.store, BlockingEmbedder(batcher, loop, wait=False, urgent=True), ld.collections,
+                            SearchSettings(fusion=sc.fusion, rrf_k=sc.rrf_k, hybrid_candidates=sc.hybrid_candidates,
+                                           vector_weight=sc.vector_weight, keyword_weight=sc.keyword_weight,
+                                           auto_max_words=sc.auto_max_words, highlights=sc.highlights),
+                            cache)
         j = self.cfg.jobs
-        self.jobs = JobRunner(JobStore(self.store), self.stream_ingestor, self._run_blocking,
-                              batch_size=j.batch_size, max_attempts=j.max_attempts, backoff_s=j.retry_backoff_s)
-        self.ready = True
-        self.jobs.start()
+        jobs = JobRunner(JobStore(ld.store), stream_ingestor, self._run_blocking, batch_size=j.batch_size,
+                         max_attempts=j.max_attempts, backoff_s=j.retry_backoff_s, retention_s=j.retention_s)
+        self._serving = _Serving(ld, batcher, ingestor, stream_ingestor, searcher, jobs)
+        jobs.start()
 
     async def stop(self) -> None:
-        self.ready = False
-        if self.jobs is not None:
-            await self.jobs.stop()  # the batch in flight commits atomically or not at all
-        if self.batcher is not None:
-            await self.batcher.stop()
+        self._stopping = True
+        if self._serving is not None:
+            await self._serving.jobs.stop()  # the batch in flight commits atomically or not at all
+            await self._serving.batcher.stop()
+        if self.answerer is not None and self.answerer.chat is not None:
+            await self.answerer.chat.close()
 
     def close(self) -> None:
-        self.ready = False
+        self._stopping = True
         self._pool.shutdown(wait=True)
-        for coll in list(self.collections.values()):
-            coll.close(snapshot=self.store is not None)  # final index snapshot
-        if self._infer_pool is not None:
-            self._infer_pool.shutdown(wait=True)
+        ld, self._loaded = self._loaded, None
+        if ld is not None:
+            ld.collections.close(snapshot=True)  # final index snapshots
+            ld.infer_pool.shutdown(wait=True)
         self._tokenize_pool.shutdown(wait=True)
-        with self._write_lock:
-            if self.store is not None:
-                self.store.close()
-                self.store = None
+        if ld is not None:
+            with self._write_lock:
+                ld.store.close()
+
+    @property
+    def ready(self) -> bool:
+        """Serving calls: the model and the indexes are loaded and the engine is not
+        stopping. The one readiness test (check_ready, /metrics' ragd_ready)."""
+        return self._serving is not None and not self._stopping
+
+    def check_ready(self) -> _Serving:
+        """The readiness check of every call: UNAVAILABLE until the model and the
+        indexes are loaded (health says NOT_SERVING meanwhile), and again once stopping."""
+        serving = self._serving
+        if serving is None or self._stopping:
+            raise Unavailable("ragd is loading (model and indexes) or stopping; retry shortly")
+        return serving
+
+    @property
+    def batcher(self) -> EmbedBatcher | None:
+        """The micro-batcher once serving (its counters feed /metrics)."""
+        return self._serving.batcher if self._serving is not None else None
 
     async def _run(self, fn, *args, **kwargs):
-        if not self.ready:
-            raise Unavailable("ragd is loading (model and indexes); retry shortly")
+        self.check_ready()
         return await self._run_blocking(fn, *args, **kwargs)
 
     async def _run_blocking(self, fn, *args, **kwargs):
@@ -214,7 +295,8 @@ class Engine:
         t0 = time.perf_counter()
         name = validate.collection_name(collection)
         validate.documents(docs, self.limits)
-        ingestor = self.stream_ingestor if stream else self.ingestor
+        serving = self.check_ready()
+        ingestor = serving.stream_ingestor if stream else serving.ingestor
         timings = Timings()
         t1 = time.perf_counter()
         prepared = await self._run(ingestor.prepare, name, docs)
@@ -227,31 +309,25 @@ class Engine:
         timings.total_ms = _ms(t0)
         return WriteResult(acks=acks, sequence=seq, timings=timings)
 
-    async def submit_job(self, collection: str, docs: list[Document]) -> dict:
+    async def submit_job(self, collection: str, docs: list[Document]) -> Job:
         """Upsert(wait=false): validate now (nothing is queued on bad input), then enqueue durably."""
         name = validate.collection_name(collection)
         validate.documents(docs, self.limits)
-        if not self.ready:
-            raise Unavailable("ragd is loading; retry shortly")
-        return await self.jobs.submit(name, docs)
+        return await self.check_ready().jobs.submit(name, docs)
 
-    def get_job(self, job_id: str) -> dict:
+    def get_job(self, job_id: str) -> Job:
         validate.job_id(job_id)
-        if not self.ready:
-            raise Unavailable("ragd is loading; retry shortly")
-        return self.jobs.get(job_id)
+        return self.check_ready().jobs.get(job_id)
 
     def watch_job(self, job_id: str):
         validate.job_id(job_id)
-        if not self.ready:
-            raise Unavailable("ragd is loading; retry shortly")
-        return self.jobs.watch(job_id)
+        return self.check_ready().jobs.watch(job_id)
 
     async def delete(self, collection: str, refs: list[DocumentRef]) -> WriteResult:
         t0 = time.perf_counter()
         name = validate.collection_name(collection)
         validate.refs(refs, self.limits)
-        acks, seq = await self._run(self.ingestor.delete, name, refs)
+        acks, seq = await self._run(self.check_ready().ingestor.delete, name, refs)
         return WriteResult(acks=acks, sequence=seq, timings=Timings(total_ms=_ms(t0)))
 
     # ------------------------------------------------------------ reads
@@ -262,8 +338,9 @@ class Engine:
         validate.query_text(q.query, self.limits)
         q.top_k = validate.top_k(q.top_k, self.limits)
         validate.min_score(q.min_score)
+        validate.search_params(q.nprobe, q.rerank_factor)
         validate.filter_(q.filter)
-        result = await self._run(self.searcher.search, q)
+        result = await self._run(self.check_ready().searcher.search, q)
         result.timings.total_ms = _ms(t0)
         return result
 
@@ -275,16 +352,27 @@ class Engine:
         top_k = validate.top_k(top_k, self.limits)
         validate.min_score(min_score)
         validate.filter_(flt)
-        result = await self._run(self.searcher.similar, name, doc_id, top_k, flt, min_score)
+        result = await self._run(self.check_ready().searcher.similar, name, doc_id, top_k, flt, min_score)
         result.timings.total_ms = _ms(t0)
         return result
 
-    async def embed(self, texts: list[str]):
+    async def answer(self, q: AnswerQuery, deadline: float | None = None) -> AsyncIterator[AnswerEvent]:
+        """Answer events for the question (ragd.answer.pipeline); `deadline`: absolute loop.time() or None.
+        Retrieval is self.search, so the filter is validated and applied exactly as for Search."""
+        self.check_ready()
+        if self.answerer is None:  # built by load(), which precedes serving
+            raise Unavailable("ragd is loading (model and indexes); retry shortly")
+        q.collection = validate.collection_name(q.collection)
+        validate.query_text(q.question, self.limits, field="question")
+        self.answerer.validate(q)
+        validate.filter_(q.filter)
+        async for event in self.answerer.run(q, expand=router.is_complex(q.question), deadline=deadline):
+            yield event
+
+    async def embed(self, texts: list[str]) -> tuple[EmbedOutput, Timings]:
         t0 = time.perf_counter()
         validate.embed_texts(texts, self.limits)
-        if not self.ready:
-            raise Unavailable("ragd is loading (model and indexes); retry shortly")
-        out = await self.batcher.embed(texts, urgent=True)
+        out = await self.check_ready().batcher.embed(texts, urgent=True)
         return out, Timings(tokenize_ms=out.tokenize_ms, queue_ms=out.queue_ms, embed_ms=out.inference_ms,
                             total_ms=_ms(t0))
 
@@ -292,30 +380,35 @@ class Engine:
         """A consistent backup of the data dir into server.backup_dir/`name` (a new
         directory; never a caller-chosen path): (path, sequence, bytes)."""
         backup_dir = Path(self.cfg.server.backup_dir) if self.cfg.server.backup_dir else self.cfg.data_path / "backups"
+        ld = self.check_ready().loaded
         dest = backup_target(backup_dir, name)
-        seq, size = await self._run(backup, self.store, self.collections, dest)
+        seq, size = await self._run(backup, ld.store, ld.collections, dest)
         return str(dest.resolve()), seq, size
 
     def stats(self, collection: str = "") -> list[CollectionStats]:
-        if not self.ready:
-            raise Unavailable("ragd is loading; retry shortly")
-        names = [validate.collection_name(collection)] if collection else sorted(self.collections)
-        seq = self.store.sequence()
+        ld = self.check_ready().loaded
+        names = [validate.collection_name(collection)] if collection else ld.collections.names()
+        seq = ld.store.sequence()
         out = []
         for name in names:
-            coll = get_collection(self.collections, name)
+            coll = ld.collections.get(name)
             m = coll.meta
             out.append(CollectionStats(name=name, documents=m.docs, chunks=m.chunks, index_kind=coll.index.kind,
                                        index_vectors=coll.index.ntotal, tombstones=m.tombstones,
                                        sequence=seq, dimension=m.dim))
         return out
 
-    def model_info(self) -> dict:
-        e = self.embedder
-        if e is None:
-            return {"name": self.cfg.model.name}
-        return {"name": e.name, "dimension": e.dimension, "max_tokens": e.max_tokens,
-                "provider": e.provider, "sha256": e.sha256}
+    def model_info(self) -> ModelInfo:
+        if self._loaded is None:
+            return ModelInfo(name=self.cfg.model.name)
+        e = self._loaded.embedder
+        return ModelInfo(name=e.name, dimension=e.dimension, max_tokens=e.max_tokens, provider=e.provider,
+                         sha256=e.sha256)
+
+    @property
+    def stream_depth(self) -> int:
+        """Messages of one IndexStream/SearchStream worked on at once (server.stream_depth)."""
+        return self.cfg.server.stream_depth
 
     @property
     def version(self) -> str:
@@ -324,6 +417,10 @@ class Engine:
     def uptime_s(self) -> float:
         return time.time() - self.started
 
+    def sequence(self) -> int:
+        """Op-log sequence of the last committed write."""
+        return self._loaded.store.sequence() if self._loaded else 0
+
     def disk_bytes(self) -> int:
-        return self.store.disk_bytes() if self.store else 0
+        return self._loaded.store.disk_bytes() if self._loaded else 0
 

@@ -7,18 +7,18 @@ no-op (UNCHANGED); version 0 is unversioned and always applied.
 """
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ragd import _native
 from ragd.domain import Ack, AckStatus, Document, DocumentRef
-from ragd.engine import records
 from ragd.engine.chunking import TextError
-from ragd.engine.collection import Collection, get_collection
+from ragd.engine.collection import Collections
 from ragd.errors import InvalidArgument
-from ragd.store.lmdb_store import Store
+from ragd.index.derived import Change, DocChunks
+from ragd.store.lmdb_store import CollectionMeta, DocRecord, Store, WriteTxn
 
 
 @dataclass
@@ -31,14 +31,14 @@ class PreparedDoc:
     skip: AckStatus | None = None  # decided by the version pre-check
 
 
-def version_verdict(stored: dict | None, version: int) -> AckStatus | None:
+def version_verdict(stored: DocRecord | None, version: int) -> AckStatus | None:
     """None when the write applies, else the ack status that explains why not."""
     if stored is None or version == 0:
         return None
-    if version < stored["v"]:
+    if version < stored.version:
         return AckStatus.STALE
-    if version == stored["v"]:
-        return AckStatus.STALE if records.is_tombstone(stored) else AckStatus.UNCHANGED
+    if version == stored.version:
+        return AckStatus.STALE if stored.deleted else AckStatus.UNCHANGED
     return None
 
 
@@ -50,18 +50,17 @@ def embedding_text(title: str, chunk: str) -> str:
 
 
 class Ingestor:
-    def __init__(self, store: Store, embedder, chunker, collections: dict[str, Collection],
-                 write_lock: threading.Lock, model_name: str):
+    def __init__(self, store: Store, embedder, chunker, collections: Collections, model_name: str):
         self.store = store
         self.embedder = embedder
         self.chunker = chunker
         self.collections = collections
-        self.write_lock = write_lock
+        self.write_lock = collections.write_lock
         self.model_name = model_name
 
     def prepare(self, name: str, docs: list[Document]) -> list[PreparedDoc]:
         """Everything that can fail on bad input happens here, before any write."""
-        coll = self.collections.get(name)
+        coll = self.collections.find(name)
         stored = self.store.get_docs(coll.meta.id, [d.id for d in docs]) if coll else {}
         prepared: list[PreparedDoc] = []
         for i, doc in enumerate(docs):
@@ -96,21 +95,27 @@ class Ingestor:
                 at += n
         return prepared
 
-    def _collection(self, name: str, meta) -> Collection:
-        coll = self.collections.get(name)
+    def _apply(self, meta: CollectionMeta, w: WriteTxn, parts: Sequence[tuple[DocChunks, np.ndarray]] = ()) -> int:
+        """After the commit: make the write searchable (creating the collection on its
+        first write); returns the write's sequence."""
+        coll = self.collections.find(meta.name)
         if coll is None:
-            coll = Collection.create(self.store, meta)
-            self.collections[name] = coll
-        return coll
+            coll = self.collections.create(meta)  # built from LMDB, this write included
+        coll.meta = meta
+        for entry in w.entries:  # at most one: a write touches one collection
+            coll.apply(Change.of_write(entry, parts))
+        return w.sequence or self.store.sequence()
 
-    def commit(self, name: str, prepared: list[PreparedDoc], on_commit=None) -> tuple[list[Ack], int]:
+    def commit(self, name: str, prepared: list[PreparedDoc],
+               on_commit: Callable[[WriteTxn, list[Ack]], None] | None = None) -> tuple[list[Ack], int]:
         """Write prepared documents in one durable transaction, then make them searchable.
         `on_commit(write_txn, acks)` runs inside the transaction (job progress)."""
         with self.write_lock:
-            applied: list[tuple[PreparedDoc, list[int], list[int]]] = []  # (doc, new ids, old ids)
+            parts: list[tuple[DocChunks, np.ndarray]] = []
             acks: list[Ack] = []
             with self.store.write() as w:
                 meta = w.collection(name, self.embedder.dimension, self.model_name, create=True)
+                assert meta is not None
                 for p in prepared:
                     doc = p.doc
                     stored = w.get_doc(meta, doc.id)
@@ -118,59 +123,49 @@ class Ingestor:
                     verdict = version_verdict(stored, doc.version)
                     if verdict is not None or p.skip is not None:
                         status = verdict or p.skip
-                        acks.append(Ack(doc.id, status, stored["v"] if stored else doc.version,
-                                        len(stored["c"]) if stored else 0))
+                        assert status is not None
+                        acks.append(Ack(doc.id, status, stored.version if stored else doc.version,
+                                        len(stored.chunk_ids) if stored else 0))
                         continue
-                    old_ids: list[int] = []
                     if stored is not None:
-                        if records.is_tombstone(stored):
+                        if stored.deleted:
                             meta.tombstones -= 1
                         else:
-                            old_ids = list(stored["c"])
-                            w.remove_chunks(meta, old_ids)
+                            w.remove_chunks(meta, stored.chunk_ids)
                             meta.docs -= 1
+                    assert p.vectors is not None  # set by prepare() for every document it did not skip
                     new_ids = w.add_chunks(meta, doc.id, p.spans, p.texts, p.vectors)
-                    w.put_doc(meta, doc.id, records.to_record(doc, new_ids))
+                    w.put_doc(meta, DocRecord.live(doc, new_ids))
                     meta.docs += 1
-                    applied.append((p, new_ids, old_ids))
+                    parts.append((DocChunks(doc, new_ids, p.texts), p.vectors))
                     acks.append(Ack(doc.id, AckStatus.INDEXED, doc.version, len(new_ids), truncated=p.truncated))
                 if on_commit is not None:
                     on_commit(w, acks)
-            # Durable now; make it searchable. The index is derived state, rebuilt
-            # from LMDB on start, so a crash between the two loses nothing.
-            coll = self._collection(name, meta)
-            coll.meta = meta
-            for p, new_ids, old_ids in applied:
-                coll.apply_upsert(p.doc, new_ids, old_ids, p.vectors)
-            return acks, w.sequence or self.store.sequence()
+            return acks, self._apply(meta, w, parts)
 
     def delete(self, name: str, refs: list[DocumentRef]) -> tuple[list[Ack], int]:
         with self.write_lock:
-            coll = get_collection(self.collections, name)
+            coll = self.collections.get(name)
             acks: list[Ack] = []
-            removed: list[int] = []
             with self.store.write() as w:
                 meta = w.collection(name, coll.meta.dim, coll.meta.model, create=False)
+                assert meta is not None  # collections are never dropped
                 for ref in refs:
                     stored = w.get_doc(meta, ref.id)
-                    if stored is not None and ref.version and stored["v"] > ref.version:
-                        acks.append(Ack(ref.id, AckStatus.STALE, stored["v"]))
+                    if stored is not None and ref.version and stored.version > ref.version:
+                        acks.append(Ack(ref.id, AckStatus.STALE, stored.version))
                         continue
-                    live = stored is not None and not records.is_tombstone(stored)
-                    if live:
-                        w.remove_chunks(meta, stored["c"])
-                        removed.extend(stored["c"])
+                    live = stored is not None and not stored.deleted
+                    if stored is not None and live:
+                        w.remove_chunks(meta, stored.chunk_ids)
                         meta.docs -= 1
                     if ref.version:
                         if stored is None or live:
                             meta.tombstones += 1
-                        w.put_doc(meta, ref.id, records.tombstone(ref.version))
+                        w.put_doc(meta, DocRecord.tombstone(ref.id, ref.version))
                     elif stored is not None:
                         if not live:
                             meta.tombstones -= 1
                         w.delete_doc(meta, ref.id)
                     acks.append(Ack(ref.id, AckStatus.DELETED if live else AckStatus.NOT_FOUND, ref.version))
-            coll.meta = meta
-            coll.apply_delete(removed)
-            return acks, w.sequence or self.store.sequence()
-
+            return acks, self._apply(meta, w)

@@ -5,23 +5,24 @@ hits from LMDB.
 
 AUTO is routed by ragd.engine.router: identifier-like queries go to KEYWORD (no
 model call), everything else to HYBRID; a KEYWORD route that finds nothing falls
-back to HYBRID. The mode actually used is reported. Result pages and query
+back to HYBRID. The mode actually used is reported, and questions are flagged
+`complex` (a client may then call Answer). Result pages and query
 embeddings are cached (ragd.engine.cache), keyed by the collection's generation, so
 a write invalidates that collection's pages at once.
 """
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ragd.domain import Filter, Hit, SearchMode, SearchQuery, SearchResult, Timings
-from ragd.engine import fusion, records, router
+from ragd.engine import fusion, router
 from ragd.engine.cache import SearchCache, page_key
-from ragd.engine.collection import Collection, get_collection
-from ragd.errors import NotFound, Unavailable
+from ragd.engine.collection import Collection, Collections
+from ragd.errors import NotFound
 from ragd.store.lmdb_store import Store
 
 
@@ -45,17 +46,16 @@ class SearchSettings:
 
 
 class Searcher:
-    def __init__(self, store: Store, embedder, collections: dict[str, Collection],
+    def __init__(self, store: Store, embedder, collections: Collections,
                  settings: SearchSettings | None = None, cache: SearchCache | None = None):
         self.store = store
         self.embedder = embedder
         self.collections = collections
         self.settings = settings or SearchSettings()
         self.cache = cache or SearchCache(enabled=False)
-        self._index_kwargs: set[str] | None = None
 
     def collection(self, name: str) -> Collection:
-        return get_collection(self.collections, name)
+        return self.collections.get(name)
 
     # ------------------------------------------------------------ entry points
 
@@ -63,15 +63,15 @@ class Searcher:
         coll = self.collection(q.collection)
         generation = coll.generation  # read first: a write during this search makes a newer key
         key = page_key(q, generation)
+        routed = q.mode == SearchMode.AUTO
+        complex_ = routed and router.is_complex(q.query)  # computed, not cached: a regex over the query
         cached = self.cache.get_page(key)
         if cached is not None:
+            cached.complex = complex_
             return cached
         mode = q.mode
-        routed = mode == SearchMode.AUTO
         if routed:
             mode = router.route(q.query, self.settings.auto_max_words)
-        if mode in (SearchMode.KEYWORD, SearchMode.HYBRID) and coll.keyword is None:
-            raise Unavailable("the keyword index of this collection is not open")
         timings = Timings()
         t0 = time.perf_counter()
         mask = coll.columns.mask(q.filter)
@@ -81,7 +81,7 @@ class Searcher:
             if not picked and routed:
                 mode = SearchMode.HYBRID  # nothing matched verbatim: let the model try
         if mode == SearchMode.VECTOR:
-            vec = self._embed(q.query, timings)
+            vec = self._query_vector(q, timings)
             t1 = time.perf_counter()
             pairs = self._vector_pairs(coll, vec, q.top_k, mask, q.group_by_document, q.min_score, q)
             timings.search_ms += _ms(t1)
@@ -91,18 +91,21 @@ class Searcher:
         t2 = time.perf_counter()
         hits = self._hits(coll, picked, q.query if self.settings.highlights else "")
         timings.store_ms = _ms(t2)
-        result = SearchResult(hits=hits, mode=mode, timings=timings)
+        result = SearchResult(hits=hits, mode=mode, timings=timings, complex=complex_)
         self.cache.put_page(key, result)
         return result
 
     def similar(self, name: str, doc_id: str, top_k: int, flt: Filter, min_score: float) -> SearchResult:
         coll = self.collection(name)
         rec = self.store.get_doc(coll.meta.id, doc_id)
-        if rec is None or records.is_tombstone(rec):
+        if rec is None or rec.deleted:
             raise NotFound(f"document_id: {doc_id!r} is not in collection {name!r}")
         timings = Timings()
         t0 = time.perf_counter()
-        vectors = self.store.get_vectors(coll.meta.id, rec["c"], coll.meta.dim)
+        vectors, found = self.store.get_vectors(coll.meta.id, rec.chunk_ids, coll.meta.dim)
+        vectors = vectors[found]  # all of them, unless the document is being replaced right now
+        if not len(vectors):
+            raise NotFound(f"document_id: {doc_id!r} is not in collection {name!r}")
         # The document's centroid: the mean of its (unit) chunk vectors, renormalised.
         centroid = vectors.mean(axis=0)
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
@@ -126,19 +129,21 @@ class Searcher:
         timings.embed_ms += _ms(t0)
         return vec
 
-    def _index_search(self, coll: Collection, query: np.ndarray, k: int, mask, q: SearchQuery | None):
-        if self._index_kwargs is None:
-            try:
-                self._index_kwargs = set(inspect.signature(coll.index.search).parameters)
-            except (TypeError, ValueError):
-                self._index_kwargs = set()
-        kwargs = {}
-        if q is not None:
-            for name in ("exact", "nprobe", "rerank_factor"):
-                value = getattr(q, name, None)
-                if value and name in self._index_kwargs:
-                    kwargs[name] = value
-        return coll.index.search(query[None, :], k, mask, **kwargs)
+    def _query_vector(self, q: SearchQuery, timings: Timings) -> np.ndarray:
+        """The query's embedding; with an expansion (a HyDE draft), the normalised mean
+        of the query's and the draft's (HyDE averages the question with its drafts)."""
+        vec = self._embed(q.query, timings)
+        if not q.expansion.strip():
+            return vec
+        mean = vec + self._embed(q.expansion, timings)
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+    @staticmethod
+    def _index_search(coll: Collection, query: np.ndarray, k: int, mask, q: SearchQuery | None):
+        if q is None:
+            return coll.index.search(query[None, :], k, mask)
+        return coll.index.search(query[None, :], k, mask, nprobe=q.nprobe, rerank_factor=q.rerank_factor,
+                                 exact=q.exact)
 
     def _vector_pairs(self, coll: Collection, query: np.ndarray, top_k: int, mask, group: bool,
                       min_score: float, q: SearchQuery | None) -> list[tuple[int, float]]:
@@ -186,7 +191,7 @@ class Searcher:
     def _hybrid(self, coll: Collection, q: SearchQuery, mask, timings: Timings):
         s = self.settings
         n = max(s.hybrid_candidates, q.top_k)
-        vec = self._embed(q.query, timings)
+        vec = self._query_vector(q, timings)
         t0 = time.perf_counter()
         group = q.group_by_document
         vpairs = self._vector_pairs(coll, vec, n, mask, group, q.min_score, q)
@@ -200,8 +205,9 @@ class Searcher:
             picked = []
             for doc, score in fused[: q.top_k]:
                 v, k = vbest.get(doc), kbest.get(doc)
-                cid = (v or k)[0]
-                picked.append((cid, score, v[1] if v else 0.0, k[1] if k else 0.0))
+                best = v or k  # a fused document came from at least one list
+                assert best is not None
+                picked.append((best[0], score, v[1] if v else 0.0, k[1] if k else 0.0))
         else:
             fused = self._fuse([vpairs, kpairs])
             picked = [(cid, score, vmap.get(cid, 0.0), kmap.get(cid, 0.0)) for cid, score in fused[: q.top_k]]
@@ -219,14 +225,15 @@ class Searcher:
     def _hits(self, coll: Collection, picked: list[tuple[int, float, float, float]], query: str) -> list[Hit]:
         chunks = self.store.get_chunks(coll.meta.id, [p[0] for p in picked])
         docs = self.store.get_docs(coll.meta.id, {c.doc_id for c in chunks if c is not None})
-        qt = coll.keyword.terms(query) if query and coll.keyword is not None else None
+        qt = coll.keyword.terms(query) if query else None
         hits = []
         for (cid, score, vscore, kscore), chunk in zip(picked, chunks):
-            if chunk is None or chunk.doc_id not in docs or cid not in docs[chunk.doc_id]["c"]:
+            rec = docs.get(chunk.doc_id) if chunk is not None else None
+            if chunk is None or rec is None or rec.document is None or cid not in rec.chunk_ids:
                 # Deleted or replaced between the index search and these reads (two read
                 # transactions): the document's current record no longer owns this chunk.
                 continue
-            doc = records.from_record(chunk.doc_id, docs[chunk.doc_id], with_text=False)
+            doc = dataclasses.replace(rec.document, text="")  # the hit carries the chunk's text
             spans = coll.keyword.highlight(qt, chunk.text) if qt else []
             hits.append(Hit(document=doc, chunk_id=cid, text=chunk.text, start=chunk.start, end=chunk.end,
                             score=score, vector_score=vscore, keyword_score=kscore, highlights=spans))

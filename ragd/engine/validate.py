@@ -124,6 +124,13 @@ def min_score(value: float) -> float:
     return value
 
 
+def search_params(nprobe: int, rerank_factor: int) -> None:
+    """SearchParams: 0 means the index's default; negative is an error."""
+    for name, value in (("nprobe", nprobe), ("rerank_factor", rerank_factor)):
+        if value < 0:
+            raise InvalidArgument(f"params.{name}", f"{value} is negative (0 means the default)")
+
+
 def filter_(flt: Filter, field: str = "filter") -> None:
     for i, rng in enumerate(flt.metadata_ranges):
         where = f"{field}.metadata_ranges[{i}]"

@@ -15,10 +15,10 @@ that must match; a broad one is searched with a widening top-k checked against t
 mask, falling back to the exact TermSet (or its complement) when the page is not
 full. Either way a page is full whenever enough admitted chunks match.
 
-The index is derived data, like the FAISS index: it lives under
-DATA_DIR/keyword/<collection id>/ with a `seq` file holding the op-log sequence it
-contains; on start the op log after that sequence is replayed (idempotently: every
-touched chunk id is deleted, then re-added if LMDB still has it), and an index that
+The index is derived data, like the FAISS index (ragd.index.derived): it lives in
+its own directory (ragd.engine.datadir) with a `ragd-seq` file holding the op-log
+sequence it contains; on start the op log after that sequence is replayed
+(idempotently: every touched chunk id is deleted, then re-added), and an index that
 is missing or unreadable is rebuilt from LMDB.
 """
 from __future__ import annotations
@@ -28,11 +28,13 @@ import os
 import re
 import shutil
 import threading
-import weakref
+import time
 from pathlib import Path
 
 import numpy as np
 import tantivy
+
+from ragd.index.derived import Change, StoreReader
 
 log = logging.getLogger("ragd.keyword")
 
@@ -123,21 +125,25 @@ class QueryTerms:
 
 
 class KeywordIndex:
+    """One collection's tantivy index, a derived index (ragd.index.derived.DerivedIndex).
+    Writes are staged and committed to tantivy before the next search reads."""
     kind = "tantivy"
+    label = "keyword index"
 
-    def __init__(self, path: Path | None, store, coll_id: int):
-        self.path = path
-        self.store = store
+    def __init__(self, path: Path | None, store: StoreReader | None = None, coll_id: int = 0):
+        self.path = path            # None: in memory (rebuilt on every start)
+        self.store = store          # for rebuild() only
         self.coll_id = coll_id
         self.schema = _schema()
         self.analyzer = analyzer()
         self._lock = threading.Lock()
         self._dirty = False
-        self._failed = False  # the last commit failed: redo from the op log (refresh)
-        self._pending_seq = 0
-        self.seq = 0
+        self._failed_at: float | None = None  # when a commit failed; refresh() rebuilds (full disk)
+        self.sequence = 0           # op-log sequence of what it holds (staged writes included)
+        self._unreadable: Exception | None = None
         self._index = self._open_index()
-        self._writer = self._index.writer(heap_size=32_000_000, num_threads=1)  # indexing buffer; flushed when full
+        # Indexing buffer, flushed when full; None once closed.
+        self._writer: tantivy.IndexWriter | None = self._index.writer(heap_size=32_000_000, num_threads=1)
         self._searcher = self._index.searcher()
 
     def _open_index(self) -> tantivy.Index:
@@ -145,167 +151,136 @@ class KeywordIndex:
             index = tantivy.Index(self.schema)
         else:
             self.path.mkdir(parents=True, exist_ok=True)
-            index = tantivy.Index(self.schema, path=str(self.path))
+            try:
+                index = tantivy.Index(self.schema, path=str(self.path))
+            except Exception as exc:  # noqa: BLE001 - derived data: load() reports it, rebuild() refills
+                self._unreadable = exc
+                shutil.rmtree(self.path)
+                self.path.mkdir(parents=True)
+                index = tantivy.Index(self.schema, path=str(self.path))
         index.register_tokenizer(_TOKENIZER, self.analyzer)
         return index
 
-    # ------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------ the derived-index protocol
 
-    @classmethod
-    def open(cls, store, coll_id: int, root: Path | None) -> KeywordIndex:
-        """Open the persisted index (replaying the op log after its sequence) or rebuild it."""
-        path = None if root is None else root / str(coll_id)
-        seq = _read_seq(path) if path is not None else None
-        if seq is not None and seq > store.sequence():
-            # Ahead of LMDB (the store was restored from an older backup): its chunk ids
-            # may be reused for other text now, so it cannot be trusted.
-            log.warning("keyword index of collection %d is at sequence %d, ahead of the store's %d; rebuilding",
-                        coll_id, seq, store.sequence())
-            seq = None
+    def load(self) -> int | None:
+        if self._unreadable is not None:
+            raise self._unreadable
+        seq = _read_seq(self.path) if self.path is not None else None
         if seq is not None:
-            try:
-                kw = cls(path, store, coll_id)
-                kw.seq = seq
-                replayed = kw.replay()
-                log.info("keyword index of collection %d: opened at sequence %d, %d op-log entries replayed",
-                         coll_id, seq, replayed)
-                return kw
-            except Exception:  # noqa: BLE001 - derived data: rebuild it
-                log.exception("keyword index of collection %d unreadable; rebuilding from LMDB", coll_id)
-        if path is not None and path.exists():
-            shutil.rmtree(path)
-        kw = cls(path, store, coll_id)
-        kw.rebuild()
-        return kw
+            self.sequence = seq
+        return seq
 
-    def rebuild(self) -> None:
-        seq = self.store.sequence()
+    def rebuild(self) -> int:
+        if self.store is None:
+            raise RuntimeError("a keyword index without a store cannot be rebuilt")
+        seq = self.store.sequence()  # before the scan: replaying what it already saw is harmless
         n = 0
         with self._lock:
-            self._writer.delete_all_documents()
+            self._open_writer().delete_all_documents()
             batch: list[tuple[str, list[int]]] = []
-            for _doc_id, rec in self.store.iter_docs(self.coll_id):
-                if rec.get("c"):
-                    batch.append((rec.get("ti", "") or "", list(rec["c"])))
+            for rec in self.store.iter_docs(self.coll_id):
+                if rec.document is not None and rec.chunk_ids:
+                    batch.append((rec.document.title, rec.chunk_ids))
                 if len(batch) >= 256:
                     n += self._add_batch(batch)
                     batch = []
             n += self._add_batch(batch)
-            self._pending_seq = seq
+            self.sequence = seq
             self._commit()
         log.info("keyword index of collection %d rebuilt from LMDB: %d chunks", self.coll_id, n)
+        return seq
 
     def _add_batch(self, batch: list[tuple[str, list[int]]]) -> int:
-        ids = [cid for _, cids in batch for cid in cids]
-        chunks = self.store.get_chunks(self.coll_id, ids)
-        docs = self.store.get_docs(self.coll_id, {c.doc_id for c in chunks if c is not None})
+        if not batch or self.store is None:
+            return 0
+        titles = {cid: title for title, cids in batch for cid in cids}
+        writer = self._open_writer()
         n = 0
-        for chunk in chunks:
-            if chunk is None:
-                continue
-            title = _title(docs.get(chunk.doc_id))
-            self._writer.add_document(tantivy.Document(body=_body(title, chunk.text), cid=chunk.chunk_id))
-            n += 1
+        for chunk in self.store.get_chunks(self.coll_id, list(titles)):
+            if chunk is not None:
+                writer.add_document(tantivy.Document(body=_body(titles[chunk.chunk_id], chunk.text),
+                                                           cid=chunk.chunk_id))
+                n += 1
         return n
 
-    def replay(self) -> int:
-        """Apply the op-log entries after self.seq for this collection (idempotent)."""
+    def apply(self, change: Change) -> None:
+        """Stage a change (engine write lock held, or during start-up replay)."""
         with self._lock:
-            return self._replay_locked()
-
-    def _replay_locked(self) -> int:
-        n = 0
-        last = self.seq
-        for seq, entry in self.store.iter_oplog(self.seq):
-            last = seq
-            if entry["c"] != self.coll_id:
-                continue
-            n += 1
-            for cid in list(entry["r"]) + list(entry["a"]):
-                self._writer.delete_documents_by_term("cid", int(cid))
-            if entry["a"]:
-                self._add_ids(entry["a"])
-        if last != self.seq:
-            self._pending_seq = last
+            writer = self._writer
+            if writer is None:  # closed (shutting down): the op log has the write
+                return
+            # Added ids are deleted first too: a replayed entry may already be in tantivy
+            # (a commit that landed just before its ragd-seq file was written).
+            for cid in change.removed:
+                writer.delete_documents_by_term("cid", int(cid))
+            for part in change.documents:
+                for cid, text in zip(part.chunk_ids, part.texts):
+                    writer.delete_documents_by_term("cid", int(cid))
+                    writer.add_document(tantivy.Document(body=_body(part.document.title, text), cid=int(cid)))
+            self.sequence = change.seq
             self._dirty = True
-            self._commit()
-        return n
 
-    def _add_ids(self, ids) -> None:
-        chunks = [c for c in self.store.get_chunks(self.coll_id, ids) if c is not None]
-        docs = self.store.get_docs(self.coll_id, {c.doc_id for c in chunks})
-        for chunk in chunks:
-            self._writer.add_document(tantivy.Document(body=_body(_title(docs.get(chunk.doc_id)), chunk.text),
-                                                       cid=chunk.chunk_id))
+    # ------------------------------------------------------------ commits
 
-    # ------------------------------------------------------------ writes (engine write lock held)
-
-    def apply(self, title: str, added_ids, removed_ids, texts: list[str] | None = None) -> int:
-        """Stage a committed write; it is committed to tantivy before the next search reads.
-        Returns the store's sequence (this write's, as the engine's write lock is held)."""
-        with self._lock:
-            if self._writer is None:  # closed (shutting down): the op log has the write
-                return self.store.sequence()
-            # Added ids are deleted first too: a collection created by this very write was
-            # just rebuilt from LMDB, which already holds them (ids are never reused).
-            for cid in [*removed_ids, *added_ids]:
-                self._writer.delete_documents_by_term("cid", int(cid))
-            if len(added_ids):
-                if texts is None:
-                    chunks = self.store.get_chunks(self.coll_id, added_ids)
-                    texts = [c.text if c is not None else None for c in chunks]
-                for cid, text in zip(added_ids, texts):
-                    if text is not None:
-                        self._writer.add_document(tantivy.Document(body=_body(title, text), cid=int(cid)))
-            self._pending_seq = self.store.sequence()
-            self._dirty = True
-            return self._pending_seq
+    def _open_writer(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            raise RuntimeError(f"keyword index of collection {self.coll_id} is closed")
+        return self._writer
 
     def _commit(self) -> None:
-        self._writer.commit()
+        self._open_writer().commit()
         self._index.reload()
         self._searcher = self._index.searcher()
         self._dirty = False
-        self.seq = self._pending_seq
         if self.path is not None:
-            _write_seq(self.path, self.seq)
+            _write_seq(self.path, self.sequence)
 
     def refresh(self) -> None:
         """Make staged writes visible (one tantivy commit for however many writes came since).
 
         A commit that fails (a full disk) never fails the search that asked for it:
-        searches read the last committed state, and the next refresh redoes the
-        staged writes from the op log (the way a restart would) once it can."""
+        searches read the last committed state, and the index is rebuilt from LMDB
+        (what it would be after a restart) at most every RETRY_S until that succeeds."""
+        if self._failed_at is not None:
+            if time.monotonic() - self._failed_at >= self.RETRY_S:
+                self._recover()
+            return
         if self._dirty:
             with self._lock:
                 if self._dirty and self._writer is not None:
                     try:
-                        if self._failed:
-                            self._writer.rollback()  # whatever the failed commit left staged
-                            self._dirty = True
-                            self._replay_locked()
-                            log.info("keyword index of collection %d: committing again (sequence %d)",
-                                     self.coll_id, self.seq)
-                        else:
-                            self._commit()
-                        self._failed = False
+                        self._commit()
                     except (OSError, ValueError) as exc:
-                        if not self._failed:
-                            log.warning("keyword index of collection %d: commit failed (%s); keyword searches "
-                                        "read the last committed state until it succeeds", self.coll_id, exc)
-                        self._failed = True
+                        self._failed_at = time.monotonic()
+                        log.warning("keyword index of collection %d: commit failed (%s); keyword searches read "
+                                    "the last committed state until it is rebuilt", self.coll_id, exc)
+
+    RETRY_S = 2.0
+
+    def _recover(self) -> None:
+        try:
+            with self._lock:
+                self._open_writer().rollback()  # whatever the failed commit left staged
+            self.rebuild()
+        except (OSError, ValueError, RuntimeError) as exc:
+            self._failed_at = time.monotonic()
+            log.debug("keyword index of collection %d: rebuild failed again (%s)", self.coll_id, exc)
+            return
+        self._failed_at = None
 
     def close(self, commit: bool = True) -> None:
         """Commit staged writes (commit=False drops them, as a crash would: replayed on
         the next open) and release the index's writer lock."""
         with self._lock:
-            if self._writer is None:
+            writer = self._writer
+            if writer is None:
                 return
             if commit and self._dirty:
                 self._commit()
             elif not commit:
-                self._writer.rollback()
-            self._writer.wait_merging_threads()  # consumes the writer, releasing its lock
+                writer.rollback()
+            writer.wait_merging_threads()  # consumes the writer, releasing its lock
             self._writer = None
 
     @property
@@ -322,8 +297,9 @@ class KeywordIndex:
         subs = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "body", t)) for t in qt.terms]
         for p in qt.phrases:
             # A phrase outweighs its loose words: an exact identifier is what the user typed.
+            words: list[str | tuple[int, str]] = list(p)
             subs.append((tantivy.Occur.Should,
-                         tantivy.Query.boost_query(tantivy.Query.phrase_query(self.schema, "body", p), 2.0)))
+                         tantivy.Query.boost_query(tantivy.Query.phrase_query(self.schema, "body", words), 2.0)))
         return tantivy.Query.boolean_query(subs)
 
     def search(self, text: str | QueryTerms, k: int, mask: np.ndarray | None = None,
@@ -397,10 +373,6 @@ class KeywordIndex:
         return spans
 
 
-def _title(rec: dict | None) -> str:
-    return (rec or {}).get("ti", "") or ""
-
-
 def _body(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
@@ -422,16 +394,3 @@ def _write_seq(path: Path, seq: int) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path / "ragd-seq")
-
-
-# The engine binds each store it opens to the directory its keyword indexes live in;
-# a store never bound (in-process tests) gets in-memory indexes rebuilt from LMDB.
-_roots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def bind(store, root: Path | None) -> None:
-    _roots[store] = root
-
-
-def open_for(store, coll_id: int) -> KeywordIndex:
-    return KeywordIndex.open(store, coll_id, _roots.get(store))

@@ -1,23 +1,24 @@
-"""Index lifecycle of one collection: load (snapshot + op-log replay, or rebuild
-from LMDB), background IVF-PQ training and atomic swap, compaction of
-tombstones, and snapshots.
+"""Vector index lifecycle of one collection: its place among the derived indexes
+(load a snapshot, rebuild from LMDB, apply changes; see ragd.index.derived),
+background IVF-PQ training and atomic swap, compaction of tombstones, and
+snapshots.
 
-The store is used duck-typed (sequence, iter_oplog, scan_vectors,
-get_vectors_found): this module never imports it, and the store never sees FAISS.
+The store is reached through ragd.index.derived.StoreReader: this module never
+imports it, and the store never sees FAISS.
 
 Consistency rule: the FAISS index reflects exactly the op log up to some
 sequence. Writes commit to LMDB and are applied to the index under the engine's
 write lock, so holding that lock gives a consistent cut (sequence + index).
   - snapshot: under the lock, read the sequence and serialize the index; write
     the file (atomic) after releasing it.
-  - load: snapshot at sequence S, then replay the log after S (an added id whose
-    vector is gone was removed later: skipped; removing an absent id is a no-op).
+  - load: snapshot at sequence S, then the op log after S is replayed.
   - train: build IVF-PQ from a consistent LMDB scan at sequence S0 without the
     lock; then, under the lock, replay the log after S0 into it and swap.
-  - filter columns (when attached, see Collection): copied in the same locked cut
-    as the index and written beside it (collection-<id>.cols) with that sequence,
-    so a start loads them and replays the log after it instead of scanning every
-    LMDB document.
+  - filter columns (when attached, see ColumnsKeeper): copied in the same locked
+    cut as the index and written beside it with that sequence, so a start loads
+    them and replays the log after it instead of scanning every LMDB document.
+  - snapshots are due by this collection's own writes (entries applied since the
+    last one, or time since it when anything changed), never by other collections'.
 """
 from __future__ import annotations
 
@@ -25,113 +26,125 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ragd.index import columns as columns_mod
 from ragd.index import snapshot as snapfile
-from ragd.index.vector_index import LIVE, IndexSettings, VectorIndex, nlist_for, train_size_for
+from ragd.index.columns_keeper import ColumnsKeeper
+from ragd.index.derived import Change, Recovery, StoreReader, recover, replay
+from ragd.index.snapshot import SnapshotPaths
+from ragd.index.vector_index import LIVE, Fetch, IndexSettings, VectorIndex, nlist_for, train_size_for
+from ragd.store.records import CollectionMeta
 
 log = logging.getLogger("ragd.index")
 
 
 @dataclass
 class IndexContext:
-    """What the engine gives every collection's index (one per engine)."""
+    """What the engine gives every collection's indexes (one per engine)."""
     settings: IndexSettings = field(default_factory=IndexSettings)
-    index_dir: Path | None = None          # None: no snapshots (rebuilt from LMDB on every start)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
-    snapshot_every_ops: int = 10_000       # op-log entries since the last snapshot
-    snapshot_every_s: float = 300.0        # seconds since the last snapshot (when anything changed)
+    snapshot_every_ops: int = 10_000       # this collection's op-log entries since its last snapshot
+    snapshot_every_s: float = 300.0        # seconds since the last snapshot (when the collection changed)
     background: bool = True                # run the maintenance thread
     poll_s: float = 0.5
 
 
+def vector_fetch(store: StoreReader, coll_id: int, dim: int) -> Fetch:
+    """The exact vectors of chunk ids from LMDB (IVF-PQ re-ranking, training samples)."""
+    def fetch(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return store.get_vectors(coll_id, ids, dim)
+    return fetch
+
+
+def apply_vectors(index: VectorIndex, change: Change) -> None:
+    index.remove(change.removed)
+    ids, vectors = change.vectors
+    index.add(ids, vectors)
+
+
+class _Staging:
+    """An index being built off-line, caught up with the op log like any derived index."""
+
+    def __init__(self, index: VectorIndex, sequence: int):
+        self.index = index
+        self.sequence = sequence
+
+    def apply(self, change: Change) -> None:
+        apply_vectors(self.index, change)
+        self.sequence = change.seq
+
+
 class IndexKeeper:
-    def __init__(self, index: VectorIndex, store, coll_id: int, name: str, ctx: IndexContext):
+    """The vector index as a derived index (ragd.index.derived.DerivedIndex), and
+    its background maintenance: training, compaction, snapshots."""
+    label = "vector index"
+
+    def __init__(self, index: VectorIndex, store: StoreReader, meta: CollectionMeta, ctx: IndexContext,
+                 paths: SnapshotPaths | None = None, columns: ColumnsKeeper | None = None):
         self.index = index
         self.store = store
-        self.coll_id = coll_id
-        self.name = name
+        self.meta = meta
         self.ctx = ctx
-        self.path = ctx.index_dir / f"collection-{coll_id}.snap" if ctx.index_dir else None
-        self.snapshot_seq = -1
+        self.paths = paths                     # None: no snapshots (rebuilt from LMDB on every start)
+        self.columns = columns                 # filter columns saved with each snapshot, if any
+        self.fetch = index.fetch or vector_fetch(store, meta.id, index.dim)
+        self.sequence = 0                      # op-log sequence the index reflects
+        self.applied = 0                       # this collection's changes applied (ever, this process)
+        self.snapshot_seq = -1                 # sequence of the snapshot on disk (-1: none)
+        self.snapshot_applied = 0              # `applied` when that snapshot was taken
         self.snapshot_time = time.monotonic()
-        self.last_load: dict = {}
-        # Filter columns saved with each snapshot (set by the collection; None: none).
-        self.columns = None
-        self.columns_seq = -1  # sequence of the columns file on disk (-1: none / stale)
+        self.last_train: dict = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._train_failed_at = -1
-        index.fetch = self.fetch
 
-    # ------------------------------------------------------------ helpers
+    @property
+    def name(self) -> str:
+        return self.meta.name
 
-    def fetch(self, ids: np.ndarray):
-        return self.store.get_vectors_found(self.coll_id, ids, self.index.dim)
+    # ------------------------------------------------------------ the derived-index protocol
 
-    def replay(self, target: VectorIndex, after: int) -> tuple[int, int]:
-        """Apply op-log entries after `after` to `target`; returns (last sequence, entries)."""
-        last, n = after, 0
-        for seq, entry in self.store.iter_oplog(after=after):
-            last = seq
-            if entry["c"] != self.coll_id:
-                continue
-            n += 1
-            added = np.asarray(entry["a"], dtype=np.int64)
-            if len(added):
-                vecs, found = self.fetch(added)
-                target.add(added[found], vecs[found])
-            if entry["r"]:
-                target.remove(entry["r"])
-        return last, n
-
-    def build_flat(self, target: VectorIndex) -> int:
-        seq = 0
-        for seq, ids, vecs in self.store.scan_vectors(self.coll_id, target.dim):  # noqa: B007 - the last seq is returned
-            target.add(ids, vecs)
+    def load(self) -> int | None:
+        if self.paths is None or not self.paths.index.exists():
+            if self.paths is not None:
+                log.info("collection %s: no index snapshot; building the index from LMDB", self.name)
+            return None
+        header, blob, states = snapfile.read(self.paths.index)
+        if int(header.get("collection", self.meta.id)) != self.meta.id:
+            raise snapfile.SnapshotError("snapshot of another collection")
+        seq = int(header["seq"])
+        self.index.load_bytes(header, blob, states)
+        self.sequence = self.snapshot_seq = seq
         return seq
 
-    # ------------------------------------------------------------ start-up
+    def rebuild(self) -> int:
+        self.index.reset()
+        seq = self.store.sequence()
+        for cut, ids, vecs in self.store.scan_vectors(self.meta.id, self.index.dim):
+            self.index.add(ids, vecs)
+            seq = cut  # the scan's consistent cut
+        self.sequence = seq
+        self.snapshot_seq = -1
+        return seq
 
-    def open(self) -> None:
-        """Load the latest good snapshot and replay the log after it, or rebuild from LMDB."""
-        t0 = time.perf_counter()
-        seq, source = None, "rebuilt from LMDB"
-        if self.path is not None and self.path.exists():
-            try:
-                header, blob, states = snapfile.read(self.path)
-                if int(header.get("collection", self.coll_id)) != self.coll_id:
-                    raise snapfile.SnapshotError("snapshot of another collection")
-                require_not_ahead(int(header["seq"]), self.store.sequence())
-                self.index.load_bytes(header, blob, states)
-                seq = int(header["seq"])
-                source = f"snapshot at sequence {seq}"
-            except Exception as exc:  # noqa: BLE001 - any unusable snapshot means: rebuild
-                log.warning("collection %s: snapshot %s is unusable (%s); rebuilding the index from LMDB",
-                            self.name, self.path, exc)
-                self.index.reset()
-                seq = None
-        elif self.path is not None:
-            log.info("collection %s: no index snapshot; building the index from LMDB", self.name)
-        t1 = time.perf_counter()
-        if seq is None:
-            seq = self.build_flat(self.index)
-        last, replayed = self.replay(self.index, seq)
-        self.snapshot_seq = seq if source.startswith("snapshot") else -1
-        self.last_load = {"source": source, "load_ms": (t1 - t0) * 1000,
-                          "replay_ms": (time.perf_counter() - t1) * 1000, "replayed": replayed,
-                          "kind": self.index.kind, "vectors": self.index.ntotal}
-        log.info("collection %s: index %s (%s, %d vectors) in %.0f ms, replayed %d op-log entries in %.0f ms",
-                 self.name, self.index.kind, source, self.index.ntotal, self.last_load["load_ms"],
-                 replayed, self.last_load["replay_ms"])
+    def apply(self, change: Change) -> None:
+        apply_vectors(self.index, change)
+        self.sequence = change.seq
+        self.applied += 1
+
+    def open(self) -> Recovery:
+        """Load the latest good snapshot and replay the log after it, or rebuild from LMDB
+        (the vector index alone; a collection opens all its indexes together)."""
+        recovered, _ = recover(self.store, self.meta, [self])
+        return recovered[0]
+
+    # ------------------------------------------------------------ start-up and shutdown
 
     def start(self) -> None:
         if self.ctx.background and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"ragd-index-{self.coll_id}", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=f"ragd-index-{self.meta.id}", daemon=True)
             self._thread.start()
 
     def close(self, snapshot: bool = True) -> None:
@@ -140,7 +153,7 @@ class IndexKeeper:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if snapshot and self.path is not None and self._snapshot_stale():
+        if snapshot and self.paths is not None and self._snapshot_stale():
             try:
                 self.snapshot()
             except OSError as exc:  # a full disk: derived data, the next start replays the op log
@@ -148,12 +161,9 @@ class IndexKeeper:
                             "the op log instead", self.name, exc)
 
     def _snapshot_stale(self) -> bool:
-        seq = self.store.sequence()
-        return seq != self.snapshot_seq or (self.columns is not None and seq != self.columns_seq)
-
-    @property
-    def columns_path(self) -> Path | None:
-        return columns_path_for(self.path)
+        """This collection changed since its snapshot (or its columns file is older)."""
+        return self.sequence > self.snapshot_seq or (
+            self.columns is not None and self.columns.saved_seq < self.snapshot_seq)
 
     # ------------------------------------------------------------ background work
 
@@ -180,14 +190,12 @@ class IndexKeeper:
             n = idx.compact()
             log.info("collection %s: compacted %d tombstoned vectors in %.0f ms", self.name, n,
                      (time.perf_counter() - t0) * 1000)
-        if self.path is not None:
-            seq = self.store.sequence()
-            if self._snapshot_stale():
-                due_ops = (self.snapshot_seq < 0 or seq - self.snapshot_seq >= self.ctx.snapshot_every_ops
-                           or (self.columns is not None and self.columns_seq < 0))
-                due_time = time.monotonic() - self.snapshot_time >= self.ctx.snapshot_every_s
-                if due_ops or due_time:
-                    self.snapshot()
+        if self.paths is not None and self._snapshot_stale():
+            due_ops = (self.snapshot_seq < 0 or self.applied - self.snapshot_applied >= self.ctx.snapshot_every_ops
+                       or (self.columns is not None and self.columns.saved_seq < 0))
+            due_time = time.monotonic() - self.snapshot_time >= self.ctx.snapshot_every_s
+            if due_ops or due_time:
+                self.snapshot()
         idx.refresh_gpu()
 
     def train_and_swap(self) -> bool:
@@ -202,12 +210,13 @@ class IndexKeeper:
         rng = np.random.default_rng(n)
         sample_ids = np.sort(rng.choice(live, size=want, replace=False))
         sample, found = self.fetch(sample_ids)
-        staging = VectorIndex(self.index.dim, self.index.settings, self.fetch)
+        staging = VectorIndex(self.index.dim, self.index.settings, self.index.fetch)
         new = staging.build_ivfpq(sample[found], n)
         t1 = time.perf_counter()
         states = np.zeros(max(len(self.index._state), 1024), dtype=np.uint8)
         seq0 = 0
-        for seq0, ids, vecs in self.store.scan_vectors(self.coll_id, self.index.dim):  # noqa: B007 - read after the loop
+        for cut, ids, vecs in self.store.scan_vectors(self.meta.id, self.index.dim):
+            seq0 = cut  # the scan's consistent cut: the log after it is caught up under the lock
             if self._stop.is_set():
                 return True  # shutting down: keep the current index
             if len(ids):
@@ -218,7 +227,7 @@ class IndexKeeper:
         staging.swap_in(new, states, n)
         t2 = time.perf_counter()
         with self.ctx.write_lock:
-            _, replayed = self.replay(staging, seq0)
+            replayed = replay(self.store, self.meta, [_Staging(staging, seq0)])[0]
             self.index.swap_in(staging._index, staging._state, n)
         t3 = time.perf_counter()
         log.info("collection %s: IVF-PQ (nlist %d) trained on %d of %d vectors in %.1f s, built in %.1f s, "
@@ -226,38 +235,38 @@ class IndexKeeper:
                  self.name, self.index.nlist, int(found.sum()), n, t1 - t0, t2 - t1, replayed, (t3 - t2) * 1000)
         self.last_train = {"train_s": t1 - t0, "build_s": t2 - t1, "swap_ms": (t3 - t2) * 1000,
                            "nlist": self.index.nlist, "vectors": n}
-        if self.path is not None:
+        if self.paths is not None:
             self.snapshot()
         return True
 
-    def snapshot(self, path: Path | None = None) -> int:
-        """Write the index with the sequence it contains (atomic); returns bytes written.
-        `path`: write a copy there (a backup) instead of the collection's snapshot file."""
-        target = path or self.path
+    def snapshot(self, paths: SnapshotPaths | None = None) -> int:
+        """Write the index (and the filter columns) with the sequence they contain
+        (atomic); returns bytes written. `paths`: write copies there (a backup)
+        instead of the collection's own snapshot files."""
+        target = paths or self.paths
         if target is None:
             return 0
         t0 = time.perf_counter()
         cols = None
         with self.ctx.write_lock:
             seq = self.store.sequence()
+            applied = self.applied
             header, blob, states = self.index.to_bytes()
             if self.columns is not None:
-                cols = self.columns.export_state()
+                cols = self.columns.capture()
         t1 = time.perf_counter()
-        header.update(seq=seq, collection=self.coll_id, written_at=time.time())
-        size = snapfile.write(target, header, blob, states)
+        header.update(seq=seq, collection=self.meta.id, written_at=time.time())
+        size = snapfile.write(target.index, header, blob, states)
         cols_size = 0
-        if cols is not None:
+        if cols is not None and self.columns is not None:
             try:
-                cols_size = save_columns(columns_path_for(target), cols, seq, self.coll_id)
+                cols_size = self.columns.save(target.columns, cols, seq, record=paths is None)
             except Exception:  # noqa: BLE001 - derived data: the next start rebuilds it from LMDB
                 log.exception("collection %s: writing the filter columns failed", self.name)
-                cols = None
-        if path is not None:
+        if paths is not None:
             return size + cols_size
         self.snapshot_seq = seq
-        if cols is not None:
-            self.columns_seq = seq
+        self.snapshot_applied = applied
         self.snapshot_time = time.monotonic()
         log.info("collection %s: index snapshot at sequence %d (%s, %.1f MB; filter columns %.1f MB): "
                  "lock held %.0f ms, written in %.0f ms", self.name, seq, header["kind"], size / 1e6,
@@ -265,53 +274,11 @@ class IndexKeeper:
         return size + cols_size
 
 
-# ---------------------------------------------------------------- filter columns files
-
-COLUMNS_FORMAT = 1  # bump when FilterColumns' state changes shape: old files are rebuilt
-
-
-def require_not_ahead(seq: int, store_seq: int) -> None:
-    """A snapshot (index or columns) newer than the store, as after a store restored
-    or copied without its index dir, holds chunks the store no longer has (and
-    whose ids it may reuse); the op log cannot take them back: refuse it."""
-    if seq > store_seq:
-        raise snapfile.SnapshotError(f"at sequence {seq}, ahead of the store's {store_seq}")
-
-
-def columns_path_for(snapshot_path: Path | None) -> Path | None:
-    return None if snapshot_path is None else snapshot_path.with_suffix(".cols")
-
-
-def save_columns(path: Path, state: dict, seq: int, coll_id: int) -> int:
-    """Write FilterColumns.export_state() with the op-log sequence it reflects (atomic)."""
-    header, arrays = columns_mod.encode_state(state)
-    header.update(format=COLUMNS_FORMAT, seq=seq, collection=coll_id, written_at=time.time())
-    return snapfile.write_arrays(path, header, arrays)
-
-
-def load_columns(path: Path, coll_id: int, max_seq: int) -> tuple[columns_mod.FilterColumns, int]:
-    """(columns, sequence they reflect) from a columns file; raises on anything unusable:
-    torn or corrupt, another format or collection, or ahead of the store (`max_seq`:
-    a store restored from an older backup may reuse chunk ids)."""
-    header, arrays = snapfile.read_arrays(path)
-    if header.get("format") != COLUMNS_FORMAT:
-        raise snapfile.SnapshotError(f"format {header.get('format')}, expected {COLUMNS_FORMAT}")
-    if int(header.get("collection", -1)) != coll_id:
-        raise snapfile.SnapshotError("columns of another collection")
-    seq = int(header["seq"])
-    require_not_ahead(seq, max_seq)
-    try:
-        state = columns_mod.decode_state(header, arrays)
-        return columns_mod.FilterColumns.from_state(state), seq
-    except (KeyError, ValueError, TypeError) as exc:
-        raise snapfile.SnapshotError(f"malformed columns: {exc!r}") from None
-
-
-def index_context_from(cfg, index_dir: Path, write_lock: threading.Lock) -> IndexContext:
+def index_context_from(cfg, write_lock: threading.Lock) -> IndexContext:
     """The IndexContext of an engine from its Config (section `index`)."""
     c = cfg.index
     settings = IndexSettings(ivf_threshold=c.ivf_threshold, retrain_growth=c.retrain_growth,
                              nlist_factor=c.nlist_factor, pq_m=c.pq_m, nprobe=c.nprobe,
                              rerank_factor=c.rerank_factor, compact_fraction=c.compact_fraction, gpu=c.gpu)
-    return IndexContext(settings=settings, index_dir=index_dir, write_lock=write_lock,
+    return IndexContext(settings=settings, write_lock=write_lock,
                         snapshot_every_ops=c.snapshot_every_ops, snapshot_every_s=c.snapshot_every_s)

@@ -15,6 +15,7 @@ import json
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,18 @@ class SnapshotError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class SnapshotPaths:
+    """Where one collection's snapshot files go (ragd.engine.datadir lays them out)."""
+    index: Path    # the vector index (write/read)
+    columns: Path  # the filter columns saved with it (write_arrays/read_arrays)
+
+
 def write(path: Path, header: dict, blob: np.ndarray, states: np.ndarray) -> int:
     """Atomically replace `path`; returns the bytes written."""
     blob = np.ascontiguousarray(blob, dtype=np.uint8)
     states = np.ascontiguousarray(states, dtype=np.uint8)
-    crc = zlib.crc32(states, zlib.crc32(blob))
+    crc = zlib.crc32(states.data, zlib.crc32(blob.data))
     head = json.dumps({**header, "index_bytes": int(blob.nbytes), "state_bytes": int(states.nbytes),
                        "crc32": crc}).encode()
     return _write_atomic(path, MAGIC, head, [blob, states])
@@ -45,7 +53,7 @@ def _write_atomic(path: Path, magic: bytes, head: bytes, parts: list[np.ndarray]
         f.write(_U64.pack(len(head)))
         f.write(head)
         for part in parts:
-            f.write(memoryview(part))
+            f.write(part.data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -68,7 +76,7 @@ def write_arrays(path: Path, header: dict, arrays: dict[str, np.ndarray]) -> int
         if arr.ndim != 1 or arr.dtype.hasobject:
             raise ValueError(f"array {name!r}: only flat numeric arrays")
         raw = arr.view(np.uint8)
-        crc = zlib.crc32(raw, crc)
+        crc = zlib.crc32(raw.data, crc)
         parts.append(raw)
         specs.append([name, arr.dtype.str, int(raw.nbytes)])
     head = json.dumps({**header, "arrays": specs, "crc32": crc}).encode()
@@ -103,7 +111,7 @@ def read_arrays(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     arrays, crc = {}, 0
     for name, dt, size in specs:
         raw = data[at:at + size]
-        crc = zlib.crc32(raw, crc)
+        crc = zlib.crc32(raw.data, crc)
         if size % dt.itemsize:
             raise SnapshotError(f"array {name!r}: {size} bytes is not a multiple of {dt}")
         arrays[name] = raw.view(dt)
@@ -120,6 +128,6 @@ def read(path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
         return ib, ib + sb
     data, header, ib, at = _read_framed(path, MAGIC, "ragd index snapshot", fields)
     blob, states = data[at:at + ib], data[at + ib:]
-    if zlib.crc32(states, zlib.crc32(blob)) != header.get("crc32"):
+    if zlib.crc32(states.data, zlib.crc32(blob.data)) != header.get("crc32"):
         raise SnapshotError("checksum mismatch")
     return header, blob, states

@@ -25,9 +25,14 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
+
+# faiss's bundled SWIG stubs lack most keyword arguments and constants (sel=,
+# nprobe=, DirectMap): it is used untyped.
+faiss: Any = _faiss
 
 ABSENT, LIVE, DEAD = 0, 1, 2
 
@@ -267,7 +272,7 @@ class VectorIndex:
             scores, ids = self._search_ivf(queries, k, sel, admitted, nprobe, rerank_factor, exact)
         if self.fetch is None:
             return scores[:, :k], ids[:, :k]
-        return self._rerank(queries, scores, ids, k)
+        return self._rerank(self.fetch, queries, scores, ids, k)
 
     def _search_ivf(self, queries, k, sel, admitted, nprobe, rerank_factor, exact):
         s = self.settings
@@ -294,7 +299,8 @@ class VectorIndex:
                 return scores, ids
             probe = min(nlist, probe * 4)
 
-    def _rerank(self, queries, scores, ids, k):
+    @staticmethod
+    def _rerank(fetch: Fetch, queries, scores, ids, k):
         nq = len(queries)
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)
         out_i = np.full((nq, k), -1, dtype=np.int64)
@@ -302,7 +308,7 @@ class VectorIndex:
             cand = ids[qi][ids[qi] >= 0]
             if len(cand) == 0:
                 continue
-            vecs, found = self.fetch(cand)
+            vecs, found = fetch(cand)
             cand, vecs = cand[found], vecs[found]
             exact = vecs @ queries[qi]
             top = np.argsort(-exact, kind="stable")[:k]

@@ -18,59 +18,34 @@ from __future__ import annotations
 
 import shutil
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import lmdb
-import msgpack
 import numpy as np
 
 from ragd.errors import ResourceExhausted
+from ragd.store.records import (
+    ChunkRecord,
+    CollectionMeta,
+    DocRecord,
+    OpLogEntry,
+    decode_chunk,
+    decode_collection,
+    decode_doc,
+    decode_entry,
+    encode_chunk,
+    encode_collection,
+    encode_doc,
+    encode_entry,
+)
+
+__all__ = ["ChunkRecord", "CollectionMeta", "DocRecord", "OpLogEntry", "Store", "WriteTxn"]
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _DBS = ("meta", "collections", "docs", "chunks", "vectors", "oplog", "jobs", "job_docs")
-
-
-def _pack(obj) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
-
-
-def _unpack(data) -> dict:
-    return msgpack.unpackb(bytes(data), raw=False, strict_map_key=False)
-
-
-@dataclass
-class CollectionMeta:
-    name: str
-    id: int
-    dim: int
-    model: str
-    next_chunk: int = 0
-    docs: int = 0
-    chunks: int = 0
-    tombstones: int = 0  # versioned-delete markers kept to stop resurrection
-
-    def to_record(self) -> dict:
-        return {"id": self.id, "dim": self.dim, "model": self.model, "next_chunk": self.next_chunk,
-                "docs": self.docs, "chunks": self.chunks, "tombstones": self.tombstones}
-
-    @classmethod
-    def from_record(cls, name: str, rec: dict) -> CollectionMeta:
-        return cls(name=name, id=rec["id"], dim=rec["dim"], model=rec["model"],
-                   next_chunk=rec["next_chunk"], docs=rec["docs"], chunks=rec["chunks"],
-                   tombstones=rec.get("tombstones", 0))
-
-
-@dataclass
-class ChunkRecord:
-    chunk_id: int
-    doc_id: str
-    start: int
-    end: int
-    text: str
 
 
 class StoreError(RuntimeError):
@@ -92,6 +67,9 @@ def _disk_full(exc: lmdb.Error, path: Path) -> bool:
 
 
 class Store:
+    """The store's reads hand out typed records (ragd.store.records); writes go
+    through one WriteTxn per durable transaction."""
+
     def __init__(self, path: Path, map_size_bytes: int):
         path.mkdir(parents=True, exist_ok=True)
         self.path, self.map_size_bytes = path, map_size_bytes
@@ -109,7 +87,7 @@ class Store:
                              "empty") from None
 
     def db(self, name: str):
-        """A named database handle, for modules that keep their own tables (jobs)."""
+        """A named database handle, for the store's own modules that keep tables (jobs)."""
         return self._db[name]
 
     def close(self) -> None:
@@ -120,52 +98,34 @@ class Store:
 
     def sequence(self) -> int:
         with self.env.begin() as txn:
-            raw = txn.get(b"seq", db=self._db["meta"])
-            return _U64.unpack(raw)[0] if raw else 0
+            return self._sequence(txn)
+
+    def _sequence(self, txn: lmdb.Transaction) -> int:
+        raw = txn.get(b"seq", db=self._db["meta"])
+        return _U64.unpack(raw)[0] if raw else 0
 
     def collections(self) -> dict[str, CollectionMeta]:
         with self.env.begin() as txn:
-            return {bytes(k).decode(): CollectionMeta.from_record(bytes(k).decode(), _unpack(v))
+            return {bytes(k).decode(): decode_collection(bytes(k).decode(), v)
                     for k, v in txn.cursor(db=self._db["collections"])}
 
-    def get_doc(self, coll: int, doc_id: str) -> dict | None:
+    def get_doc(self, coll: int, doc_id: str) -> DocRecord | None:
         with self.env.begin() as txn:
             raw = txn.get(_U32.pack(coll) + doc_id.encode(), db=self._db["docs"])
-            return _unpack(raw) if raw else None
+            return decode_doc(doc_id, raw) if raw else None
 
-    def get_chunks(self, coll: int, chunk_ids) -> list[ChunkRecord | None]:
-        prefix = _U32.pack(coll)
-        out: list[ChunkRecord | None] = []
-        with self.env.begin() as txn:
-            for cid in chunk_ids:
-                raw = txn.get(prefix + _U64.pack(int(cid)), db=self._db["chunks"])
-                if raw is None:
-                    out.append(None)
-                else:
-                    rec = _unpack(raw)
-                    out.append(ChunkRecord(int(cid), rec["d"], rec["s"], rec["e"], rec["t"]))
-        return out
-
-    def get_docs(self, coll: int, doc_ids) -> dict[str, dict]:
+    def get_docs(self, coll: int, doc_ids: Iterable[str]) -> dict[str, DocRecord]:
         prefix = _U32.pack(coll)
         out = {}
         with self.env.begin() as txn:
             for doc_id in doc_ids:
                 raw = txn.get(prefix + doc_id.encode(), db=self._db["docs"])
                 if raw is not None:
-                    out[doc_id] = _unpack(raw)
+                    out[doc_id] = decode_doc(doc_id, raw)
         return out
 
-    def get_vectors(self, coll: int, chunk_ids, dim: int) -> np.ndarray:
-        prefix = _U32.pack(coll)
-        out = np.empty((len(chunk_ids), dim), dtype=np.float32)
-        with self.env.begin(buffers=True) as txn:
-            for i, cid in enumerate(chunk_ids):
-                out[i] = np.frombuffer(txn.get(prefix + _U64.pack(int(cid)), db=self._db["vectors"]),
-                                       dtype=np.float32)
-        return out
-
-    def iter_docs(self, coll: int) -> Iterator[tuple[str, dict]]:
+    def iter_docs(self, coll: int) -> Iterator[DocRecord]:
+        """Every document record of a collection (tombstones included), in id order."""
         prefix = _U32.pack(coll)
         with self.env.begin() as txn:
             cur = txn.cursor(db=self._db["docs"])
@@ -174,35 +134,61 @@ class Store:
                     k = bytes(k)
                     if not k.startswith(prefix):
                         break
-                    yield k[4:].decode(), _unpack(v)
+                    yield decode_doc(k[4:].decode(), v)
 
-    def load_vectors(self, coll: int, dim: int, count_hint: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """All vectors of a collection as (chunk ids int64 [n], vectors float32 [n, dim])."""
+    def get_chunks(self, coll: int, chunk_ids: Iterable[int]) -> list[ChunkRecord | None]:
         prefix = _U32.pack(coll)
-        ids = np.empty(max(count_hint, 16), dtype=np.int64)
-        vecs = np.empty((len(ids), dim), dtype=np.float32)
-        n = 0
+        out: list[ChunkRecord | None] = []
+        with self.env.begin() as txn:
+            for cid in chunk_ids:
+                raw = txn.get(prefix + _U64.pack(int(cid)), db=self._db["chunks"])
+                out.append(None if raw is None else decode_chunk(int(cid), raw))
+        return out
+
+    def get_vectors(self, coll: int, chunk_ids: Sequence[int] | np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of chunk ids as (float32 [n, dim], found bool [n]); a missing id was deleted."""
+        prefix = _U32.pack(coll)
+        out = np.zeros((len(chunk_ids), dim), dtype=np.float32)
+        found = np.zeros(len(chunk_ids), dtype=bool)
         with self.env.begin(buffers=True) as txn:
+            get = txn.get
+            db = self._db["vectors"]
+            for i, cid in enumerate(chunk_ids):
+                raw = get(prefix + _U64.pack(int(cid)), db=db)
+                if raw is not None:
+                    out[i] = np.frombuffer(raw, dtype=np.float32)
+                    found[i] = True
+        return out, found
+
+    def scan_vectors(self, coll: int, dim: int, batch: int = 65536) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """All vectors of a collection in one read transaction (a consistent cut), in
+        batches of (sequence of that cut, chunk ids int64, vectors float32)."""
+        prefix = _U32.pack(coll)
+        with self.env.begin(buffers=True) as txn:
+            seq = self._sequence(txn)
+            ids = np.empty(batch, dtype=np.int64)
+            vecs = np.empty((batch, dim), dtype=np.float32)
+            n = 0
             cur = txn.cursor(db=self._db["vectors"])
             if cur.set_range(prefix):
                 for k, v in cur:
                     if bytes(k[:4]) != prefix:
                         break
-                    if n == len(ids):
-                        ids = np.resize(ids, 2 * n)
-                        vecs = np.resize(vecs, (2 * n, dim))
                     ids[n] = _U64.unpack(bytes(k[4:12]))[0]
                     vecs[n] = np.frombuffer(v, dtype=np.float32)
                     n += 1
-        return ids[:n].copy(), vecs[:n].copy()
+                    if n == batch:
+                        yield seq, ids.copy(), vecs.copy()
+                        n = 0
+            yield seq, ids[:n].copy(), vecs[:n].copy()
 
-    def iter_oplog(self, after: int = 0) -> Iterator[tuple[int, dict]]:
-        """Op-log entries with sequence > after, in order: (seq, {c, a, r})."""
+    def iter_oplog(self, after: int = 0) -> Iterator[OpLogEntry]:
+        """Op-log entries with sequence > after, in order (every collection's)."""
         with self.env.begin() as txn:
             cur = txn.cursor(db=self._db["oplog"])
             if cur.set_range(_U64.pack(after + 1)):
                 for k, v in cur:
-                    yield _U64.unpack(bytes(k))[0], _unpack(v)
+                    yield decode_entry(_U64.unpack(bytes(k))[0], v)
 
     def disk_bytes(self) -> int:
         info = self.env.info()
@@ -242,55 +228,13 @@ class Store:
             txn.abort()
             raise
 
-    # ------------------------------------------------------------ index support (snapshots, re-rank)
-
-    def get_vectors_found(self, coll: int, chunk_ids, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors of chunk ids as (float32 [n, dim], found bool [n]); a missing id was deleted."""
-        prefix = _U32.pack(coll)
-        out = np.zeros((len(chunk_ids), dim), dtype=np.float32)
-        found = np.zeros(len(chunk_ids), dtype=bool)
-        with self.env.begin(buffers=True) as txn:
-            get = txn.get
-            db = self._db["vectors"]
-            for i, cid in enumerate(chunk_ids):
-                raw = get(prefix + _U64.pack(int(cid)), db=db)
-                if raw is not None:
-                    out[i] = np.frombuffer(raw, dtype=np.float32)
-                    found[i] = True
-        return out, found
-
-    def scan_vectors(self, coll: int, dim: int, batch: int = 65536) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """All vectors of a collection in one read transaction (a consistent cut), in
-        batches of (sequence of that cut, chunk ids int64, vectors float32)."""
-        prefix = _U32.pack(coll)
-        with self.env.begin(buffers=True) as txn:
-            raw = txn.get(b"seq", db=self._db["meta"])
-            seq = _U64.unpack(raw)[0] if raw else 0
-            ids = np.empty(batch, dtype=np.int64)
-            vecs = np.empty((batch, dim), dtype=np.float32)
-            n = 0
-            cur = txn.cursor(db=self._db["vectors"])
-            if cur.set_range(prefix):
-                for k, v in cur:
-                    if bytes(k[:4]) != prefix:
-                        break
-                    ids[n] = _U64.unpack(bytes(k[4:12]))[0]
-                    vecs[n] = np.frombuffer(v, dtype=np.float32)
-                    n += 1
-                    if n == batch:
-                        yield seq, ids.copy(), vecs.copy()
-                        n = 0
-            yield seq, ids[:n].copy(), vecs[:n].copy()
+    # ------------------------------------------------------------ backups
 
     def backup(self, dest: Path) -> tuple[int, int]:
         """A consistent, compacted copy of the environment into the directory `dest`
         (which must not exist); returns (sequence it contains, bytes written)."""
         dest.mkdir(parents=True)
-        with self.env.begin() as txn:
-            raw = txn.get(b"seq", db=self._db["meta"])
-            seq = _U64.unpack(raw)[0] if raw else 0
-            # copy() runs its own read transaction; taking it while ours is open
-            # sees the same or a later commit, so read the sequence back from the copy.
+        # copy() runs its own read transaction: read the sequence back from the copy.
         self.env.copy(str(dest), compact=True)
         copied = lmdb.open(str(dest), readonly=True, max_dbs=len(_DBS), lock=False)
         try:
@@ -304,6 +248,9 @@ class Store:
 
 
 class WriteTxn:
+    """One write transaction. On commit it appends one op-log entry per collection
+    whose chunks it changed (`entries`, with `sequence` the last one's)."""
+
     def __init__(self, store: Store, txn: lmdb.Transaction):
         self._s = store
         self._txn = txn
@@ -311,11 +258,12 @@ class WriteTxn:
         self._added: dict[int, list[int]] = {}
         self._removed: dict[int, list[int]] = {}
         self._metas: dict[str, CollectionMeta] = {}
+        self.entries: list[OpLogEntry] = []
         self.sequence = 0
 
     @property
     def txn(self) -> lmdb.Transaction:
-        """The raw transaction, so other tables (job progress) commit atomically with this write."""
+        """The raw transaction, for the store's own tables (job progress) that commit with this write."""
         return self._txn
 
     def collection(self, name: str, dim: int, model: str, create: bool) -> CollectionMeta | None:
@@ -323,7 +271,7 @@ class WriteTxn:
             return self._metas[name]
         raw = self._txn.get(name.encode(), db=self._db["collections"])
         if raw is not None:
-            meta = CollectionMeta.from_record(name, _unpack(raw))
+            meta = decode_collection(name, raw)
         elif not create:
             return None
         else:
@@ -334,17 +282,18 @@ class WriteTxn:
         self._metas[name] = meta
         return meta
 
-    def get_doc(self, meta: CollectionMeta, doc_id: str) -> dict | None:
+    def get_doc(self, meta: CollectionMeta, doc_id: str) -> DocRecord | None:
         raw = self._txn.get(_U32.pack(meta.id) + doc_id.encode(), db=self._db["docs"])
-        return _unpack(raw) if raw else None
+        return decode_doc(doc_id, raw) if raw else None
 
-    def put_doc(self, meta: CollectionMeta, doc_id: str, record: dict) -> None:
-        self._txn.put(_U32.pack(meta.id) + doc_id.encode(), _pack(record), db=self._db["docs"])
+    def put_doc(self, meta: CollectionMeta, rec: DocRecord) -> None:
+        self._txn.put(_U32.pack(meta.id) + rec.id.encode(), encode_doc(rec), db=self._db["docs"])
 
     def delete_doc(self, meta: CollectionMeta, doc_id: str) -> None:
         self._txn.delete(_U32.pack(meta.id) + doc_id.encode(), db=self._db["docs"])
 
-    def add_chunks(self, meta: CollectionMeta, doc_id: str, spans, texts, vectors: np.ndarray) -> list[int]:
+    def add_chunks(self, meta: CollectionMeta, doc_id: str, spans: Sequence[tuple[int, int]],
+                   texts: Sequence[str], vectors: np.ndarray) -> list[int]:
         """Store chunks and their vectors under fresh ids; returns the ids."""
         prefix = _U32.pack(meta.id)
         first = meta.next_chunk
@@ -353,13 +302,13 @@ class WriteTxn:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         for cid, (start, end), text, vec in zip(ids, spans, texts, vectors):
             key = prefix + _U64.pack(cid)
-            self._txn.put(key, _pack({"d": doc_id, "s": start, "e": end, "t": text}), db=self._db["chunks"])
+            self._txn.put(key, encode_chunk(doc_id, start, end, text), db=self._db["chunks"])
             self._txn.put(key, vec.tobytes(), db=self._db["vectors"])
         meta.chunks += len(ids)
         self._added.setdefault(meta.id, []).extend(ids)
         return ids
 
-    def remove_chunks(self, meta: CollectionMeta, chunk_ids) -> None:
+    def remove_chunks(self, meta: CollectionMeta, chunk_ids: Sequence[int]) -> None:
         prefix = _U32.pack(meta.id)
         for cid in chunk_ids:
             key = prefix + _U64.pack(cid)
@@ -372,12 +321,12 @@ class WriteTxn:
         if not self._metas:
             return
         for meta in self._metas.values():
-            self._txn.put(meta.name.encode(), _pack(meta.to_record()), db=self._db["collections"])
-        raw = self._txn.get(b"seq", db=self._db["meta"])
-        seq = _U64.unpack(raw)[0] if raw else 0
+            self._txn.put(meta.name.encode(), encode_collection(meta), db=self._db["collections"])
+        seq = self._s._sequence(self._txn)
         for coll in sorted(set(self._added) | set(self._removed)):
             seq += 1
-            self._txn.put(_U64.pack(seq), _pack({"c": coll, "a": self._added.get(coll, []),
-                                                 "r": self._removed.get(coll, [])}), db=self._db["oplog"])
+            entry = OpLogEntry(seq, coll, tuple(self._added.get(coll, ())), tuple(self._removed.get(coll, ())))
+            self._txn.put(_U64.pack(seq), encode_entry(entry), db=self._db["oplog"])
+            self.entries.append(entry)
         self._txn.put(b"seq", _U64.pack(seq), db=self._db["meta"])
         self.sequence = seq

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 import grpc
@@ -87,10 +87,13 @@ def document(m: pb.Document) -> t.Document:
                       version=m.version, metadata=dict(m.metadata), viewer_ids=list(m.viewer_ids))
 
 
+def hits(items) -> list[t.Hit]:
+    return [t.Hit(h.document_id, h.chunk_id, h.text, h.start, h.end, h.score, document(h.document),
+                  h.vector_score, h.keyword_score, [(s.start, s.end) for s in h.highlights]) for h in items]
+
+
 def search_result(m: pb.SearchResponse) -> t.SearchResult:
-    hits = [t.Hit(h.document_id, h.chunk_id, h.text, h.start, h.end, h.score, document(h.document),
-                  h.vector_score, h.keyword_score, [(s.start, s.end) for s in h.highlights]) for h in m.hits]
-    return t.SearchResult(hits, _MODE_NAMES.get(m.mode, "auto"), timings(m.timings))
+    return t.SearchResult(hits(m.hits), _MODE_NAMES.get(m.mode, "auto"), timings(m.timings), m.complex)
 
 
 def embed_result(m: pb.EmbedResponse) -> t.EmbedResult:
@@ -135,3 +138,54 @@ def stream_result(m: pb.SearchStreamResponse):
 def search_stream_requests(collection: str, queries, top_k: int, flt, mode: str):
     return (pb.SearchStreamRequest(tag=tag, request=search_request(collection, q, top_k, flt, mode, False, 0.0))
             for tag, q in queries)
+
+
+_GROUNDING = {1: "cited", 2: "not_supported", 3: "uncited", 4: "no_passages"}
+
+
+def answer_request(collection: str, question: str, top_k: int, flt, max_tokens: int, temperature: float | None,
+                   language: str, group_by_document: bool) -> pb.AnswerRequest:
+    req = pb.AnswerRequest(collection=collection, question=question, top_k=top_k, filter=filter_pb(flt),
+                           max_tokens=max_tokens, language=language, group_by_document=group_by_document)
+    if temperature is not None:
+        req.temperature = temperature
+    return req
+
+
+def answer_event(m: pb.AnswerResponse) -> t.AnswerContext | t.AnswerDelta | t.AnswerDone:
+    kind = m.WhichOneof("event")
+    if kind == "delta":
+        return t.AnswerDelta(m.delta)
+    if kind == "context":
+        return t.AnswerContext(hits(m.context.passages), m.context.expanded)
+    d = m.done
+    return t.AnswerDone(
+        text=d.text, citations=[t.Citation(c.passage, c.document_id, c.chunk_id, c.start, c.end, c.score)
+                                for c in d.citations],
+        grounding=_GROUNDING.get(d.grounding, "unspecified"), invalid_citations=list(d.invalid_citations),
+        usage=t.TokenUsage(d.usage.prompt_tokens, d.usage.completion_tokens, d.usage.estimated),
+        timings=t.AnswerTimings(d.timings.expansion_ms, d.timings.retrieval_ms, d.timings.first_token_ms,
+                                d.timings.generation_ms, d.timings.total_ms),
+        model=d.model, finish_reason=d.finish_reason)
+
+
+class AnswerCollector:
+    """Folds answer() events into one Answer."""
+
+    def __init__(self) -> None:
+        self.passages: list[t.Hit] = []
+        self.expanded = False
+        self.done: t.AnswerDone | None = None
+
+    def add(self, event) -> None:
+        if isinstance(event, t.AnswerContext):
+            self.passages, self.expanded = event.passages, event.expanded
+        elif isinstance(event, t.AnswerDone):
+            self.done = event
+
+    def answer(self) -> t.Answer:
+        d = self.done
+        if d is None:
+            raise RuntimeError("the answer stream ended without its final message")
+        return t.Answer(**{f.name: getattr(d, f.name) for f in fields(d)}, passages=self.passages,
+                        expanded=self.expanded)

@@ -114,6 +114,29 @@ class AsyncRagClient:
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
+    async def answer(self, question: str, top_k: int = 0, *, filter: t.Filter | Mapping | None = None,
+                     max_tokens: int = 0, temperature: float | None = None, language: str = "",
+                     group_by_document: bool = False, collection: str | None = None,
+                     timeout: float | None = _UNSET) -> AsyncIterator:
+        """As RagClient.answer: AnswerContext, AnswerDelta..., AnswerDone. Closing the iterator early
+        (or cancelling the task) cancels the call, which stops the generation."""
+        req = c.answer_request(collection or self.collection, question, top_k, filter, max_tokens, temperature,
+                               language, group_by_document)
+        call = self._stub.Answer(req, timeout=self._stream_deadline(timeout))
+        try:
+            async for m in call:
+                yield c.answer_event(m)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
+    async def ask(self, question: str, top_k: int = 0, **kwargs) -> t.Answer:
+        collector = c.AnswerCollector()
+        async for event in self.answer(question, top_k, **kwargs):
+            collector.add(event)
+        return collector.answer()
+
     async def snapshot(self, path: str, *, timeout: float | None = None) -> tuple[str, int, int]:
         m = await self._call(self._stub.Snapshot, pb.SnapshotRequest(path=path), timeout)
         return m.path, m.sequence, m.bytes

@@ -143,6 +143,33 @@ class RagClient:
     def stats(self, collection: str = "", *, timeout: float | None = None) -> t.Stats:
         return c.stats(self._call(self._stub.Stats, pb.StatsRequest(collection=collection), timeout))
 
+    def answer(self, question: str, top_k: int = 0, *, filter: t.Filter | Mapping | None = None,
+               max_tokens: int = 0, temperature: float | None = None, language: str = "",
+               group_by_document: bool = False, collection: str | None = None,
+               timeout: float | None = _UNSET) -> Iterator[t.AnswerContext | t.AnswerDelta | t.AnswerDone]:
+        """Answer a question from the documents `filter` lets the caller see, streamed: an AnswerContext
+        (the passages), AnswerDelta pieces of text, then AnswerDone (citations, grounding, usage).
+        Leaving the loop early (break, an exception) cancels the call, which stops the generation.
+        top_k, max_tokens 0 and temperature None: the daemon's defaults. `timeout` bounds the whole
+        answer (default: the client's stream_timeout; None: no deadline)."""
+        req = c.answer_request(collection or self.collection, question, top_k, filter, max_tokens, temperature,
+                               language, group_by_document)
+        call = self._stub.Answer(req, timeout=self._stream_deadline(timeout))
+        try:
+            for m in call:
+                yield c.answer_event(m)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()  # no-op once finished; otherwise the daemon stops generating
+
+    def ask(self, question: str, top_k: int = 0, **kwargs) -> t.Answer:
+        """answer(), collected: the passages, the whole text and its citations."""
+        collector = c.AnswerCollector()
+        for event in self.answer(question, top_k, **kwargs):
+            collector.add(event)
+        return collector.answer()
+
     def snapshot(self, path: str, *, timeout: float | None = None) -> tuple[str, int, int]:
         """Consistent backup of the daemon's data dir into the new directory `path` (on the daemon's
         host); returns (path, sequence, bytes)."""

@@ -41,6 +41,10 @@ class PermissionDenied(RagError):
     """The token is valid but lacks the scope the call needs."""
 
 
+class FailedPrecondition(RagError):
+    """The daemon is not set up for the call (e.g. answer() without a model server configured)."""
+
+
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -50,6 +54,7 @@ _BY_CODE = {
     grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
 }
 
 

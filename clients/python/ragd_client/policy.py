@@ -8,7 +8,7 @@ tests/test_client_policy.py fails when the two differ. Why these numbers:
   100 documents upserted with wait=True is embedded on a busy 2-core CPU in a
   few seconds; a web request (Redmine's search page) should pass its own,
   shorter timeout and fall back to Redmine's search on Unavailable.
-- 600 s for a whole stream (IndexStream, SearchStream, WatchJob): long enough
+- 600 s for a whole stream (IndexStream, SearchStream, WatchJob, Answer): long enough
   for a large reindex batch by batch, bounded so a forgotten stream ends.
   Python callers may pass stream_timeout=None (no deadline; `ragd index` does).
 - UNAVAILABLE (daemon starting, restarting or draining, connection refused) is

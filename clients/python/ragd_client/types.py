@@ -90,6 +90,8 @@ class SearchResult:
     hits: list[Hit]
     mode: str  # the route actually taken: "vector", "keyword" or "hybrid"
     timings: Timings
+    # AUTO only: the query is a question or asks to explain/compare/summarise; offer answer() for it.
+    complex: bool = False
 
 
 @dataclass
@@ -157,3 +159,74 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.state in ("succeeded", "partial", "failed")
+
+
+# ---------------------------------------------------------------- answers
+
+@dataclass
+class AnswerContext:
+    """First event of answer(): the passages given to the model; passages[i] is cited as [i+1]."""
+    passages: list[Hit]
+    expanded: bool = False  # the question was expanded (HyDE) before retrieval
+
+
+@dataclass
+class AnswerDelta:
+    """A piece of the answer's text, as the model generates it."""
+    text: str
+
+
+@dataclass
+class Citation:
+    passage: int  # [n]
+    document_id: str
+    chunk_id: int
+    start: int    # code points of the cited chunk in the document text
+    end: int
+    score: float
+
+
+@dataclass
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+
+
+@dataclass
+class AnswerTimings:
+    expansion_ms: float = 0.0
+    retrieval_ms: float = 0.0
+    first_token_ms: float = 0.0
+    generation_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass
+class AnswerDone:
+    """Last event of answer()."""
+    text: str
+    citations: list[Citation]
+    # "cited", "not_supported" (the passages do not answer), "uncited" (flagged: no valid
+    # citation, show it as unverified) or "no_passages" (nothing permitted matched; no model call)
+    grounding: str
+    invalid_citations: list[int] = field(default_factory=list)
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    timings: AnswerTimings = field(default_factory=AnswerTimings)
+    model: str = ""
+    finish_reason: str = ""
+
+    @property
+    def flagged(self) -> bool:
+        """True when the answer cites no passage it was given."""
+        return self.grounding == "uncited"
+
+
+@dataclass
+class Answer(AnswerDone):
+    """A whole answer, as ask() returns it: AnswerDone with the passages it was given."""
+    passages: list[Hit] = field(default_factory=list)
+    expanded: bool = False
+
+    def cited_passages(self) -> list[Hit]:
+        return [self.passages[c.passage - 1] for c in self.citations]

@@ -11,6 +11,7 @@ import pytest
 from ragd_client import (
     AsyncRagClient,
     Document,
+    FailedPrecondition,
     Filter,
     InvalidArgument,
     NotFound,
@@ -142,3 +143,16 @@ def test_async_client(address, collection, indexed):
     found, streamed = asyncio.run(run())
     assert found.hits[0].document_id == "issue:1"
     assert streamed[0][1].hits[0].document_id == "issue:2"
+
+
+def test_answer_without_a_model_server_is_failed_precondition(address, collection):
+    # The daemon under test has no answer.model_url (tests/test_answer.py streams real
+    # answers): the stream is opened, refused with a pointer, and mapped to the client's error.
+    with RagClient(address, collection=collection) as c, pytest.raises(FailedPrecondition, match="answer.model_url"):
+        c.ask("Why does login fail?", filter={"project_ids": [1]})
+
+    async def run():
+        async with AsyncRagClient(address, collection=collection) as ac:
+            return [e async for e in ac.answer("Why does login fail?")]
+    with pytest.raises(FailedPrecondition, match="answer.model_url"):
+        asyncio.run(run())

@@ -104,6 +104,50 @@ class TestConvert < Minitest::Test
   end
 end
 
+# Offline: Client#answer's request and events.
+class TestAnswerConvert < Minitest::Test
+  C = Ragd::Convert
+  V1 = Ragd::V1
+
+  def test_answer_request
+    req = C.answer_request("c", "Why?", { project_ids: [1] }, { top_k: 3, max_tokens: 9, language: :ja,
+                                                                group_by_document: 1 })
+    assert_equal ["c", "Why?", 3, [1], 9, "ja", true], [req.collection, req.question, req.top_k,
+                                                        req.filter.project_ids.to_a, req.max_tokens, req.language,
+                                                        req.group_by_document]
+    refute req.has_temperature?, "unset temperature: the daemon's default"
+    assert_in_delta 0.5, C.answer_request("c", "q", nil, { temperature: 0.5 }).temperature
+    err = assert_raises(ArgumentError) { C.answer_request("c", "q", nil, { topk: 3 }) }
+    assert_match(/unknown answer option.*topk/, err.message)
+  end
+
+  def test_answer_events
+    ctx = C.answer_event(V1::AnswerResponse.new(context: V1::AnswerContext.new(
+      expanded: true, passages: [V1::Hit.new(document_id: "issue:1", text: "t", document: V1::Document.new(id: "issue:1"))]
+    )))
+    assert_instance_of Ragd::AnswerContext, ctx
+    assert_equal [["issue:1"], true], [ctx.passages.map(&:document_id), ctx.expanded]
+    assert_equal Ragd::AnswerDelta.new(text: "Hi"), C.answer_event(V1::AnswerResponse.new(delta: "Hi"))
+    done = C.answer_event(V1::AnswerResponse.new(done: V1::AnswerDone.new(
+      text: "X [1] [7]", grounding: :GROUNDING_UNCITED, invalid_citations: [7], finish_reason: "stop",
+      citations: [V1::Citation.new(passage: 1, document_id: "issue:1", chunk_id: 5, start: 2, end: 9, score: 0.5)],
+      usage: V1::TokenUsage.new(prompt_tokens: 30, completion_tokens: 4),
+      timings: V1::AnswerTimings.new(first_token_ms: 12.5)
+    )))
+    assert_equal [:uncited, [7], "stop", 30, 4, 12.5], [done.grounding, done.invalid_citations, done.finish_reason,
+                                                        done.usage.prompt_tokens, done.usage.completion_tokens,
+                                                        done.timings.first_token_ms]
+    assert done.flagged?
+    assert_equal [1, "issue:1", 5, 2, 9], done.citations.map { |c| [c.passage, c.document_id, c.chunk_id, c.start, c.end] }.first
+    assert_nil C.answer_event(V1::AnswerResponse.new), "an event kind newer than the gem is skipped"
+  end
+
+  def test_search_result_complex
+    assert C.search_result(V1::SearchResponse.new(complex: true)).complex
+    refute C.search_result(V1::SearchResponse.new).complex
+  end
+end
+
 class TestErrors < Minitest::Test
   Codes = GRPC::Core::StatusCodes
 
@@ -115,7 +159,7 @@ class TestErrors < Minitest::Test
     { Codes::INVALID_ARGUMENT => Ragd::InvalidArgument, Codes::NOT_FOUND => Ragd::NotFound,
       Codes::UNAVAILABLE => Ragd::Unavailable, Codes::DEADLINE_EXCEEDED => Ragd::Unavailable,
       Codes::RESOURCE_EXHAUSTED => Ragd::ResourceExhausted, Codes::UNIMPLEMENTED => Ragd::Unimplemented,
-      Codes::INTERNAL => Ragd::Error }.each do |code, klass|
+      Codes::FAILED_PRECONDITION => Ragd::FailedPrecondition, Codes::INTERNAL => Ragd::Error }.each do |code, klass|
       err = Ragd::Errors.from_status(status(code), "h:1")
       assert_instance_of klass, err
       assert_equal code, err.code

@@ -36,6 +36,14 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_SUCCEEDED: _ClassVar[JobState]
     JOB_STATE_PARTIAL: _ClassVar[JobState]
     JOB_STATE_FAILED: _ClassVar[JobState]
+
+class Grounding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GROUNDING_UNSPECIFIED: _ClassVar[Grounding]
+    GROUNDING_CITED: _ClassVar[Grounding]
+    GROUNDING_NOT_SUPPORTED: _ClassVar[Grounding]
+    GROUNDING_UNCITED: _ClassVar[Grounding]
+    GROUNDING_NO_PASSAGES: _ClassVar[Grounding]
 ACK_STATUS_UNSPECIFIED: AckStatus
 ACK_STATUS_INDEXED: AckStatus
 ACK_STATUS_UNCHANGED: AckStatus
@@ -54,6 +62,11 @@ JOB_STATE_RUNNING: JobState
 JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_PARTIAL: JobState
 JOB_STATE_FAILED: JobState
+GROUNDING_UNSPECIFIED: Grounding
+GROUNDING_CITED: Grounding
+GROUNDING_NOT_SUPPORTED: Grounding
+GROUNDING_UNCITED: Grounding
+GROUNDING_NO_PASSAGES: Grounding
 
 class Document(_message.Message):
     __slots__ = ("id", "title", "text", "project_id", "type", "is_private", "author_id", "updated_at", "version", "metadata", "viewer_ids")
@@ -296,14 +309,16 @@ class Timings(_message.Message):
     def __init__(self, queue_ms: _Optional[float] = ..., tokenize_ms: _Optional[float] = ..., embed_ms: _Optional[float] = ..., search_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., cache_hit: _Optional[bool] = ..., store_ms: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "mode", "timings")
+    __slots__ = ("hits", "mode", "timings", "complex")
     HITS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    COMPLEX_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     mode: SearchMode
     timings: Timings
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
+    complex: bool
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., complex: _Optional[bool] = ...) -> None: ...
 
 class SearchStreamRequest(_message.Message):
     __slots__ = ("request", "tag")
@@ -476,3 +491,101 @@ class SnapshotResponse(_message.Message):
     sequence: int
     bytes: int
     def __init__(self, path: _Optional[str] = ..., sequence: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class AnswerRequest(_message.Message):
+    __slots__ = ("collection", "question", "filter", "top_k", "max_tokens", "temperature", "language", "group_by_document")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    question: str
+    filter: Filter
+    top_k: int
+    max_tokens: int
+    temperature: float
+    language: str
+    group_by_document: bool
+    def __init__(self, collection: _Optional[str] = ..., question: _Optional[str] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., top_k: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., language: _Optional[str] = ..., group_by_document: _Optional[bool] = ...) -> None: ...
+
+class AnswerContext(_message.Message):
+    __slots__ = ("passages", "expanded")
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    EXPANDED_FIELD_NUMBER: _ClassVar[int]
+    passages: _containers.RepeatedCompositeFieldContainer[Hit]
+    expanded: bool
+    def __init__(self, passages: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., expanded: _Optional[bool] = ...) -> None: ...
+
+class Citation(_message.Message):
+    __slots__ = ("passage", "document_id", "chunk_id", "start", "end", "score")
+    PASSAGE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    passage: int
+    document_id: str
+    chunk_id: int
+    start: int
+    end: int
+    score: float
+    def __init__(self, passage: _Optional[int] = ..., document_id: _Optional[str] = ..., chunk_id: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
+
+class TokenUsage(_message.Message):
+    __slots__ = ("prompt_tokens", "completion_tokens", "estimated")
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., estimated: _Optional[bool] = ...) -> None: ...
+
+class AnswerTimings(_message.Message):
+    __slots__ = ("expansion_ms", "retrieval_ms", "first_token_ms", "generation_ms", "total_ms")
+    EXPANSION_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    expansion_ms: float
+    retrieval_ms: float
+    first_token_ms: float
+    generation_ms: float
+    total_ms: float
+    def __init__(self, expansion_ms: _Optional[float] = ..., retrieval_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., generation_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
+
+class AnswerDone(_message.Message):
+    __slots__ = ("text", "citations", "grounding", "invalid_citations", "usage", "timings", "model", "finish_reason")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    GROUNDING_FIELD_NUMBER: _ClassVar[int]
+    INVALID_CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    citations: _containers.RepeatedCompositeFieldContainer[Citation]
+    grounding: Grounding
+    invalid_citations: _containers.RepeatedScalarFieldContainer[int]
+    usage: TokenUsage
+    timings: AnswerTimings
+    model: str
+    finish_reason: str
+    def __init__(self, text: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., grounding: _Optional[_Union[Grounding, str]] = ..., invalid_citations: _Optional[_Iterable[int]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., timings: _Optional[_Union[AnswerTimings, _Mapping]] = ..., model: _Optional[str] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+
+class AnswerResponse(_message.Message):
+    __slots__ = ("context", "delta", "done")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    context: AnswerContext
+    delta: str
+    done: AnswerDone
+    def __init__(self, context: _Optional[_Union[AnswerContext, _Mapping]] = ..., delta: _Optional[str] = ..., done: _Optional[_Union[AnswerDone, _Mapping]] = ...) -> None: ...

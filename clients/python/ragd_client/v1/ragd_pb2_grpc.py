@@ -89,6 +89,11 @@ class RagServiceStub:
                 request_serializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotRequest.SerializeToString,
                 response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotResponse.FromString,
                 _registered_method=True)
+        self.Answer = channel.unary_stream(
+                '/ragd.v1.RagService/Answer',
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.AnswerRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.AnswerResponse.FromString,
+                _registered_method=True)
 
 
 class RagServiceServicer:
@@ -171,6 +176,18 @@ class RagServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Answer(self, request, context):
+        """Answers a question from the documents the caller may see, as a stream:
+        first the passages given to the model (HYBRID search under the request's
+        filter), then the answer's text as the model generates it, then the
+        citations it actually used, token usage and timings. Needs a model server
+        (answer.model_url): FAILED_PRECONDITION when none is configured,
+        UNAVAILABLE when it is down (Search keeps working).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RagServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -228,6 +245,11 @@ def add_RagServiceServicer_to_server(servicer, server):
                     servicer.Snapshot,
                     request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotRequest.FromString,
                     response_serializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotResponse.SerializeToString,
+            ),
+            'Answer': grpc.unary_stream_rpc_method_handler(
+                    servicer.Answer,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.AnswerRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.AnswerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -527,6 +549,33 @@ class RagService:
             '/ragd.v1.RagService/Snapshot',
             ragd__client_dot_v1_dot_ragd__pb2.SnapshotRequest.SerializeToString,
             ragd__client_dot_v1_dot_ragd__pb2.SnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Answer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragd.v1.RagService/Answer',
+            ragd__client_dot_v1_dot_ragd__pb2.AnswerRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.AnswerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -17,7 +17,7 @@ module Ragd
   #   any forked child. The stub is built on first use and memoised per
   #   Process.pid, so each worker gets its own channel, rebuilt after fork.
   # * Every call carries a deadline (`timeout`, or `stream_timeout` for
-  #   #index_stream), so a stalled daemon can never hang a worker.
+  #   #index_stream and #answer), so a stalled daemon can never hang a worker.
   # * UNAVAILABLE and DEADLINE_EXCEEDED raise Ragd::Unavailable: rescue it and
   #   fall back to Redmine's own search. A child whose parent already used grpc
   #   gets Ragd::ForkError at once.
@@ -43,7 +43,7 @@ module Ragd
 
     # address:        "host:port" of `ragd serve` (default: $RAGD_ADDRESS or 127.0.0.1:50051).
     # timeout:        seconds allowed to each unary call (search, upsert, ...).
-    # stream_timeout: seconds allowed to a whole #index_stream.
+    # stream_timeout: seconds allowed to a whole #index_stream or #answer.
     # token:          bearer token sent on every call (default: $RAGD_TOKEN; `ragd token create`).
     # ca_file:        CA bundle (PEM) verifying the daemon's certificate; turns TLS on
     #                 (default: $RAGD_CA_FILE).
@@ -111,6 +111,49 @@ module Ragd
       req = V1::SimilarRequest.new(collection: collection || @collection, document_id: document_id.to_s,
                                    top_k: top_k, filter: Convert.filter(filter), min_score: min_score.to_f)
       Convert.search_result(unary(:similar, req, timeout))
+    end
+
+    # Answers a question from the documents `filter` lets the caller see (for Redmine:
+    # Ragd::Redmine.filter_for(user)), with citations. With a block, yields each event as
+    # it arrives: a Ragd::AnswerContext (the passages), Ragd::AnswerDelta pieces of text,
+    # then a Ragd::AnswerDone. Returns the whole Ragd::Answer either way.
+    #
+    #   answer = client.answer("Why does login fail since the upgrade?", filter: filter) do |event|
+    #     stream.write(event.text) if event.is_a?(Ragd::AnswerDelta)
+    #   end
+    #   answer.cited_passages.map(&:document_id) # => ["issue:12", "wiki:3:Login"]
+    #
+    # Leaving the block early (break, an exception) cancels the call, which stops the
+    # generation. Options: top_k (passages), max_tokens, temperature, language (e.g.
+    # current_language.to_s; "" = the question's), group_by_document; unset, the daemon's
+    # defaults. Raises Ragd::FailedPrecondition when the daemon has no model server,
+    # Ragd::Unavailable when it is down or the deadline (timeout, default stream_timeout) passes.
+    def answer(question, filter: nil, collection: nil, timeout: nil, **options)
+      req = Convert.answer_request(collection || @collection, question, filter, options)
+      op = guard do
+        stub.answer(req, deadline: deadline(timeout || @stream_timeout), return_op: true, metadata: @metadata)
+      end
+      context = done = nil
+      finished = false
+      begin
+        guard do
+          op.execute.each do |resp|
+            event = Convert.answer_event(resp)
+            next if event.nil? # an event kind newer than this gem
+
+            context = event if event.is_a?(AnswerContext)
+            done = event if event.is_a?(AnswerDone)
+            yield event if block_given?
+          end
+        end
+        finished = true
+      ensure
+        op.cancel unless finished
+      end
+      raise Error, "the answer stream ended without its final message (ragd at #{@address})" if done.nil?
+
+      Answer.new(passages: context ? context.passages : [], expanded: context ? context.expanded : false,
+                 **done.to_h)
     end
 
     # collection nil: every collection.

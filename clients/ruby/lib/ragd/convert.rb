@@ -73,13 +73,54 @@ module Ragd
     end
 
     def search_result(resp)
-      hits = resp.hits.map do |h|
+      SearchResult.new(hits: hits(resp.hits), mode: enum_name(resp.mode, "SEARCH_MODE_"), timings: timings(resp.timings),
+                       complex: resp.complex)
+    end
+
+    def hits(list)
+      list.map do |h|
         Hit.new(document_id: h.document_id, chunk_id: h.chunk_id, text: h.text, start: h.start, end: h.end,
                 score: h.score, document: h.document && document_value(h.document),
                 vector_score: h.vector_score, keyword_score: h.keyword_score,
                 highlights: h.highlights.map { |s| s.start...s.end })
       end
-      SearchResult.new(hits: hits, mode: enum_name(resp.mode, "SEARCH_MODE_"), timings: timings(resp.timings))
+    end
+
+    ANSWER_OPTIONS = %i[top_k max_tokens temperature language group_by_document].freeze
+
+    def answer_request(collection, question, filter, options)
+      o = fields(options, ANSWER_OPTIONS, "answer option")
+      req = V1::AnswerRequest.new(collection: collection, question: question.to_s, top_k: o[:top_k].to_i,
+                                  filter: filter(filter), max_tokens: o[:max_tokens].to_i, language: o[:language].to_s,
+                                  group_by_document: o[:group_by_document] ? true : false)
+      req.temperature = o[:temperature].to_f unless o[:temperature].nil?
+      req
+    end
+
+    def answer_event(resp)
+      case resp.event
+      when :delta then AnswerDelta.new(text: resp.delta)
+      when :context then AnswerContext.new(passages: hits(resp.context.passages), expanded: resp.context.expanded)
+      when :done then answer_done(resp.done)
+      end
+    end
+
+    def answer_done(d)
+      u = d.usage
+      t = d.timings
+      AnswerDone.new(
+        text: d.text, grounding: enum_name(d.grounding, "GROUNDING_"), invalid_citations: d.invalid_citations.to_a,
+        citations: d.citations.map do |c|
+          Citation.new(passage: c.passage, document_id: c.document_id, chunk_id: c.chunk_id, start: c.start,
+                       end: c.end, score: c.score)
+        end,
+        usage: TokenUsage.new(prompt_tokens: u&.prompt_tokens.to_i, completion_tokens: u&.completion_tokens.to_i,
+                              estimated: u ? u.estimated : false),
+        timings: AnswerTimings.new(expansion_ms: t&.expansion_ms.to_f, retrieval_ms: t&.retrieval_ms.to_f,
+                                   first_token_ms: t&.first_token_ms.to_f, generation_ms: t&.generation_ms.to_f,
+                                   total_ms: t&.total_ms.to_f),
+        model: d.model, finish_reason: d.finish_reason
+      )
     end
 
     def document_value(d)

@@ -41,6 +41,10 @@ module Ragd
   # The token is valid but lacks the scope the call needs (search, write, admin).
   class PermissionDenied < Error; end
 
+  # The daemon is not set up for the call (e.g. #answer without a model server
+  # configured, or the model server refuses the daemon's key). Retrying will not help.
+  class FailedPrecondition < Error; end
+
   # grpc was initialised in a parent process and then used in a forked child.
   # A deployment bug, not an outage: it is deliberately not an Unavailable, so it
   # is not silently swallowed by a search fallback in every worker.
@@ -55,7 +59,8 @@ module Ragd
       GRPC::Core::StatusCodes::RESOURCE_EXHAUSTED => ResourceExhausted,
       GRPC::Core::StatusCodes::UNIMPLEMENTED => Unimplemented,
       GRPC::Core::StatusCodes::UNAUTHENTICATED => Unauthenticated,
-      GRPC::Core::StatusCodes::PERMISSION_DENIED => PermissionDenied
+      GRPC::Core::StatusCodes::PERMISSION_DENIED => PermissionDenied,
+      GRPC::Core::StatusCodes::FAILED_PRECONDITION => FailedPrecondition
     }.freeze
 
     # The RuntimeErrors grpc raises in a forked child (1.51 and later wordings).

@@ -35,7 +35,9 @@ module Ragd
                    :vector_score, :keyword_score, :highlights, keyword_init: true)
 
   # mode: the route the daemon actually took (:vector, :keyword or :hybrid).
-  SearchResult = Struct.new(:hits, :mode, :timings, keyword_init: true) do
+  # complex: (AUTO) the query is a question or asks to explain/compare/summarise:
+  # a caller may offer Client#answer for it.
+  SearchResult = Struct.new(:hits, :mode, :timings, :complex, keyword_init: true) do
     include Enumerable
 
     def each(&block) = hits.each(&block)
@@ -46,4 +48,31 @@ module Ragd
                                :sequence, :dimension, keyword_init: true)
   ModelInfo = Struct.new(:name, :dimension, :max_tokens, :provider, :sha256, keyword_init: true)
   Stats = Struct.new(:collections, :model, :version, :uptime_s, :disk_bytes, keyword_init: true)
+
+  # Events of Client#answer, in order: one AnswerContext, AnswerDeltas, one AnswerDone.
+  # passages: Ragd::Hits given to the model; passages[i] is cited as [i + 1]. Every
+  # one passed the caller's filter.
+  AnswerContext = Struct.new(:passages, :expanded, keyword_init: true)
+  # A piece of the answer's text, as the model generates it.
+  AnswerDelta = Struct.new(:text, keyword_init: true)
+  # passage: the [n] cited; start/end: code points of the cited chunk in the document text.
+  Citation = Struct.new(:passage, :document_id, :chunk_id, :start, :end, :score, keyword_init: true)
+  TokenUsage = Struct.new(:prompt_tokens, :completion_tokens, :estimated, keyword_init: true)
+  AnswerTimings = Struct.new(:expansion_ms, :retrieval_ms, :first_token_ms, :generation_ms, :total_ms,
+                             keyword_init: true)
+  # grounding: :cited, :not_supported (the passages do not answer), :uncited (flagged:
+  # no valid citation, show it as unverified) or :no_passages (nothing permitted matched).
+  AnswerDone = Struct.new(:text, :citations, :grounding, :invalid_citations, :usage, :timings, :model,
+                          :finish_reason, keyword_init: true) do
+    def flagged? = grounding == :uncited
+  end
+
+  # What Client#answer returns: the whole answer with its passages.
+  Answer = Struct.new(:passages, :expanded, :text, :citations, :grounding, :invalid_citations, :usage, :timings,
+                      :model, :finish_reason, keyword_init: true) do
+    def flagged? = grounding == :uncited
+
+    # The Ragd::Hits the answer cites, in order of first citation.
+    def cited_passages = citations.map { |c| passages[c.passage - 1] }
+  end
 end

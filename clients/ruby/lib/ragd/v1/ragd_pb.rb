@@ -124,6 +124,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       repeated :hits, :message, 1, "ragd.v1.Hit"
       optional :mode, :enum, 2, "ragd.v1.SearchMode"
       optional :timings, :message, 3, "ragd.v1.Timings"
+      optional :complex, :bool, 4
     end
     add_message "ragd.v1.SearchStreamRequest" do
       optional :request, :message, 1, "ragd.v1.SearchRequest"
@@ -211,6 +212,57 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :sequence, :uint64, 2
       optional :bytes, :int64, 3
     end
+    add_message "ragd.v1.AnswerRequest" do
+      optional :collection, :string, 1
+      optional :question, :string, 2
+      optional :filter, :message, 3, "ragd.v1.Filter"
+      optional :top_k, :int32, 4
+      optional :max_tokens, :int32, 5
+      proto3_optional :temperature, :float, 6
+      optional :language, :string, 7
+      optional :group_by_document, :bool, 8
+    end
+    add_message "ragd.v1.AnswerContext" do
+      repeated :passages, :message, 1, "ragd.v1.Hit"
+      optional :expanded, :bool, 2
+    end
+    add_message "ragd.v1.Citation" do
+      optional :passage, :int32, 1
+      optional :document_id, :string, 2
+      optional :chunk_id, :uint64, 3
+      optional :start, :int32, 4
+      optional :end, :int32, 5
+      optional :score, :float, 6
+    end
+    add_message "ragd.v1.TokenUsage" do
+      optional :prompt_tokens, :int32, 1
+      optional :completion_tokens, :int32, 2
+      optional :estimated, :bool, 3
+    end
+    add_message "ragd.v1.AnswerTimings" do
+      optional :expansion_ms, :double, 1
+      optional :retrieval_ms, :double, 2
+      optional :first_token_ms, :double, 3
+      optional :generation_ms, :double, 4
+      optional :total_ms, :double, 5
+    end
+    add_message "ragd.v1.AnswerDone" do
+      optional :text, :string, 1
+      repeated :citations, :message, 2, "ragd.v1.Citation"
+      optional :grounding, :enum, 3, "ragd.v1.Grounding"
+      repeated :invalid_citations, :int32, 4
+      optional :usage, :message, 5, "ragd.v1.TokenUsage"
+      optional :timings, :message, 6, "ragd.v1.AnswerTimings"
+      optional :model, :string, 7
+      optional :finish_reason, :string, 8
+    end
+    add_message "ragd.v1.AnswerResponse" do
+      oneof :event do
+        optional :context, :message, 1, "ragd.v1.AnswerContext"
+        optional :delta, :string, 2
+        optional :done, :message, 3, "ragd.v1.AnswerDone"
+      end
+    end
     add_enum "ragd.v1.AckStatus" do
       value :ACK_STATUS_UNSPECIFIED, 0
       value :ACK_STATUS_INDEXED, 1
@@ -234,6 +286,13 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       value :JOB_STATE_SUCCEEDED, 3
       value :JOB_STATE_PARTIAL, 4
       value :JOB_STATE_FAILED, 5
+    end
+    add_enum "ragd.v1.Grounding" do
+      value :GROUNDING_UNSPECIFIED, 0
+      value :GROUNDING_CITED, 1
+      value :GROUNDING_NOT_SUPPORTED, 2
+      value :GROUNDING_UNCITED, 3
+      value :GROUNDING_NO_PASSAGES, 4
     end
   end
 end
@@ -272,8 +331,16 @@ module Ragd
     StatsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.StatsResponse").msgclass
     SnapshotRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SnapshotRequest").msgclass
     SnapshotResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SnapshotResponse").msgclass
+    AnswerRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AnswerRequest").msgclass
+    AnswerContext = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AnswerContext").msgclass
+    Citation = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.Citation").msgclass
+    TokenUsage = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.TokenUsage").msgclass
+    AnswerTimings = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AnswerTimings").msgclass
+    AnswerDone = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AnswerDone").msgclass
+    AnswerResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AnswerResponse").msgclass
     AckStatus = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AckStatus").enummodule
     SearchMode = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SearchMode").enummodule
     JobState = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.JobState").enummodule
+    Grounding = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.Grounding").enummodule
   end
 end

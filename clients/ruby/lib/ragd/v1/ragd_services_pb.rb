@@ -44,6 +44,13 @@ module Ragd
         rpc :Stats, ::Ragd::V1::StatsRequest, ::Ragd::V1::StatsResponse
         # Consistent backup of the data directory into server.backup_dir/NAME.
         rpc :Snapshot, ::Ragd::V1::SnapshotRequest, ::Ragd::V1::SnapshotResponse
+        # Answers a question from the documents the caller may see, as a stream:
+        # first the passages given to the model (HYBRID search under the request's
+        # filter), then the answer's text as the model generates it, then the
+        # citations it actually used, token usage and timings. Needs a model server
+        # (answer.model_url): FAILED_PRECONDITION when none is configured,
+        # UNAVAILABLE when it is down (Search keeps working).
+        rpc :Answer, ::Ragd::V1::AnswerRequest, stream(::Ragd::V1::AnswerResponse)
       end
 
       Stub = Service.rpc_stub_class
