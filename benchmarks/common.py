@@ -69,6 +69,19 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
+def secure_env(root: Path) -> dict[str, str]:
+    """Daemon settings for bearer tokens and TLS (a throw-away CA under `root`), plus the
+    clients' RAGD_TOKEN and RAGD_CA_FILE (the daemon ignores those two)."""
+    from ragd.security.tls import make_self_signed
+    from ragd.security.tokens import create_token
+    root.mkdir(parents=True, exist_ok=True)
+    files = make_self_signed(root / "tls", ["localhost", "127.0.0.1"])
+    (root / "tokens").unlink(missing_ok=True)
+    token = create_token(root / "tokens", "bench", "search,write,admin")
+    return {"RAGD_AUTH_TOKENS_FILE": str(root / "tokens"), "RAGD_TLS_CERT_FILE": str(files["server_cert"]),
+            "RAGD_TLS_KEY_FILE": str(files["server_key"]), "RAGD_TOKEN": token, "RAGD_CA_FILE": str(files["ca"])}
+
+
 def write(name: str, data: dict, fig) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")

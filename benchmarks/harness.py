@@ -542,6 +542,9 @@ def run(args) -> dict:
         r.res["mix"] = {k: sum(d["type"] == k for d in docs) for k in ("issue", "journal", "wiki")}
         r.res["load_average"] = {"start": loadavg()}
         env = {"RAGD_CACHE_ENABLED": "false"}  # every search embeds its query and searches: no cached pages
+        if args.secure:  # the daemon with tokens and TLS; the clients read RAGD_TOKEN and RAGD_CA_FILE
+            env.update(common.secure_env(workdir / "security"))
+            os.environ.update(RAGD_TOKEN=env["RAGD_TOKEN"], RAGD_CA_FILE=env["RAGD_CA_FILE"])
         if args.gpu:
             env["RAGD_MODEL_DEVICE"] = "cuda"
         from ragd_client import RagClient
@@ -850,7 +853,9 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--large", action="store_true", help="about 1M chunks (hours on CPU; for a GPU machine)")
     ap.add_argument("--gpu", action="store_true", help="daemon on CUDA; record provider, tokens/s, share of peak")
+    ap.add_argument("--secure", action="store_true", help="daemon with bearer tokens and TLS (clients use them)")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+    ap.add_argument("--secure", action="store_true", help="daemon with bearer tokens and TLS (clients use them)")
     args = ap.parse_args(argv)
     common.exit_on_sigterm()
     if args.large:

@@ -469,7 +469,7 @@ def build_data_dir(data: Path, vecs: np.ndarray) -> dict:
     data.mkdir(parents=True)
     cfg = load_config(env={}, overrides={"data_dir": str(data)})
     layout = DataDir(data)
-    store = Store(layout.store, cfg.store.map_size_gb << 30)
+    store = Store(layout.store, int(cfg.store.map_size_gb * (1 << 30)))
     ctx = index_context_from(cfg, threading.Lock())
     ctx.background = False  # IVF-PQ is trained below, in the foreground
     collections = Collections(store, ctx, layout)

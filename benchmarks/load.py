@@ -5,7 +5,7 @@ QPS, p50/p95/p99 (client side, gRPC round trip included) and errors per level.
 `--mixed` also streams document updates (IndexStream) while the searches run.
 
     python benchmarks/load.py --address 127.0.0.1:50051 [--concurrency 1 8 32 128] [--seconds 10]
-        [--collection default] [--mode vector] [--mixed]
+        [--collection default] [--mode vector] [--mixed] [--token T] [--ca-file ca.pem]
 
 Queries are the CISI queries (real text). Note: the client shares the machine's cores
 with the daemon; at 128 clients the Python client's own CPU is part of what is measured.
@@ -75,11 +75,12 @@ async def _clients(client: AsyncRagClient, queries, concurrency: int, seconds: f
     return summarize(lat, time.perf_counter() - t0, errors[0], server, parts)
 
 
-async def search_load(address: str, queries, concurrency_levels, seconds: float, quiet: bool = False,
-                      **search_kw) -> dict:
-    """{str(c): summary} for each concurrency level, one channel shared by the clients."""
+async def search_load(address: str, queries, concurrency_levels, seconds: float, quiet: bool = False, *,
+                      client_kw: dict | None = None, **search_kw) -> dict:
+    """{str(c): summary} for each concurrency level, one channel shared by the clients.
+    client_kw: AsyncRagClient's credentials (token, ca_file, ...); default: RAGD_TOKEN, RAGD_CA_FILE."""
     out = {}
-    async with AsyncRagClient(address, timeout=120) as client:
+    async with AsyncRagClient(address, timeout=120, **(client_kw or {})) as client:
         await client.search(queries[0], **search_kw)  # warm the channel
         for c in concurrency_levels:
             out[str(c)] = await _clients(client, queries, c, seconds, search_kw)
@@ -91,9 +92,9 @@ async def search_load(address: str, queries, concurrency_levels, seconds: float,
 
 
 async def mixed_load(address: str, queries, docs, concurrency: int, seconds: float, batch: int = 16, depth: int = 4,
-                     collection: str = "default", **search_kw) -> dict:
+                     collection: str = "default", client_kw: dict | None = None, **search_kw) -> dict:
     """Searches at `concurrency` while one writer streams re-versioned documents (real re-embedding)."""
-    async with AsyncRagClient(address, timeout=120, collection=collection) as client:
+    async with AsyncRagClient(address, timeout=120, collection=collection, **(client_kw or {})) as client:
         stop = time.perf_counter() + seconds
         written = [0, 0]  # docs, chunks
         write_lat: list[float] = []
@@ -150,15 +151,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--mode", default="vector", choices=["auto", "vector", "keyword", "hybrid"])
     ap.add_argument("--mixed", action="store_true", help="also searches at 8 clients while indexing CISI")
+    ap.add_argument("--token", help="bearer token (default $RAGD_TOKEN)")
+    ap.add_argument("--ca-file", help="CA bundle verifying the daemon's certificate: TLS (default $RAGD_CA_FILE)")
     args = ap.parse_args()
+    client_kw = {"token": args.token, "ca_file": args.ca_file}
     queries = list(cisi.queries().values())
     kw = {"top_k": 10, "mode": args.mode, "collection": args.collection, "filter": {"all_private": True}}
-    out = {"load": asyncio.run(search_load(args.address, queries, args.concurrency, args.seconds, **kw))}
+    out = {"load": asyncio.run(search_load(args.address, queries, args.concurrency, args.seconds,
+                                           client_kw=client_kw, **kw))}
     if args.mixed:
         docs = [{**d, "version": 1} for d in cisi.documents() if d["text"]]
         kw.pop("collection")
         out["mixed"] = asyncio.run(mixed_load(args.address, queries, docs, 8, args.seconds,
-                                              collection=args.collection, **kw))
+                                              collection=args.collection, client_kw=client_kw, **kw))
     print(json.dumps(out, indent=2))
 
 

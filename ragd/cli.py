@@ -1,4 +1,4 @@
-"""The `ragd` command: serve, index, search, ask, model, config.
+"""The `ragd` command: serve, index, search, ask, snapshot, restore, model, token, tls, config.
 
 Flags override RAGD_* environment variables, which override the TOML file
 (--config or $RAGD_CONFIG), which overrides the defaults (see ragd/config.py).
@@ -35,6 +35,13 @@ def _setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _client(args, **kwargs):
+    """A RagClient from the client flags (each defaults to its RAGD_* variable)."""
+    from ragd_client import RagClient
+    return RagClient(args.address, token=args.token, ca_file=args.ca_file, cert_file=args.cert_file,
+                     key_file=args.key_file, **kwargs)
+
+
 # ---------------------------------------------------------------- serve
 
 def cmd_serve(args) -> int:
@@ -68,7 +75,7 @@ _DOC_FIELDS = {"id", "title", "text", "project_id", "type", "is_private", "autho
 def cmd_index(args) -> int:
     from tqdm import tqdm
 
-    from ragd_client import RagClient, RagError
+    from ragd_client import RagError
     path = Path(args.file)
     if not path.exists():
         raise SystemExit(f"{path}: no such file")
@@ -93,7 +100,7 @@ def cmd_index(args) -> int:
     counts: dict[str, int] = {}
     # No deadline on the whole stream: a large file takes as long as it takes
     # (the progress bar shows it moving; each batch is acked as it lands).
-    with RagClient(args.address, collection=args.collection, stream_timeout=None) as client, \
+    with _client(args, collection=args.collection, stream_timeout=None) as client, \
             tqdm(total=total, unit="doc", desc="indexing", disable=args.quiet) as bar:
         try:
             for result in client.index_stream(batches()):
@@ -111,13 +118,13 @@ def cmd_index(args) -> int:
 # ---------------------------------------------------------------- search
 
 def cmd_search(args) -> int:
-    from ragd_client import RagClient, RagError
+    from ragd_client import RagError
     flt = {}
     if args.project:
         flt["project_ids"] = args.project
     if args.type:
         flt["types"] = args.type
-    with RagClient(args.address, collection=args.collection) as client:
+    with _client(args, collection=args.collection) as client:
         try:
             result = client.search(args.query, top_k=args.top_k, filter=flt or None, mode=args.mode,
                                    group_by_document=not args.chunks)
@@ -145,10 +152,10 @@ def cmd_search(args) -> int:
 def cmd_ask(args) -> int:
     """Stream an answer to stdout; citations, grounding and timings to stderr (a check of
     the [answer] set-up from the shell)."""
-    from ragd_client import AnswerContext, AnswerDelta, AnswerDone, RagClient, RagError
+    from ragd_client import AnswerContext, AnswerDelta, AnswerDone, RagError
     flt = {"project_ids": args.project or [], "user_id": args.user}
     passages, done = [], None
-    with RagClient(args.address, collection=args.collection) as client:
+    with _client(args, collection=args.collection) as client:
         try:
             for event in client.answer(args.question, top_k=args.top_k, filter=flt, max_tokens=args.max_tokens,
                                        language=args.language):
@@ -224,11 +231,11 @@ def cmd_doctor(args) -> int:
 # ---------------------------------------------------------------- snapshot / restore
 
 def cmd_snapshot(args) -> int:
-    """Ask a running daemon for a consistent backup (Snapshot RPC)."""
-    from ragd_client import RagClient, RagError
-    with RagClient(args.address) as client:
+    """Ask a running daemon for a consistent backup (Snapshot RPC) into its backup directory."""
+    from ragd_client import RagError
+    with _client(args) as client:
         try:
-            path, sequence, size = client.snapshot(str(Path(args.path).resolve()), timeout=args.timeout)
+            path, sequence, size = client.snapshot(args.name, timeout=args.timeout)
         except RagError as exc:
             print(f"ragd snapshot: {exc}", file=sys.stderr)
             return 1
@@ -241,35 +248,31 @@ def cmd_reindex(args) -> int:
     progress bar; searches are answered from the old vectors until the switch."""
     import time
 
-    import grpc
     from tqdm import tqdm
 
-    from ragd.v1 import ragd_pb2 as pb
-    from ragd.v1 import ragd_pb2_grpc
-    req = pb.ReindexRequest(collection=args.collection, model=args.model)
-    with grpc.insecure_channel(args.address) as channel:
-        stub = ragd_pb2_grpc.RagServiceStub(channel)
-        bar = None
+    from ragd_client import RagError
+    bar = None
+    with _client(args) as client:
         try:
             while True:
-                resp = stub.Reindex(req, timeout=600)
+                r = client.reindex(args.collection, args.model, timeout=600)
                 if bar is None:
-                    bar = tqdm(total=resp.documents_total, unit="doc", disable=args.quiet,
-                               desc=f"{resp.collection}: {resp.from_model} -> {resp.to_model}")
-                bar.update(resp.documents_done - bar.n)
-                if resp.state != "running" or args.no_wait:
+                    bar = tqdm(total=r.documents_total, unit="doc", disable=args.quiet,
+                               desc=f"{r.collection}: {r.from_model} -> {r.to_model}")
+                bar.update(r.documents_done - bar.n)
+                if r.state != "running" or args.no_wait:
                     break
                 time.sleep(args.poll)
-        except grpc.RpcError as exc:
-            print(f"ragd reindex: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        except RagError as exc:
+            print(f"ragd reindex: {exc}", file=sys.stderr)
             return 1
         finally:
             if bar is not None:
                 bar.close()
-    print(json.dumps({"collection": resp.collection, "from": resp.from_model, "to": resp.to_model,
-                      "state": resp.state, "documents": resp.documents_done, "chunks": resp.chunks,
-                      **({"error": resp.error} if resp.error else {})}))
-    return 0 if resp.state != "failed" else 1
+    print(json.dumps({"collection": r.collection, "from": r.from_model, "to": r.to_model,
+                      "state": r.state, "documents": r.documents_done, "chunks": r.chunks,
+                      **({"error": r.error} if r.error else {})}))
+    return 0 if r.state != "failed" else 1
 
 
 def cmd_restore(args) -> int:
@@ -283,6 +286,44 @@ def cmd_restore(args) -> int:
         print(f"ragd restore: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"data_dir": str(cfg.data_path), "sequence": seq}))
+    return 0
+
+
+# ---------------------------------------------------------------- token / tls
+
+def cmd_token(args) -> int:
+    """Manage the daemon's tokens file (auth.tokens_file); a running daemon picks changes up by itself."""
+    from ragd.security.tokens import TokenFileError, create_token, read_tokens, revoke_token
+    path = args.tokens_file or _config(args).auth.tokens_file
+    if not path:
+        raise SystemExit("ragd token: no tokens file: pass --tokens-file or set auth.tokens_file")
+    try:
+        if args.token_cmd == "create":
+            if not args.name:
+                raise SystemExit("ragd token create NAME --scopes search,write")
+            token = create_token(path, args.name, args.scopes)
+            print(token)
+            print(f"token {args.name!r} ({args.scopes}) added to {path}; it is shown once and stored only "
+                  "hashed", file=sys.stderr)
+        elif args.token_cmd == "revoke":
+            if not args.name:
+                raise SystemExit("ragd token revoke NAME")
+            revoke_token(path, args.name)
+            print(f"token {args.name!r} revoked", file=sys.stderr)
+        else:
+            for entry in read_tokens(path):
+                print(f"{entry.name}\t{','.join(sorted(entry.scopes))}")
+    except TokenFileError as exc:
+        print(f"ragd token {args.token_cmd}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_tls(args) -> int:
+    """A throw-away CA with a server certificate (and client ones), for trying TLS out."""
+    from ragd.security.tls import make_self_signed
+    files = make_self_signed(args.out, args.host or ["localhost", "127.0.0.1"], args.client or [], days=args.days)
+    print(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
     return 0
 
 
@@ -320,8 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port-file", help="write the bound port here once SERVING")
     s.set_defaults(fn=cmd_serve)
 
-    def client_flags(sp):
+    def connection_flags(sp):
         sp.add_argument("--address", help=f"daemon address (default $RAGD_ADDRESS or {DEFAULT_ADDRESS})")
+        sp.add_argument("--token", help="bearer token (default $RAGD_TOKEN)")
+        sp.add_argument("--ca-file", help="CA bundle verifying the daemon's certificate; turns TLS on "
+                                          "(default $RAGD_CA_FILE)")
+        sp.add_argument("--cert-file", help="client certificate for mutual TLS (default $RAGD_CLIENT_CERT_FILE)")
+        sp.add_argument("--key-file", help="its private key (default $RAGD_CLIENT_KEY_FILE)")
+
+    def client_flags(sp):
+        connection_flags(sp)
         sp.add_argument("--collection", default="default")
 
     s = sub.add_parser("index", help="index a JSON-lines file of documents (one object per line)")
@@ -371,9 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the facts and decisions as JSON")
     s.set_defaults(fn=cmd_doctor)
 
-    s = sub.add_parser("snapshot", help="ask the daemon for a consistent backup of its data dir")
-    s.add_argument("path", help="new directory on the daemon's host to write the backup into")
-    s.add_argument("--address", help=f"daemon address (default $RAGD_ADDRESS or {DEFAULT_ADDRESS})")
+    s = sub.add_parser("snapshot", help="ask the daemon for a consistent backup of its data dir (admin scope)")
+    s.add_argument("name", help="the backup's name: a new directory under the daemon's server.backup_dir")
+    connection_flags(s)
     s.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
     s.set_defaults(fn=cmd_snapshot)
 
@@ -381,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "without downtime (then set model.name to it)")
     s.add_argument("collection")
     s.add_argument("--model", required=True, help="a provisioned model or a fetched model family, e.g. e5-small-v2")
-    s.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+    connection_flags(s)
     s.add_argument("--no-wait", action="store_true", help="start it and return (run again for progress)")
     s.add_argument("--poll", type=float, default=1.0, help="seconds between progress calls (default 1)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -393,6 +442,25 @@ def build_parser() -> argparse.ArgumentParser:
     daemon_flags(s)
     s.add_argument("--force", action="store_true", help="move an existing store/index aside instead of refusing")
     s.set_defaults(fn=cmd_restore)
+
+    s = sub.add_parser("token", help="create, list or revoke bearer tokens in the tokens file")
+    s.add_argument("token_cmd", choices=["create", "list", "revoke"])
+    s.add_argument("name", nargs="?", help="the token's name (create, revoke)")
+    s.add_argument("--scopes", default="search", help="create: comma-separated search, write, admin, metrics "
+                                                      "(default search)")
+    s.add_argument("--tokens-file", help="the tokens file (default: auth.tokens_file of the configuration)")
+    daemon_flags(s)
+    s.set_defaults(fn=cmd_token)
+
+    s = sub.add_parser("tls", help="make a throw-away CA and certificates for trying TLS out")
+    s.add_argument("tls_cmd", choices=["selfsigned"])
+    s.add_argument("--out", required=True, help="directory to write ca.pem, server.pem, server.key into")
+    s.add_argument("--host", action="append", help="DNS name or IP the server certificate is for (repeatable; "
+                                                   "default localhost and 127.0.0.1)")
+    s.add_argument("--client", action="append", help="also make a client certificate NAME.pem/NAME.key "
+                                                     "(mutual TLS; repeatable)")
+    s.add_argument("--days", type=int, default=365)
+    s.set_defaults(fn=cmd_tls)
 
     s = sub.add_parser("config", help="print the effective configuration")
     daemon_flags(s)

@@ -42,6 +42,43 @@ class ServerConfig:
                                                 "metrics and logs a warning.")
     stream_depth: int = opt(4, "Messages of one IndexStream/SearchStream worked on at once (the next batch is "
                                "chunked and embedded while the previous one commits); bounds server-side buffering.")
+    insecure: bool = opt(False, "Allow a non-loopback listen address without auth (auth.tokens_file) and TLS "
+                                "(tls.cert_file): anyone who reaches the port can then read and change everything. "
+                                "Logged loudly at start. Without it such a bind refuses to start.")
+    backup_dir: str = opt("", "Directory Snapshot writes backups into, each by name (never a caller's path); "
+                              "empty = DATA_DIR/backups.")
+    max_concurrent_streams: int = opt(100, "Calls open at once on one client connection (HTTP/2 streams); "
+                                           "more wait for a free one.")
+    max_metadata_bytes: int = opt(16 * 1024, "Largest request metadata (headers) accepted, in bytes.")
+    keepalive_time_s: float = opt(60.0, "Ping an idle client connection after this many seconds, to find dead peers.")
+    keepalive_timeout_s: float = opt(20.0, "Close a connection whose ping has not been answered in this many seconds.")
+    min_ping_interval_s: float = opt(10.0, "Clients may ping at most this often; a client pinging faster is "
+                                           "disconnected (GOAWAY) after two strikes.")
+
+
+@dataclass
+class AuthConfig:
+    tokens_file: str = opt("", "Bearer tokens file (hashed, managed with `ragd token create|list|revoke`); "
+                               "empty = no authentication (then ragd serves on loopback only, see server.insecure). "
+                               "Re-read when it changes.")
+    reflection: str = opt("token", "gRPC server reflection with auth on: token (any valid token), open "
+                                   "(anyone: the API is public anyway) or off. Health is always open.")
+    metrics_token: bool = opt(False, "Serve /metrics only to requests with a valid token of scope admin or "
+                                     "metrics (Authorization: Bearer ...). Needed for a non-loopback "
+                                     "server.metrics_listen unless server.insecure.")
+    rate_per_s: float = opt(0.0, "Calls per second each token may make, on average (token bucket; 0 = no limit). "
+                                 "Beyond it calls get RESOURCE_EXHAUSTED with retry-after-ms.")
+    rate_burst: int = opt(0, "Calls a token may make at once before rate_per_s applies (0 = 2 x rate_per_s, "
+                             "at least 1).")
+
+
+@dataclass
+class TlsConfig:
+    cert_file: str = opt("", "Server certificate chain (PEM); with key_file turns TLS on. Re-read without a "
+                             "restart when the files change or on SIGHUP, so certificates can rotate.")
+    key_file: str = opt("", "Server private key (PEM).")
+    client_ca_file: str = opt("", "CA bundle (PEM) that client certificates must chain to: mutual TLS, "
+                                  "clients without a valid certificate are refused. Empty = no client certificates.")
 
 
 @dataclass
@@ -133,7 +170,8 @@ class IndexConfig:
 
 @dataclass
 class StoreConfig:
-    map_size_gb: int = opt(256, "LMDB map size (virtual address space, not disk; the file grows as needed).")
+    map_size_gb: float = opt(256.0, "LMDB map size in GiB (virtual address space, not disk; the file grows as "
+                                    "needed). When full, writes get RESOURCE_EXHAUSTED until it is raised (restart).")
 
 
 @dataclass
@@ -218,6 +256,8 @@ class Config:
     data_dir: str = opt("./var/ragd", "Where documents, vectors, indexes and models live.")
     log_level: str = opt("info", "debug, info, warning or error.")
     server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
@@ -286,9 +326,11 @@ def iter_options(cfg: Config | None = None):
 
 
 # RAGD_* names that are not daemon options: the config file's path, and the
-# clients' daemon address (a shell may set it for a client and run the daemon
-# too). Every other unknown RAGD_* name is refused: a typo must not pass silently.
-NOT_OPTIONS = frozenset({"RAGD_CONFIG", "RAGD_ADDRESS"})
+# clients' settings (address, token, TLS files: a shell may set them for a
+# client and run the daemon too). Every other unknown RAGD_* name is refused:
+# a typo must not pass silently.
+NOT_OPTIONS = frozenset({"RAGD_CONFIG", "RAGD_ADDRESS", "RAGD_TOKEN", "RAGD_CA_FILE",
+                         "RAGD_CLIENT_CERT_FILE", "RAGD_CLIENT_KEY_FILE"})
 
 
 def env_name(section: str | None, key: str) -> str:
@@ -369,6 +411,18 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"batching.max_pad_fraction: {b.max_pad_fraction} is not -1 (auto) or between 0 and 1")
     if b.inference_workers < 1 or cfg.model.threads < 0:
         raise ConfigError("batching.inference_workers must be at least 1 and model.threads >= 0 (0 = auto)")
+    if cfg.auth.reflection not in ("token", "open", "off"):
+        raise ConfigError(f"auth.reflection: {cfg.auth.reflection!r} is not token, open or off")
+    if cfg.auth.rate_per_s < 0 or cfg.auth.rate_burst < 0:
+        raise ConfigError("auth.rate_per_s and auth.rate_burst must be >= 0 (0 = no limit / automatic)")
+    t = cfg.tls
+    if bool(t.cert_file) != bool(t.key_file):
+        raise ConfigError("tls.cert_file and tls.key_file: set both (TLS) or neither")
+    if t.client_ca_file and not t.cert_file:
+        raise ConfigError("tls.client_ca_file: mutual TLS needs tls.cert_file and tls.key_file too")
+    if cfg.server.max_concurrent_streams < 1 or cfg.server.max_metadata_bytes < 1024:
+        raise ConfigError("server.max_concurrent_streams must be at least 1 and server.max_metadata_bytes "
+                          "at least 1024")
     if cfg.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: {cfg.log_level!r} is not debug, info, warning or error")
     validate_answer(cfg.answer)

@@ -23,7 +23,9 @@ also when it fails, every daemon the factory started is stopped when the test
 Arguments: `name` (the data dir's name, default "data"; the same name again
 reuses the data dir), `env` (RAGD_* options), `config` (a {section: {key:
 value}} dict written as the daemon's TOML file), `metrics=True` (serve
-/metrics on a free port: `d.metrics_port`), `start=False` (a Daemon to start
+/metrics on a free port: `d.metrics_port`), `client_tls` (grpc channel
+credentials the fixture uses to reach a daemon serving TLS: its health checks
+go through them), `start=False` (a Daemon to start
 yourself, e.g. `d.start(wait=False); d.wait_listening()` to watch it load).
 The daemon's environment carries no RAGD_* variable from the caller's shell,
 so a developer's settings never leak into a test. Its output is in
@@ -123,8 +125,10 @@ class Daemon:
     `module_daemon` fixtures, which also stop it; see the module docstring."""
 
     def __init__(self, data_dir: Path, models_dir: Path, env: dict[str, str] | None = None,
-                 config: dict | None = None, metrics: bool = False):
+                 config: dict | None = None, metrics: bool = False,
+                 client_tls: grpc.ChannelCredentials | None = None):
         self.data_dir = data_dir
+        self.client_tls = client_tls
         self.data_dir.mkdir(parents=True, exist_ok=True)
         link = data_dir / "models"
         if not link.exists():
@@ -172,7 +176,7 @@ class Daemon:
             self._check_alive(deadline, timeout)
             time.sleep(0.05)
         self.port = int(port_file.read_text())
-        with grpc.insecure_channel(self.address) as channel:
+        with self.channel() as channel:
             check = health_pb2_grpc.HealthStub(channel).Check
             while True:
                 try:
@@ -184,6 +188,12 @@ class Daemon:
                 self._check_alive(deadline, timeout)
                 time.sleep(0.05)
         self._read_metrics_port()
+
+    def channel(self) -> grpc.Channel:
+        """A channel to the daemon (through `client_tls` when given)."""
+        if self.client_tls is not None:
+            return grpc.secure_channel(self.address, self.client_tls)
+        return grpc.insecure_channel(self.address)
 
     def wait_listening(self, timeout: float = START_TIMEOUT_S) -> int:
         """After `start(wait=False)`: until the daemon listens (health NOT_SERVING while
@@ -249,8 +259,9 @@ def _factory(root: Callable[[str], Path], models_dir: Path) -> Iterator[DaemonFa
     started: list[Daemon] = []
 
     def make(name: str = "data", *, env: dict[str, str] | None = None, config: dict | None = None,
-             metrics: bool = False, start: bool = True) -> Daemon:
-        d = Daemon(root(name), models_dir, env, config, metrics)
+             metrics: bool = False, start: bool = True,
+             client_tls: grpc.ChannelCredentials | None = None) -> Daemon:
+        d = Daemon(root(name), models_dir, env, config, metrics, client_tls)
         started.append(d)
         return d.start() if start else d
 

@@ -252,16 +252,16 @@ def test_snapshot_rpc_backup_restores_into_a_new_data_dir(tmp_path, daemon):
     served = daemon()
     docs = [{**t, "id": f"d:{i}", "project_id": 1, "type": "issue", "version": 1}
             for i, t in enumerate(cisi.documents()[:20])]
-    backup = tmp_path / "backup"
+    backup = served.data_dir / "backups" / "backup"  # Snapshot takes a name, under server.backup_dir
     with RagClient(served.address, timeout=120) as c:
         c.upsert(docs[:15])
         c.delete(["d:2"])
         before = c.stats().collections[0]
-        out = subprocess.run([sys.executable, "-m", "ragd.cli", "snapshot", str(backup), "--address", served.address],
+        out = subprocess.run([sys.executable, "-m", "ragd.cli", "snapshot", "backup", "--address", served.address],
                              capture_output=True, text=True, cwd=REPO, timeout=120)
         assert out.returncode == 0, out.stderr
         assert json_field(out.stdout, "sequence") == before.sequence
-        again = subprocess.run([sys.executable, "-m", "ragd.cli", "snapshot", str(backup), "--address",
+        again = subprocess.run([sys.executable, "-m", "ragd.cli", "snapshot", "backup", "--address",
                                 served.address], capture_output=True, text=True, cwd=REPO, timeout=120)
         assert again.returncode == 1 and "INVALID_ARGUMENT" in again.stderr
         c.upsert(docs[15:])  # after the backup: not in it

@@ -64,8 +64,8 @@ def test_deadline_gives_unavailable_and_snapshot_and_async_streams_work(daemon, 
         c.upsert([{"id": "a", "text": "disk quota exceeded on the build server"}])
         with pytest.raises(Unavailable):  # DEADLINE_EXCEEDED maps to Unavailable: fall back
             c.embed(["x " * 200] * 500, timeout=0.001)
-        path, seq, size = c.snapshot(str(tmp_path / "backup"))
-        assert (tmp_path / "backup").is_dir() and seq >= 1 and size > 0 and path.endswith("backup")
+        path, seq, size = c.snapshot("backup")  # a name: written under DATA_DIR/backups
+        assert (d.data_dir / "backups" / "backup").is_dir() and seq >= 1 and size > 0 and path.endswith("backup")
 
     async def run():
         async with AsyncRagClient(d.address, timeout=30) as ac:

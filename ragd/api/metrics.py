@@ -43,13 +43,18 @@ class Metrics:
     def interceptor(self) -> grpc.aio.ServerInterceptor:
         return _RpcInterceptor(self)
 
-    def serve(self, listen: str) -> int | None:
+    def serve(self, listen: str, tokens=None) -> int | None:
         """Start the /metrics endpoint on HOST:PORT; the bound port, or None when it
-        could not listen (warned: the daemon serves on without metrics)."""
+        could not listen (warned: the daemon serves on without metrics). With
+        `tokens` (a TokenSet), only requests bearing a token of scope admin or
+        metrics are answered (401 otherwise)."""
         host, _, port = listen.rpartition(":")
         try:
-            self._http, _thread = start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0",
-                                                    registry=self.registry)
+            if tokens is None:
+                self._http, _thread = start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0",
+                                                        registry=self.registry)
+            else:
+                self._http = _serve_with_token(host.strip("[]") or "0.0.0.0", int(port), self.registry, tokens)
         except (OSError, ValueError) as exc:
             log.warning("metrics: cannot listen on %s (%s); serving without /metrics (set server.metrics_listen)",
                         listen, exc)
@@ -68,6 +73,39 @@ class Metrics:
         service, _, name = method.lstrip("/").rpartition("/")
         self.requests.labels(service, name, code.name if code is not None else "OK").inc()
         self.duration.labels(service, name).observe(seconds)
+
+
+def _serve_with_token(host: str, port: int, registry, tokens):
+    """prometheus_client's WSGI app behind a bearer-token check, on a threaded WSGI server
+    (what start_http_server runs, plus the check)."""
+    import threading
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from prometheus_client import make_wsgi_app
+
+    from ragd.api.auth import bearer
+    app = make_wsgi_app(registry)
+
+    def guarded(environ, start_response):
+        token = bearer([("authorization", environ.get("HTTP_AUTHORIZATION", ""))])
+        entry = tokens.verify(token) if token else None
+        if entry is None or not entry.scopes & {"admin", "metrics"}:
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Bearer realm="ragd metrics"'),
+                                                ("Content-Type", "text/plain")])
+            return [b"a token of scope metrics or admin is needed\n"]
+        return app(environ, start_response)
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = make_server(host, port, guarded, Server, handler_class=Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True, name="ragd-metrics").start()
+    return httpd
 
 
 def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode | None:

@@ -52,8 +52,9 @@ from ragd.engine.ingest import Ingestor
 from ragd.engine.jobs import JobRunner
 from ragd.engine.reindex import Reindexer
 from ragd.engine.search import Searcher, SearchSettings
-from ragd.errors import InvalidArgument, Unavailable
+from ragd.errors import Unavailable
 from ragd.index.lifecycle import index_context_from
+from ragd.security.paths import backup_target
 from ragd.store.jobs import JobStore
 from ragd.store.lmdb_store import Store
 
@@ -226,7 +227,7 @@ class Engine:
         chunker = build_chunker(self.cfg, model_dir, embedder.max_tokens)
         # Warm the session: the first run allocates ONNX Runtime's buffers.
         embedder.embed(["warm up"])
-        store = Store(layout.store, self.cfg.store.map_size_gb << 30)
+        store = Store(layout.store, int(self.cfg.store.map_size_gb * (1 << 30)))
         collections = Collections(store, index_context_from(self.cfg, self._write_lock), layout)
         try:
             for name, meta in store.collections().items():
@@ -366,9 +367,11 @@ class Engine:
         return await self.check_ready().jobs.submit(name, docs)
 
     def get_job(self, job_id: str) -> Job:
+        validate.job_id(job_id)
         return self.check_ready().jobs.get(job_id)
 
     def watch_job(self, job_id: str):
+        validate.job_id(job_id)
         return self.check_ready().jobs.watch(job_id)
 
     async def delete(self, collection: str, refs: list[DocumentRef]) -> WriteResult:
@@ -426,14 +429,12 @@ class Engine:
         return out, Timings(tokenize_ms=out.tokenize_ms, queue_ms=out.queue_ms, embed_ms=out.inference_ms,
                             total_ms=_ms(t0))
 
-    async def snapshot(self, path: str) -> tuple[str, int, int]:
-        """A consistent backup of the data dir into the new directory `path`: (path, sequence, bytes)."""
-        if not path:
-            raise InvalidArgument("path", "name a directory (on the daemon's host) to write the backup into")
-        dest = Path(path)
-        if dest.exists():
-            raise InvalidArgument("path", f"{path!r} exists; name a new directory")
+    async def snapshot(self, name: str) -> tuple[str, int, int]:
+        """A consistent backup of the data dir into server.backup_dir/`name` (a new
+        directory; never a caller-chosen path): (path, sequence, bytes)."""
+        backup_dir = Path(self.cfg.server.backup_dir) if self.cfg.server.backup_dir else self.cfg.data_path / "backups"
         ld = self.check_ready().loaded
+        dest = backup_target(backup_dir, name)
         seq, size = await self._run(backup, ld.store, ld.collections, dest)
         return str(dest.resolve()), seq, size
 

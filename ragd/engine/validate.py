@@ -31,6 +31,19 @@ def collection_name(name: str) -> str:
     return name
 
 
+_MAX_JOB_ID_BYTES = 128  # job ids are 32 hex digits; LMDB refuses keys over 511 bytes
+
+
+def job_id(value: str) -> str:
+    """A job id as GetJob/WatchJob take it: never handed to LMDB empty or over-long."""
+    if not value:
+        raise InvalidArgument("job_id", "missing (Upsert with wait=false returns one)")
+    n = _utf8_len(value)
+    if n > _MAX_JOB_ID_BYTES:
+        raise InvalidArgument("job_id", f"{n} bytes, longer than any job id ({_MAX_JOB_ID_BYTES})")
+    return value
+
+
 def _utf8_len(s: str) -> int:
     return len(s.encode("utf-8", "surrogatepass"))
 

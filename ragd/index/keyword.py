@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,7 @@ class KeywordIndex:
         self.analyzer = analyzer()
         self._lock = threading.Lock()
         self._dirty = False
+        self._failed_at: float | None = None  # when a commit failed; refresh() rebuilds (full disk)
         self.sequence = 0           # op-log sequence of what it holds (staged writes included)
         self._unreadable: Exception | None = None
         self._index = self._open_index()
@@ -251,11 +253,37 @@ class KeywordIndex:
             _write_seq(self.path, self.sequence, self.format_tag)
 
     def refresh(self) -> None:
-        """Make staged writes visible (one tantivy commit for however many writes came since)."""
+        """Make staged writes visible (one tantivy commit for however many writes came since).
+
+        A commit that fails (a full disk) never fails the search that asked for it:
+        searches read the last committed state, and the index is rebuilt from LMDB
+        (what it would be after a restart) at most every RETRY_S until that succeeds."""
+        if self._failed_at is not None:
+            if time.monotonic() - self._failed_at >= self.RETRY_S:
+                self._recover()
+            return
         if self._dirty:
             with self._lock:
                 if self._dirty and self._writer is not None:
-                    self._commit()
+                    try:
+                        self._commit()
+                    except (OSError, ValueError) as exc:
+                        self._failed_at = time.monotonic()
+                        log.warning("keyword index of collection %d: commit failed (%s); keyword searches read "
+                                    "the last committed state until it is rebuilt", self.coll_id, exc)
+
+    RETRY_S = 2.0
+
+    def _recover(self) -> None:
+        try:
+            with self._lock:
+                self._open_writer().rollback()  # whatever the failed commit left staged
+            self.rebuild()
+        except (OSError, ValueError, RuntimeError) as exc:
+            self._failed_at = time.monotonic()
+            log.debug("keyword index of collection %d: rebuild failed again (%s)", self.coll_id, exc)
+            return
+        self._failed_at = None
 
     def close(self, commit: bool = True) -> None:
         """Commit staged writes (commit=False drops them, as a crash would: replayed on

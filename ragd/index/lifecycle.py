@@ -155,7 +155,11 @@ class IndexKeeper:
             self._thread.join()
             self._thread = None
         if snapshot and self.paths is not None and self._snapshot_stale():
-            self.snapshot()
+            try:
+                self.snapshot()
+            except OSError as exc:  # a full disk: derived data, the next start replays the op log
+                log.warning("collection %s: final index snapshot not written (%s); the next start replays "
+                            "the op log instead", self.name, exc)
 
     def _snapshot_stale(self) -> bool:
         """This collection changed since its snapshot (or its columns file is older)."""

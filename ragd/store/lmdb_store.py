@@ -16,6 +16,7 @@ keep cursors in id order. This module knows nothing of FAISS or protobuf.
 """
 from __future__ import annotations
 
+import shutil
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
+from ragd.errors import ResourceExhausted
 from ragd.store.records import (
     ChunkRecord,
     CollectionMeta,
@@ -46,17 +48,43 @@ _U64 = struct.Struct(">Q")
 _DBS = ("meta", "collections", "docs", "chunks", "vectors", "oplog", "jobs", "job_docs")
 
 
+class StoreError(RuntimeError):
+    """The store cannot be opened; start-up stops with this message."""
+
+
+def _disk_full(exc: lmdb.Error, path: Path) -> bool:
+    """LMDB reports a write that found no room as ENOSPC, or as EIO when the write
+    came back short: EIO counts as a full disk when the filesystem is nearly full."""
+    text = str(exc)
+    if "No space left" in text or "Disk quota exceeded" in text or "File too large" in text:
+        return True
+    if "Input/output error" in text:
+        try:
+            return shutil.disk_usage(path).free < 16 * 1024 * 1024
+        except OSError:
+            return False
+    return False
+
+
 class Store:
     """The store's reads hand out typed records (ragd.store.records); writes go
     through one WriteTxn per durable transaction."""
 
     def __init__(self, path: Path, map_size_bytes: int):
         path.mkdir(parents=True, exist_ok=True)
+        self.path, self.map_size_bytes = path, map_size_bytes
         # sync/metasync on: commit returns only after fsync (durable acks).
         # readahead off: random access to vectors and chunks, the OS should not prefetch.
-        self.env = lmdb.open(str(path), map_size=map_size_bytes, max_dbs=len(_DBS),
-                             sync=True, metasync=True, readahead=False, max_readers=512)
-        self._db = {name: self.env.open_db(name.encode()) for name in _DBS}
+        try:
+            self.env = lmdb.open(str(path), map_size=map_size_bytes, max_dbs=len(_DBS),
+                                 sync=True, metasync=True, readahead=False, max_readers=512)
+            self._db = {name: self.env.open_db(name.encode()) for name in _DBS}
+        except lmdb.Error as exc:
+            # Refuse to start rather than serve an empty index over a store that
+            # exists but cannot be read (a supervisor's restart loop would get the same).
+            raise StoreError(f"cannot open the LMDB store in {path}: {exc}. It is unreadable or corrupt: "
+                             "restore a backup (`ragd restore`), or move the directory aside to start "
+                             "empty") from None
 
     def db(self, name: str):
         """A named database handle, for the store's own modules that keep tables (jobs)."""
@@ -175,13 +203,31 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[WriteTxn]:
-        """One durable transaction; commits (fsync) on normal exit, aborts on exception."""
+        """One durable transaction; commits (fsync) on normal exit, aborts on exception.
+
+        A full map or a full disk aborts the transaction (nothing of it is written)
+        and raises ResourceExhausted naming the cause: the caller's write was not
+        acknowledged, reads go on, and writes resume once there is room (a freed
+        disk needs no restart; a bigger map, store.map_size_gb, does)."""
         txn = self.env.begin(write=True)
         w = WriteTxn(self, txn)
         try:
             yield w
             w._finish()
             txn.commit()
+        except lmdb.MapFullError:
+            txn.abort()
+            raise ResourceExhausted(
+                f"storage full: the LMDB map of {self.path} is full (store.map_size_gb = "
+                f"{self.map_size_bytes / (1 << 30):g}); nothing of this write was stored. Raise "
+                "store.map_size_gb and restart, or delete documents", retry_after_s=30.0) from None
+        except lmdb.Error as exc:
+            txn.abort()
+            if _disk_full(exc, self.path):
+                raise ResourceExhausted(
+                    f"disk full: no space left on the filesystem of {self.path} ({exc}); nothing of this "
+                    "write was stored. Writes resume by themselves once space is freed", retry_after_s=5.0) from None
+            raise
         except BaseException:
             txn.abort()
             raise

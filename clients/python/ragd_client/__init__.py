@@ -12,11 +12,14 @@ from .errors import (
                      FailedPrecondition,
                      InvalidArgument,
                      NotFound,
+                     PermissionDenied,
                      RagError,
                      ResourceExhausted,
+                     Unauthenticated,
                      Unavailable,
                      Unimplemented,
 )
+from .security import Credentials
 from .types import (
                      Ack,
                      Answer,
@@ -43,7 +46,8 @@ from .types import (
 )
 
 __all__ = ["RagClient", "AsyncRagClient", "RagError", "InvalidArgument", "NotFound", "Unavailable",
-           "ResourceExhausted", "Unimplemented", "FailedPrecondition", "Ack", "CollectionStats", "Document",
+           "ResourceExhausted", "Unimplemented", "FailedPrecondition", "Unauthenticated", "PermissionDenied",
+           "Credentials", "Ack", "CollectionStats", "Document",
            "EmbedResult", "Filter", "Grant", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult",
            "Stats", "Timings", "WriteResult", "Answer", "AnswerContext", "AnswerDelta", "AnswerDone", "AnswerTimings",
-           "Citation", "TokenUsage"]
+           "Citation", "TokenUsage", "Reindex"]

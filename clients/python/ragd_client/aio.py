@@ -10,6 +10,7 @@ from . import types as t
 from .client import _UNSET
 from .errors import from_rpc_error
 from .policy import STREAM_TIMEOUT_S, TIMEOUT_S, channel_options, default_address
+from .security import Credentials, aio_channel
 from .v1 import ragd_pb2 as pb
 from .v1 import ragd_pb2_grpc
 
@@ -18,14 +19,18 @@ class AsyncRagClient:
     """The RagClient's constructor arguments and defaults (ragd_client/policy.py)."""
 
     def __init__(self, address: str | None = None, *, timeout: float = TIMEOUT_S,
-                 stream_timeout: float | None = STREAM_TIMEOUT_S, collection: str = "default"):
+                 stream_timeout: float | None = STREAM_TIMEOUT_S, collection: str = "default",
+                 token: str | None = None, tls: bool | None = None, ca_file: str | None = None,
+                 cert_file: str | None = None, key_file: str | None = None):
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.address = address or default_address()
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self.collection = collection
-        self._channel = grpc.aio.insecure_channel(self.address, options=channel_options())
+        self.credentials = Credentials.resolve(token, tls=tls, ca_file=ca_file, cert_file=cert_file,
+                                               key_file=key_file)
+        self._channel = aio_channel(self.address, self.credentials, channel_options())
         self._stub = ragd_pb2_grpc.RagServiceStub(self._channel)
 
     async def close(self) -> None:

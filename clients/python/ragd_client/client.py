@@ -13,6 +13,7 @@ from . import _health
 from . import types as t
 from .errors import from_rpc_error
 from .policy import STREAM_TIMEOUT_S, TIMEOUT_S, channel_options, default_address
+from .security import Credentials, sync_channel
 from .v1 import ragd_pb2 as pb
 from .v1 import ragd_pb2_grpc
 
@@ -22,21 +23,29 @@ _UNSET = object()
 class RagClient:
     """address: "host:port" of `ragd serve` (default: $RAGD_ADDRESS or 127.0.0.1:50051).
     timeout: seconds allowed to each unary call; stream_timeout: to a whole stream
-    (None: no deadline). Both can be overridden per call with `timeout=`."""
+    (None: no deadline). Both can be overridden per call with `timeout=`.
+    token: bearer token (default $RAGD_TOKEN); ca_file: CA bundle verifying the daemon's
+    certificate, turns TLS on (default $RAGD_CA_FILE); tls=True with no ca_file: the
+    system's roots; cert_file/key_file: a client certificate for mutual TLS (default
+    $RAGD_CLIENT_CERT_FILE/$RAGD_CLIENT_KEY_FILE). See ragd_client/security.py."""
 
     def __init__(self, address: str | None = None, *, timeout: float = TIMEOUT_S,
-                 stream_timeout: float | None = STREAM_TIMEOUT_S, collection: str = "default"):
+                 stream_timeout: float | None = STREAM_TIMEOUT_S, collection: str = "default",
+                 token: str | None = None, tls: bool | None = None, ca_file: str | None = None,
+                 cert_file: str | None = None, key_file: str | None = None):
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.address = address or default_address()
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self.collection = collection
-        self._channel = grpc.insecure_channel(self.address, options=channel_options())
+        self.credentials = Credentials.resolve(token, tls=tls, ca_file=ca_file, cert_file=cert_file,
+                                               key_file=key_file)
+        self._channel, self._raw_channel = sync_channel(self.address, self.credentials, channel_options())
         self._stub = ragd_pb2_grpc.RagServiceStub(self._channel)
 
     def close(self) -> None:
-        self._channel.close()
+        self._raw_channel.close()
 
     def __enter__(self) -> RagClient:
         return self
@@ -160,6 +169,12 @@ class RagClient:
         for event in self.answer(question, top_k, **kwargs):
             collector.add(event)
         return collector.answer()
+
+    def reindex(self, collection: str, model: str, *, timeout: float | None = None) -> t.Reindex:
+        """Start re-embedding `collection` with `model` in the daemon, or (called again) its progress."""
+        m = self._call(self._stub.Reindex, pb.ReindexRequest(collection=collection, model=model), timeout)
+        return t.Reindex(m.collection, m.from_model, m.to_model, m.state, m.documents_done, m.documents_total,
+                         m.chunks, m.error)
 
     def snapshot(self, path: str, *, timeout: float | None = None) -> tuple[str, int, int]:
         """Consistent backup of the daemon's data dir into the new directory `path` (on the daemon's

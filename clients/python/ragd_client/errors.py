@@ -33,6 +33,14 @@ class Unimplemented(RagError):
     pass
 
 
+class Unauthenticated(RagError):
+    """No token, or one the daemon does not know (revoked, mistyped)."""
+
+
+class PermissionDenied(RagError):
+    """The token is valid but lacks the scope the call needs."""
+
+
 class FailedPrecondition(RagError):
     """The daemon is not set up for the call (e.g. answer() without a model server configured)."""
 
@@ -44,6 +52,8 @@ _BY_CODE = {
     grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
 }
 

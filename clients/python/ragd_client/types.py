@@ -256,3 +256,16 @@ class Answer(AnswerDone):
 
     def cited_passages(self) -> list[Hit]:
         return [self.passages[c.passage - 1] for c in self.citations]
+
+
+@dataclass
+class Reindex:
+    """Progress of a collection's re-embedding with another model (Reindex RPC)."""
+    collection: str
+    from_model: str
+    to_model: str
+    state: str  # "running", "done" or "failed" (see error; the collection is then unchanged)
+    documents_done: int = 0
+    documents_total: int = 0
+    chunks: int = 0
+    error: str = ""

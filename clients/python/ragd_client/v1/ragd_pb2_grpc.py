@@ -189,7 +189,7 @@ class RagServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Snapshot(self, request, context):
-        """Consistent backup of the data directory.
+        """Consistent backup of the data directory into server.backup_dir/NAME.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

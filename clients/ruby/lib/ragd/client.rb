@@ -44,18 +44,28 @@ module Ragd
     # address:        "host:port" of `ragd serve` (default: $RAGD_ADDRESS or 127.0.0.1:50051).
     # timeout:        seconds allowed to each unary call (search, upsert, ...).
     # stream_timeout: seconds allowed to a whole #index_stream or #answer.
-    # credentials:    a Proc returning GRPC::Core::ChannelCredentials for TLS; a
-    #                 Proc because building credentials initialises grpc too, so it
-    #                 must also wait until the first call in each process.
-    def initialize(address = ENV.fetch("RAGD_ADDRESS", DEFAULT_ADDRESS), timeout: TIMEOUT_S,
-                   stream_timeout: STREAM_TIMEOUT_S, collection: "default", credentials: nil, channel_args: {})
+    # token:          bearer token sent on every call (default: $RAGD_TOKEN; `ragd token create`).
+    # ca_file:        CA bundle (PEM) verifying the daemon's certificate; turns TLS on
+    #                 (default: $RAGD_CA_FILE).
+    # client_cert_file, client_key_file: a client certificate for a daemon that asks
+    #                 for one (mutual TLS; default: $RAGD_CLIENT_CERT_FILE, $RAGD_CLIENT_KEY_FILE).
+    # credentials:    a Proc returning GRPC::Core::ChannelCredentials (instead of
+    #                 ca_file); a Proc because building credentials initialises grpc
+    #                 too, so it must also wait until the first call in each process.
+    # Keywords, each with its documented default: more of them read better than an options Hash.
+    def initialize(address = ENV.fetch("RAGD_ADDRESS", DEFAULT_ADDRESS), timeout: TIMEOUT_S, # rubocop:disable Metrics/ParameterLists
+                   stream_timeout: STREAM_TIMEOUT_S, collection: "default", credentials: nil, channel_args: {},
+                   token: ENV.fetch("RAGD_TOKEN", nil), ca_file: ENV.fetch("RAGD_CA_FILE", nil),
+                   client_cert_file: ENV.fetch("RAGD_CLIENT_CERT_FILE", nil),
+                   client_key_file: ENV.fetch("RAGD_CLIENT_KEY_FILE", nil))
       raise ArgumentError, "timeout must be positive" unless timeout.to_f.positive?
 
       @address = address
       @timeout = timeout.to_f
       @stream_timeout = stream_timeout.to_f
       @collection = collection
-      @credentials = credentials
+      @credentials = credentials || Client.tls_credentials(ca_file, client_cert_file, client_key_file)
+      @metadata = token.to_s.empty? ? {} : { "authorization" => "Bearer #{token}" }
       @channel_args = {
         "grpc.service_config" => SERVICE_CONFIG, "grpc.enable_retries" => 1,
         "grpc.max_receive_message_length" => MAX_MESSAGE_BYTES,
@@ -120,7 +130,9 @@ module Ragd
     # Ragd::Unavailable when it is down or the deadline (timeout, default stream_timeout) passes.
     def answer(question, filter: nil, collection: nil, timeout: nil, **options)
       req = Convert.answer_request(collection || @collection, question, filter, options)
-      op = guard { stub.answer(req, deadline: deadline(timeout || @stream_timeout), return_op: true) }
+      op = guard do
+        stub.answer(req, deadline: deadline(timeout || @stream_timeout), return_op: true, metadata: @metadata)
+      end
       context = done = nil
       finished = false
       begin
@@ -183,7 +195,10 @@ module Ragd
       outbox = SizedQueue.new(2) # at most two batches wait for grpc: memory stays bounded
       inbox = Queue.new          # acks, then :eof or the call's error
       requests = Enumerator.new { |y| while (req = outbox.pop) do y << req end } # ends once outbox is closed
-      op = guard { stub.index_stream(requests, deadline: deadline(timeout || @stream_timeout), return_op: true) }
+      op = guard do
+        stub.index_stream(requests, deadline: deadline(timeout || @stream_timeout), return_op: true,
+                                    metadata: @metadata)
+      end
       reader = Thread.new do
         op.execute.each { |resp| inbox << Convert.write_result(resp) }
         inbox << :eof
@@ -246,6 +261,18 @@ module Ragd
         @live.each_key(&:close)
       end
 
+      # A Proc building TLS channel credentials from PEM files (read at the first
+      # call of each process), or nil when no file is given (plaintext).
+      def tls_credentials(ca_file, cert_file, key_file)
+        return nil if [ca_file, cert_file, key_file].all? { |f| f.to_s.empty? }
+        raise ArgumentError, "client_cert_file and client_key_file go together" if cert_file.to_s.empty? != key_file.to_s.empty?
+
+        lambda do
+          read = ->(path) { path.to_s.empty? ? nil : File.read(path) }
+          GRPC::Core::ChannelCredentials.new(read.call(ca_file), read.call(key_file), read.call(cert_file))
+        end
+      end
+
       def track(client)
         @live[client] = true
         @grpc_pid ||= Process.pid
@@ -262,7 +289,7 @@ module Ragd
       end
     end
 
-    def inspect = "#<#{self.class} #{@address} timeout=#{@timeout}>"
+    def inspect = "#<#{self.class} #{@address} timeout=#{@timeout}#{" tls" if @credentials}#{" token" if @metadata.any?}>"
 
     private
 
@@ -279,7 +306,7 @@ module Ragd
     end
 
     def unary(method, request, timeout)
-      guard { stub.public_send(method, request, deadline: deadline(timeout || @timeout)) }
+      guard { stub.public_send(method, request, deadline: deadline(timeout || @timeout), metadata: @metadata) }
     end
 
     def deadline(seconds) = Time.now + seconds.to_f

@@ -35,6 +35,12 @@ module Ragd
   # An RPC or mode ragd announces as coming (e.g. Upsert wait: false, KEYWORD search).
   class Unimplemented < Error; end
 
+  # No token, or one the daemon does not know (revoked, mistyped).
+  class Unauthenticated < Error; end
+
+  # The token is valid but lacks the scope the call needs (search, write, admin).
+  class PermissionDenied < Error; end
+
   # The daemon is not set up for the call (e.g. #answer without a model server
   # configured, or the model server refuses the daemon's key). Retrying will not help.
   class FailedPrecondition < Error; end
@@ -52,6 +58,8 @@ module Ragd
       GRPC::Core::StatusCodes::DEADLINE_EXCEEDED => Unavailable,
       GRPC::Core::StatusCodes::RESOURCE_EXHAUSTED => ResourceExhausted,
       GRPC::Core::StatusCodes::UNIMPLEMENTED => Unimplemented,
+      GRPC::Core::StatusCodes::UNAUTHENTICATED => Unauthenticated,
+      GRPC::Core::StatusCodes::PERMISSION_DENIED => PermissionDenied,
       GRPC::Core::StatusCodes::FAILED_PRECONDITION => FailedPrecondition
     }.freeze
 

@@ -46,7 +46,7 @@ module Ragd
         # order: what a client compares with its own records to find what is
         # missing, stale or no longer there (Redmine's `redmine_rag:status`).
         rpc :ListDocuments, ::Ragd::V1::ListDocumentsRequest, ::Ragd::V1::ListDocumentsResponse
-        # Consistent backup of the data directory.
+        # Consistent backup of the data directory into server.backup_dir/NAME.
         rpc :Snapshot, ::Ragd::V1::SnapshotRequest, ::Ragd::V1::SnapshotResponse
         # Re-embed a collection with another model in the background; searches keep being
         # answered from the old vectors until the new ones are complete, then switch at once.
