@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,190 +26,16 @@ import time
 from pathlib import Path
 
 import grpc
-import lmdb
 import pytest
 
 import cisi
-from conftest import REPO, Daemon, free_port
-from ragd.store.records import decode_collection, decode_doc
+from cluster_procs import COLL, WAIT_S, Redis, Replica, Worker, lmdb_docs, wait_for
+from conftest import REPO, Daemon
 from ragd.v1 import ragd_pb2 as pb
-from ragd.v1 import ragd_pb2_grpc
 
 DOCS = int(os.environ.get("TEST_CLUSTER_DOCS", "5000"))
 BATCH = 50
-COLL = "default"
-CLAIM_IDLE_S = 3.0
-WAIT_S = 900.0  # a generous bound on waiting for real signals on a loaded 2-core machine
-
-
-# ---------------------------------------------------------------- processes
-
-class Redis:
-    """A real redis-server with AOF (appendfsync always) on a free loopback port."""
-
-    def __init__(self, workdir: Path):
-        self.exe = shutil.which("redis-server")
-        assert self.exe, "redis-server is not installed (Debian package redis-server; scripts/setup.sh --test)"
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> Redis:
-        self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", str(self.workdir), "--protected-mode", "yes"],
-            stdout=open(self.workdir / "redis.log", "ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while not self._pong():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start:\n{(self.workdir / 'redis.log').read_text()}")
-            time.sleep(0.05)
-        return self
-
-    def _pong(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def client(self):
-        import redis
-        return redis.Redis.from_url(self.url)
-
-
-class Worker:
-    """A real `ragd worker` subprocess."""
-
-    def __init__(self, data_dir: Path, models_dir: Path, env: dict[str, str]):
-        self.data_dir = data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        if not (data_dir / "models").exists():
-            (data_dir / "models").symlink_to(models_dir, target_is_directory=True)
-        self.env = {**os.environ, "RAGD_MODEL_THREADS": "1", **env}
-        self.log_path = data_dir / "worker.log"
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> Worker:
-        self.starts += 1
-        mark = f"worker-start-{self.starts}"
-        with open(self.log_path, "a") as fh:
-            fh.write(mark + "\n")
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ragd.cli", "worker", "--data-dir", str(self.data_dir)],
-                                     stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
-        log.close()
-        wait_for(lambda: "embedding for the cluster" in self.log().split(mark, 1)[1] or self._dead(),
-                 "worker ready")
-        return self
-
-    def _dead(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
-        return False
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-def wait_for(cond, what: str, timeout: float = WAIT_S, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s")
-        time.sleep(every)
-
-
-class Replica:
-    """A `ragd serve` replica in cluster mode, with a gRPC stub."""
-
-    def __init__(self, daemon: Daemon, name: str):
-        self.daemon = daemon
-        self.name = name
-        self.channel: grpc.Channel | None = None
-        self.stub: ragd_pb2_grpc.RagServiceStub | None = None
-
-    def start(self) -> Replica:
-        self.daemon.start()
-        self.channel = grpc.insecure_channel(self.daemon.address)
-        self.stub = ragd_pb2_grpc.RagServiceStub(self.channel)
-        return self
-
-    def kill(self) -> None:
-        self.daemon.kill()
-        if self.channel is not None:
-            self.channel.close()
-
-    def stats(self) -> pb.CollectionStats:
-        return self.stub.Stats(pb.StatsRequest(collection=COLL), timeout=30).collections[0]
-
-    def reach(self, seq: int) -> None:
-        """Read your writes: a search that asks for at least `seq` (retried while UNAVAILABLE)."""
-        def ok() -> bool:
-            try:
-                self.stub.Search(pb.SearchRequest(collection=COLL, query="probe", top_k=1, min_sequence=seq,
-                                                  mode=pb.SEARCH_MODE_KEYWORD), timeout=60)
-                return True
-            except grpc.RpcError as exc:
-                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INVALID_ARGUMENT):
-                    return False  # behind, or the collection not created here yet
-                raise
-        wait_for(ok, f"replica {self.name} at position {seq}", every=0.2)
-
-    def search(self, query: str, top_k: int = 10) -> list[tuple[str, float]]:
-        resp = self.stub.Search(pb.SearchRequest(collection=COLL, query=query, top_k=top_k,
-                                                 mode=pb.SEARCH_MODE_HYBRID), timeout=60)
-        return [(h.document_id, round(h.score, 4)) for h in resp.hits]
-
-
-def lmdb_docs(data_dir: Path, collection: str = COLL) -> dict:
-    """Every document record of a collection, read from a running replica's LMDB (read-only)."""
-    env = lmdb.open(str(data_dir / "store"), readonly=True, max_dbs=8, lock=True)
-    try:
-        with env.begin() as txn:
-            colls = env.open_db(b"collections", txn=txn, create=False)
-            docs_db = env.open_db(b"docs", txn=txn, create=False)
-            raw = txn.get(collection.encode(), db=colls)
-            meta = decode_collection(collection, raw)
-            prefix = meta.id.to_bytes(4, "big")
-            out = {}
-            cur = txn.cursor(db=docs_db)
-            if cur.set_range(prefix):
-                for k, v in cur:
-                    k = bytes(k)
-                    if not k.startswith(prefix):
-                        break
-                    out[k[4:].decode()] = decode_doc(k[4:].decode(), v)
-            return out
-    finally:
-        env.close()
+CLAIM_IDLE_S = 10.0  # above one embedding call (64 documents) on a loaded machine
 
 
 # ---------------------------------------------------------------- the cluster
@@ -225,7 +48,7 @@ class Cluster:
         (root / "redis").mkdir(parents=True)
         self.redis.start()
         self.env = {"RAGD_CLUSTER_REDIS_URL": self.redis.url, "RAGD_CLUSTER_CLAIM_IDLE_S": str(CLAIM_IDLE_S),
-                    "RAGD_CLUSTER_TRIM_EVERY_S": "0", "RAGD_CLUSTER_READ_WAIT_S": "5",
+                    "RAGD_CLUSTER_TRIM_EVERY_S": "0", "RAGD_CLUSTER_READ_WAIT_S": "5", "RAGD_CLUSTER_WORKER_BATCH": "2",
                     "RAGD_SERVER_METRICS_LISTEN": "", "RAGD_INDEX_SNAPSHOT_EVERY_OPS": "50"}
         self.workers = [Worker(root / f"worker{i}", models_dir, self.env) for i in range(2)]
         self.replicas = [self.replica(f"r{i}") for i in range(2)]
@@ -426,6 +249,7 @@ def test_versioned_writes_twice_and_out_of_order_converge(cluster):
     r = cluster.redis.client()
 
     def send(doc_id: str, version: int, front: Replica, text: str | None = None) -> int:
+        cluster.sent.add(doc_id)
         resp = front.stub.Upsert(pb.UpsertRequest(collection=COLL, wait=True, documents=[pb.Document(
             id=doc_id, version=version, title=f"{doc_id} v{version}",
             text=text or f"Convergence probe {doc_id} at version {version}: ordering across workers.")]),
@@ -438,6 +262,7 @@ def test_versioned_writes_twice_and_out_of_order_converge(cluster):
     send("conv:1", 2, a)
     send("conv:1", 3, b)
     # A versioned delete overtaking the upsert it deletes (older version after it).
+    cluster.sent.add("conv:2")
     a.stub.Delete(pb.DeleteRequest(collection=COLL, refs=[pb.DocumentRef(id="conv:2", version=5)]), timeout=30)
     seq = send("conv:2", 4, b)
     for rep in cluster.replicas:

@@ -31,6 +31,26 @@ from ragd.engine.ingest import chunk_documents, embed_prepared
 
 log = logging.getLogger("ragd.worker")
 
+# Documents embedded per call: small writes (one issue each, as Redmine's hooks send them) are
+# grouped; a big one is a call of its own. Each call's entries are handed on and acknowledged
+# before the next, so a loaded machine never holds entries longer than one call.
+EMBED_DOCS = 64
+
+
+def _parts(entries: list[WriteEntry], max_docs: int) -> list[list[WriteEntry]]:
+    """Consecutive entries in groups of at most max_docs documents (an entry is never split)."""
+    parts: list[list[WriteEntry]] = []
+    docs = 0
+    for e in entries:
+        n = max(1, len(e.docs))
+        if parts and docs + n <= max_docs:
+            parts[-1].append(e)
+            docs += n
+        else:
+            parts.append([e])
+            docs = n
+    return parts
+
 
 @dataclass
 class WorkerStats:
@@ -126,10 +146,17 @@ class Worker:
             self.stop.wait(0.5)
         n = 0
         for c, entries in batches.items():
-            if self.stop.is_set():
-                break  # unacknowledged: claimed by another worker (or this one, restarted)
-            self.hand_on(c, self.process(c, entries))
-            n += len(entries)
+            parts = _parts(entries, EMBED_DOCS)
+            for i, part in enumerate(parts):
+                if self.stop.is_set():
+                    return n  # unacknowledged: claimed by another worker (or this one, restarted)
+                if i:
+                    # Still ours: reset the idle time of the entries not done yet, so no other
+                    # worker claims them while this one works through the batch.
+                    rest = [e.stream_id for p in parts[i:] for e in p]
+                    r.xclaim(self.keys.wlog(c), GROUP, self.name, 0, rest, justid=True)
+                self.hand_on(c, self.process(c, part))
+                n += len(part)
         return n
 
     def run(self) -> int:
