@@ -251,6 +251,24 @@ def cmd_model(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- health
+
+def cmd_health(args) -> int:
+    """grpc.health.v1 check of a daemon (container health checks): 0 when SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    with grpc.insecure_channel(args.address) as channel:
+        try:
+            resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
+                                                             timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"ragd health: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+    print(status)
+    return 0 if resp.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 # ---------------------------------------------------------------- snapshot / restore
 
 def cmd_snapshot(args) -> int:
@@ -381,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
     s.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
     s.set_defaults(fn=cmd_snapshot)
+
+    s = sub.add_parser("health", help="exit 0 when the daemon's grpc.health.v1 status is SERVING (health checks)")
+    s.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+    s.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    s.set_defaults(fn=cmd_health)
 
     s = sub.add_parser("restore", help="restore a backup made by `ragd snapshot` into the data dir "
                                        "(daemon stopped)")
