@@ -16,7 +16,7 @@ already uses, so scaling shows as per-worker efficiency (docs/s of 2 workers / (
 docs/s of 1)), and two replicas on one box share its CPU. The paper estimate for N
 machines is printed and written with its assumptions.
 
-    python benchmarks/cluster.py [--docs 600] [--rounds 2] [--qps-seconds 15]
+    python benchmarks/cluster.py [--docs 300] [--rounds 2] [--qps-seconds 10]
 """
 from __future__ import annotations
 
@@ -82,7 +82,10 @@ class Cluster:
                "RAGD_CLUSTER_READ_WAIT_S": "30"}
         self.env = env
         self.root = root
-        self.workers = [Worker(root / f"w{i}", MODEL_CACHE, env) for i in range(workers)]
+        # The machine's cores shared among the workers (one worker: 2 intra-op threads, two: 1 each).
+        threads = str(max(1, 2 // workers))
+        self.workers = [Worker(root / f"w{i}", MODEL_CACHE, {**env, "RAGD_MODEL_THREADS": threads})
+                        for i in range(workers)]
         self.replicas = [Replica(Daemon(root / f"r{i}", MODEL_CACHE, {**env, "RAGD_CLUSTER_REPLICA_NAME": f"r{i}"}),
                                  f"r{i}") for i in range(replicas)]
 
@@ -184,9 +187,9 @@ def search_qps(reps: list[Replica], seconds: float, threads: int = 8) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--docs", type=int, default=600)
+    ap.add_argument("--docs", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--qps-seconds", type=float, default=15.0)
+    ap.add_argument("--qps-seconds", type=float, default=10.0)
     args = ap.parse_args()
     docs = corpus(args.docs)
     with open("/proc/loadavg") as fh:

@@ -77,6 +77,9 @@ def cmd_cluster(args) -> int:
             else:
                 print(status.render(states, snaps))
         elif args.cluster_cmd == "forget":
+            if not args.name:
+                print("ragd cluster forget: name the replica (or --snapshot PATH)", file=sys.stderr)
+                return 2
             gone = [forget_snapshot(r, keys, args.name)] if args.snapshot else \
                 [bool(r.hdel(keys.replicas(col), args.name)) for col in streams.collections(r, keys)]
             if not any(gone):

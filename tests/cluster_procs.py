@@ -164,6 +164,15 @@ class Replica:
                 raise
         wait_for(ok, f"replica {self.name} at position {seq}", every=0.2)
 
+    def metrics(self) -> dict[str, float]:
+        """The replica's /metrics (its port from its log: server.metrics_listen on port 0), by sample."""
+        import re
+        import urllib.request
+        port = re.findall(r"metrics on http://[^:]+:(\d+)/metrics", self.daemon.log())[-1]
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line and not line.startswith("#")}
+
     def search(self, query: str, top_k: int = 10) -> list[tuple[str, float]]:
         resp = self.stub.Search(pb.SearchRequest(collection=COLL, query=query, top_k=top_k,
                                                  mode=pb.SEARCH_MODE_HYBRID), timeout=60)

@@ -49,7 +49,7 @@ class Cluster:
         self.redis.start()
         self.env = {"RAGD_CLUSTER_REDIS_URL": self.redis.url, "RAGD_CLUSTER_CLAIM_IDLE_S": str(CLAIM_IDLE_S),
                     "RAGD_CLUSTER_TRIM_EVERY_S": "0", "RAGD_CLUSTER_READ_WAIT_S": "5", "RAGD_CLUSTER_WORKER_BATCH": "2",
-                    "RAGD_SERVER_METRICS_LISTEN": "", "RAGD_INDEX_SNAPSHOT_EVERY_OPS": "50"}
+                    "RAGD_SERVER_METRICS_LISTEN": "127.0.0.1:0", "RAGD_INDEX_SNAPSHOT_EVERY_OPS": "50"}
         self.workers = [Worker(root / f"worker{i}", models_dir, self.env) for i in range(2)]
         self.replicas = [self.replica(f"r{i}") for i in range(2)]
         self.acked: dict[str, tuple[int, int]] = {}   # doc id -> (version, chunks the chunker made)
@@ -243,6 +243,26 @@ def test_a_replica_restored_from_a_snapshot_catches_up_and_matches(cluster, tmp_
     snap_pos = json.loads(r.hget("ragd:snapshots", str(backup.resolve())))["positions"][COLL]
     assert floor == min([snap_pos] + [rep["stream_id"] for rep in coll["replicas"]],
                         key=lambda s: tuple(int(x) for x in s.split("-")))
+
+
+def test_metrics_and_cluster_status_report_streams_workers_and_replicas(cluster):
+    head = int(cluster.redis.client().get(f"ragd:wseq:{COLL}"))
+    for rep in cluster.replicas:
+        rep.reach(head)
+    m = cluster.replicas[0].metrics()
+    c = f'collection="{COLL}"'
+    assert m[f"ragd_cluster_applied_sequence{{{c}}}"] == head == m[f"ragd_cluster_head_sequence{{{c}}}"]
+    assert m[f"ragd_cluster_replica_lag_entries{{{c}}}"] == 0
+    assert m[f"ragd_cluster_write_backlog{{{c}}}"] == 0  # every write embedded and acknowledged
+    assert m[f'ragd_cluster_stream_length{{{c},stream="embedded"}}'] > 0
+    assert m["ragd_cluster_connected"] == 1 and m["ragd_cluster_broken_collections"] == 0
+    assert m["ragd_cluster_apply_delay_seconds_count"] > 0
+    assert any(k.startswith("ragd_cluster_pending_entries{") for k in m)  # one series per consumer
+    out = subprocess.run([sys.executable, "-m", "ragd.cli", "cluster", "status", "--redis-url", cluster.redis.url],
+                         check=True, cwd=REPO, capture_output=True, text=True).stdout
+    assert f"collection {COLL}: {head} writes" in out
+    for rep in cluster.replicas:
+        assert f"replica {rep.name}: applied {head} (0 behind" in out, out
 
 
 def test_versioned_writes_twice_and_out_of_order_converge(cluster):

@@ -55,8 +55,12 @@ def collection_state(r, keys: Keys, c: str) -> CollectionState:
             continue
         st.pending = int(g["pending"])
         lag = g.get("lag")
-        # Redis 7 reports the group's lag (entries not yet delivered); None when it cannot tell.
-        st.undelivered = int(lag) if lag is not None else max(0, st.head - int(g.get("entries-read") or 0))
+        if lag is None:
+            # Redis 7 reports the group's lag (entries not yet delivered) unless entries were deleted
+            # after the group's last delivery; then count them (at most 100,000).
+            last = streams._s(g["last-delivered-id"])
+            lag = len(r.xrange(keys.wlog(c), min=f"({last}", count=100_000))
+        st.undelivered = int(lag)
         for cons in r.xinfo_consumers(keys.wlog(c), GROUP):
             st.consumers.append(ConsumerState(streams._s(cons["name"]), int(cons["pending"]),
                                               int(cons["idle"]) / 1000))
