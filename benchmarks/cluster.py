@@ -115,8 +115,7 @@ def ingest_cluster(root: Path, docs: list[dict], workers: int) -> dict:
                     continue
                 seq, t_ack = acked[i]
                 i += 1
-                rep.stub.Search(pb.SearchRequest(collection=COLL, query="probe", top_k=1, min_sequence=seq,
-                                                 mode=pb.SEARCH_MODE_KEYWORD), timeout=600)
+                rep.reach(seq)  # Search with min_sequence, asked again while the replica is behind
                 lags.append(time.perf_counter() - t_ack)
 
         checker = threading.Thread(target=check)

@@ -33,6 +33,10 @@ from cluster_procs import COLL, WAIT_S, Redis, Replica, Worker, lmdb_docs, wait_
 from conftest import REPO, Daemon
 from ragd.v1 import ragd_pb2 as pb
 
+# A hang guard only (every wait is on a signal): a loaded 2-core machine (load 25) took 20 min
+# for the 5,000 documents that an idle one embeds in under a minute.
+pytestmark = pytest.mark.timeout(3600)
+
 DOCS = int(os.environ.get("TEST_CLUSTER_DOCS", "5000"))
 BATCH = 50
 CLAIM_IDLE_S = 10.0  # above one embedding call (64 documents) on a loaded machine
