@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from ragd.cluster import streams
 from ragd.cluster.streams import DELETE, UPSERT, EmbeddedEntry, Keys, ReplicaState
+from ragd.cluster.trim import trim
 from ragd.config import ClusterConfig
 from ragd.engine.ingest import Ingestor, PreparedDoc
 from ragd.store.lmdb_store import LogPosition, Store
@@ -134,7 +135,7 @@ class Follower:
             reply = []
         prefix = len(self.keys.elog(""))
         for stream, entries in reply:
-            c = streams._s(stream)[prefix:]
+            c = streams.as_str(stream)[prefix:]
             for sid, fields in entries:
                 if self._stop.is_set():
                     return
@@ -145,7 +146,6 @@ class Follower:
             self._last_publish = now
         if self.cfg.trim_every_s and now - self._last_trim >= self.cfg.trim_every_s:
             self._last_trim = now
-            from ragd.cluster.trim import trim
             trim(r, self.keys, names, self.cfg.keep_snapshots)
 
     def _check(self, c: str) -> None:
@@ -159,7 +159,7 @@ class Follower:
             return
         if pos.stream_id != "0-0":
             try:
-                last = streams._s(self.redis.xinfo_stream(self.keys.elog(c))["last-generated-id"])
+                last = streams.as_str(self.redis.xinfo_stream(self.keys.elog(c))["last-generated-id"])
             except Exception:  # noqa: BLE001 - no such stream
                 last = "0-0"
             if streams.id_tuple(last) < streams.id_tuple(pos.stream_id):

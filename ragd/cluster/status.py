@@ -44,25 +44,25 @@ def collection_state(r, keys: Keys, c: str) -> CollectionState:
     pipe.hgetall(keys.replicas(c))
     pipe.get(keys.trimmed(c))
     head, wlen, elen, reps, trimmed = pipe.execute()
-    st = CollectionState(c, int(head or 0), wlen, elen, 0, 0, trimmed_to=streams._s(trimmed) if trimmed else "")
-    st.replicas = sorted((ReplicaState.from_json(streams._s(k), v) for k, v in reps.items()), key=lambda s: s.name)
+    st = CollectionState(c, int(head or 0), wlen, elen, 0, 0, trimmed_to=streams.as_str(trimmed) if trimmed else "")
+    st.replicas = sorted((ReplicaState.from_json(streams.as_str(k), v) for k, v in reps.items()), key=lambda s: s.name)
     try:
         groups = r.xinfo_groups(keys.wlog(c))
     except Exception:  # noqa: BLE001 - no write log yet
         groups = []
     for g in groups:
-        if streams._s(g["name"]) != GROUP:
+        if streams.as_str(g["name"]) != GROUP:
             continue
         st.pending = int(g["pending"])
         lag = g.get("lag")
         if lag is None:
             # Redis 7 reports the group's lag (entries not yet delivered) unless entries were deleted
             # after the group's last delivery; then count them (at most 100,000).
-            last = streams._s(g["last-delivered-id"])
+            last = streams.as_str(g["last-delivered-id"])
             lag = len(r.xrange(keys.wlog(c), min=f"({last}", count=100_000))
         st.undelivered = int(lag)
         for cons in r.xinfo_consumers(keys.wlog(c), GROUP):
-            st.consumers.append(ConsumerState(streams._s(cons["name"]), int(cons["pending"]),
+            st.consumers.append(ConsumerState(streams.as_str(cons["name"]), int(cons["pending"]),
                                               int(cons["idle"]) / 1000))
     return st
 
@@ -72,7 +72,7 @@ def cluster_state(r, keys: Keys) -> list[CollectionState]:
 
 
 def snapshots(r, keys: Keys) -> list[dict]:
-    out = [json.loads(v) | {"path": streams._s(k)} for k, v in r.hgetall(keys.snapshots).items()]
+    out = [json.loads(v) | {"path": streams.as_str(k)} for k, v in r.hgetall(keys.snapshots).items()]
     return sorted(out, key=lambda s: s["at"])
 
 

@@ -119,7 +119,7 @@ def _unpack(data: bytes):
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def _s(value) -> str:
+def as_str(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -142,10 +142,10 @@ def encode_write_body(op: str, docs: list[Document] = (), refs: list[DocumentRef
 
 
 def decode_write(stream_id, fields: dict) -> WriteEntry:
-    f = {_s(k): v for k, v in fields.items()}
-    op = _s(f["op"])
+    f = {as_str(k): v for k, v in fields.items()}
+    op = as_str(f["op"])
     body = _unpack(f["b"])
-    entry = WriteEntry(seq=int(f["seq"]), op=op, stream_id=_s(stream_id))
+    entry = WriteEntry(seq=int(f["seq"]), op=op, stream_id=as_str(stream_id))
     if op == UPSERT:
         entry.docs = [Document(**d) for d in body]
     else:
@@ -201,9 +201,9 @@ def encode_embedded(e: EmbeddedEntry) -> dict[str, bytes | str | int]:
 
 
 def decode_embedded(stream_id, fields: dict) -> EmbeddedEntry:
-    f = {_s(k): v for k, v in fields.items()}
-    op = _s(f["op"])
-    e = EmbeddedEntry(seq=int(f["seq"]), write_id=_s(f["w"]), op=op, stream_id=_s(stream_id))
+    f = {as_str(k): v for k, v in fields.items()}
+    op = as_str(f["op"])
+    e = EmbeddedEntry(seq=int(f["seq"]), write_id=as_str(f["w"]), op=op, stream_id=as_str(stream_id))
     body = _unpack(f["b"])
     if op == UPSERT:
         e.model = body["m"]

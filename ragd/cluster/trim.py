@@ -19,7 +19,7 @@ log = logging.getLogger("ragd.cluster")
 
 
 def kept_snapshots(r, keys: Keys, keep: int) -> list[dict]:
-    snaps = [json.loads(v) | {"path": streams._s(k)} for k, v in r.hgetall(keys.snapshots).items()]
+    snaps = [json.loads(v) | {"path": streams.as_str(k)} for k, v in r.hgetall(keys.snapshots).items()]
     snaps.sort(key=lambda s: s["at"], reverse=True)
     return snaps[:keep]
 
@@ -46,14 +46,14 @@ def trim(r, keys: Keys, names: list[str], keep_snapshots: int) -> dict[str, tupl
                     r.set(keys.trimmed(c), floor)
                 removed_e = r.xtrim(keys.elog(c), minid=floor, approximate=False)
         try:
-            group = next((g for g in r.xinfo_groups(keys.wlog(c)) if streams._s(g["name"]) == GROUP), None)
+            group = next((g for g in r.xinfo_groups(keys.wlog(c)) if streams.as_str(g["name"]) == GROUP), None)
         except Exception:  # noqa: BLE001 - no write log yet
             group = None
         if group is not None:
             if int(group["pending"]):
-                floor_w = streams._s(r.xpending(keys.wlog(c), GROUP)["min"])
+                floor_w = streams.as_str(r.xpending(keys.wlog(c), GROUP)["min"])
             else:
-                floor_w = _next_id(streams._s(group["last-delivered-id"]))
+                floor_w = _next_id(streams.as_str(group["last-delivered-id"]))
             removed_w = r.xtrim(keys.wlog(c), minid=floor_w, approximate=False)
         if removed_e or removed_w:
             log.info("collection %s: trimmed %d embedded and %d write-log entries", c, removed_e, removed_w)

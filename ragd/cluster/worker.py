@@ -140,7 +140,7 @@ class Worker:
                                  count=self.cfg.worker_batch, block=500)
             prefix = len(self.keys.wlog(""))
             for stream, entries in reply or []:
-                c = streams._s(stream)[prefix:]
+                c = streams.as_str(stream)[prefix:]
                 batches.setdefault(c, []).extend(streams.decode_write(sid, f) for sid, f in entries)
         elif not names:
             self.stop.wait(0.5)
