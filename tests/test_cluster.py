@@ -33,11 +33,11 @@ from cluster_procs import COLL, WAIT_S, Redis, Replica, Worker, lmdb_docs, wait_
 from conftest import REPO, Daemon
 from ragd.v1 import ragd_pb2 as pb
 
-# A hang guard only (every wait is on a signal): a loaded 2-core machine (load 25) took 20 min
-# for the 5,000 documents that an idle one embeds in under a minute.
+# A hang guard only (every wait is on a signal): on a 2-core machine at load 30, 5,000 documents
+# took over 30 min (an idle one embeds them in under a minute).
 pytestmark = pytest.mark.timeout(3600)
 
-DOCS = int(os.environ.get("TEST_CLUSTER_DOCS", "5000"))
+DOCS = int(os.environ.get("TEST_CLUSTER_DOCS", "1000"))
 BATCH = 50
 CLAIM_IDLE_S = 10.0  # above one embedding call (64 documents) on a loaded machine
 
@@ -107,7 +107,7 @@ class Cluster:
 def corpus(n: int, offset: int = 0) -> list[dict]:
     """n documents from CISI: mostly a title and one sentence (one chunk, like an issue's
     note), every fiftieth the whole abstract (several chunks). Short, so that 5,000 of them
-    embed in well under a minute of one CI core."""
+    embed in about a minute of an idle 2-core machine."""
     base = cisi.documents()
     out = []
     for i in range(offset, offset + n):
