@@ -185,6 +185,8 @@ def search_qps(reps: list[Replica], seconds: float, threads: int = 8) -> float:
 
 
 def main() -> None:
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-ups (stop every process started)
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=2)
