@@ -180,18 +180,26 @@ def test_kill_a_worker_and_a_replica_mid_ingest_loses_nothing(cluster):
     w0 = cluster.workers[0]
     victim = consumer_name(w0)
     # Kill the worker while it holds entries (pending in its name): they must be claimed by another.
-    wait_for(lambda: pending_of(r, victim) > 0 or not writer.is_alive(), "worker 0 holding entries", every=0.02)
+    wait_for(lambda: pending_of(r, victim) > 0, "worker 0 holding entries", every=0.02)
     held = pending_of(r, victim)
     w0.kill()
     w0.start()
-    # Then a replica, once a fifth of the corpus is acknowledged (its LMDB holds part of the stream).
-    wait_for(lambda: len(cluster.acked) >= len(docs) // 5 or not writer.is_alive(), "a fifth acknowledged")
+    # Then a replica, while it applies the stream: once it has applied a fifth of the writes
+    # (its position as it publishes it in Redis), before it has applied them all.
     rep = cluster.replicas[1]
+
+    def applied_by_r1() -> int:
+        raw = r.hget(f"ragd:replicas:{COLL}", rep.name)
+        return json.loads(raw)["applied"] if raw else 0
+
+    wait_for(lambda: applied_by_r1() >= len(batches) // 5, "replica r1 a fifth through the stream", every=0.05)
+    at_kill = applied_by_r1()
     rep.kill()
     rep.start()
     writer.join()
     assert not failures, failures
     assert held > 0, "the worker was killed holding no entries: the claim path was not exercised"
+    assert at_kill < len(batches), "the replica was killed after applying everything"
     for rep in cluster.replicas:
         rep.reach(cluster.head)
     counts = [check_replica(cluster, rep) for rep in cluster.replicas]
@@ -203,8 +211,8 @@ def test_kill_a_worker_and_a_replica_mid_ingest_loses_nothing(cluster):
         assert a.search(q) == b.search(q), q
     # The entries the killed worker held were claimed and embedded by a live one.
     assert any("claimed" in w.log() for w in cluster.workers)
-    print(f"\ncluster kill test: {counts[0]} (replica r0), {counts[1]} (replica r1); "
-          f"{pending_of(r, victim)} entries left pending by the killed worker; "
+    print(f"\ncluster kill test: {counts[0]} (replica r0), {counts[1]} (replica r1); the worker was killed "
+          f"holding {held} entries, the replica after applying {at_kill} of {len(batches)} writes; "
           f"{cluster.unavailable} sends retried on another front")
 
 
