@@ -29,12 +29,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MODEL_CACHE, cisi, write  # noqa: E402
-
 import grpc  # noqa: E402
-
 from cluster_procs import COLL, Redis, Replica, Worker  # noqa: E402  (tests/ is on the path via common)
+from common import MODEL_CACHE, cisi, write  # noqa: E402
 from conftest import Daemon  # noqa: E402
+
 from ragd.v1 import ragd_pb2 as pb  # noqa: E402
 
 BATCH = 50

@@ -119,9 +119,8 @@ _DOC_FIELDS = {"id", "title", "text", "project_id", "type", "is_private", "autho
 
 
 def cmd_index(args) -> int:
-    from tqdm import tqdm
-
     from ragd_client import RagClient, RagError
+    from tqdm import tqdm
     path = Path(args.file)
     if not path.exists():
         raise SystemExit(f"{path}: no such file")

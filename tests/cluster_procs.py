@@ -15,8 +15,8 @@ from pathlib import Path
 
 import grpc
 import lmdb
-
 from conftest import REPO, Daemon, free_port
+
 from ragd.store.records import decode_collection, decode_doc
 from ragd.v1 import ragd_pb2 as pb
 from ragd.v1 import ragd_pb2_grpc

@@ -25,12 +25,12 @@ import threading
 import time
 from pathlib import Path
 
+import cisi
 import grpc
 import pytest
-
-import cisi
 from cluster_procs import COLL, WAIT_S, Redis, Replica, Worker, lmdb_docs, wait_for
 from conftest import REPO, Daemon
+
 from ragd.v1 import ragd_pb2 as pb
 
 # A hang guard only (every wait is on a signal): on a 2-core machine at load 30, 5,000 documents
@@ -270,6 +270,10 @@ def test_metrics_and_cluster_status_report_streams_workers_and_replicas(cluster)
     assert m["ragd_cluster_connected"] == 1 and m["ragd_cluster_broken_collections"] == 0
     assert m["ragd_cluster_apply_delay_seconds_count"] > 0
     assert any(k.startswith("ragd_cluster_pending_entries{") for k in m)  # one series per consumer
+    r = cluster.redis.client()
+    # Replicas publish their positions about once a second: wait for what the status will print.
+    wait_for(lambda: all(json.loads(v)["applied"] == head for v in r.hgetall(f"ragd:replicas:{COLL}").values()),
+             "every replica's published position at the head")
     out = subprocess.run([sys.executable, "-m", "ragd.cli", "cluster", "status", "--redis-url", cluster.redis.url],
                          check=True, cwd=REPO, capture_output=True, text=True).stdout
     assert f"collection {COLL}: {head} writes" in out
