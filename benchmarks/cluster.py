@@ -29,8 +29,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the cluster's process helpers
 import grpc  # noqa: E402
-from cluster_procs import COLL, Redis, Replica, Worker  # noqa: E402  (tests/ is on the path via common)
+from cluster_procs import COLL, Redis, Replica, Worker  # noqa: E402
 from common import MODEL_CACHE, cisi, write  # noqa: E402
 from conftest import Daemon  # noqa: E402
 

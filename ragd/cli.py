@@ -119,8 +119,9 @@ _DOC_FIELDS = {"id", "title", "text", "project_id", "type", "is_private", "autho
 
 
 def cmd_index(args) -> int:
-    from ragd_client import RagClient, RagError
     from tqdm import tqdm
+
+    from ragd_client import RagClient, RagError
     path = Path(args.file)
     if not path.exists():
         raise SystemExit(f"{path}: no such file")
