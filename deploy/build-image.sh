@@ -33,8 +33,10 @@ if ! podman image exists "$base" && ! podman pull -q "$base" 2>/dev/null; then
   fi
 fi
 say "building localhost/ragd:latest on $base"
+# The host's CA bundle, for a machine whose HTTPS goes through an intercepting proxy.
+ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 podman build --isolation "$BUILDAH_ISOLATION" --network host --build-arg BASE="$base" \
-  -f deploy/Dockerfile -t localhost/ragd:latest .
+  --secret id=pip_ca,src="$ca" -f deploy/Dockerfile -t localhost/ragd:latest .
 say "running it"
 name=ragd-image-check-$$
 port=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
