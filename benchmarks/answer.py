@@ -79,9 +79,8 @@ def ragd_ttft(client, question: str, flt: dict, max_tokens: int):
 
 
 def ttft_rounds(address: str, base_url: str, questions: list[str], max_tokens: int) -> dict:
-    from ragd_client import RagClient
-
     from ragd.answer import prompt
+    from ragd_client import RagClient
     flt = {"all_private": True}
     rows = {q: {"ragd": [], "direct": [], "retrieval_ms": [], "server_first_token_ms": []} for q in questions}
     passages: dict[str, list] = {}
@@ -115,9 +114,8 @@ def ttft_rounds(address: str, base_url: str, questions: list[str], max_tokens: i
 
 
 def ndcg_pass(address: str, queries: dict[int, str], rel: dict[int, set[int]], judged: list[int]) -> dict:
-    from ragd_client import RagClient
-
     from ragd.engine.router import is_complex
+    from ragd_client import RagClient
     per_query, expanded, expansion_ms = {}, 0, []
     with RagClient(address, timeout=600) as client:
         for q in judged:
@@ -162,9 +160,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from model_server import LlamaServer
-    from ragd_client import RagClient
 
     from ragd.embed.provision import provision_model
+    from ragd_client import RagClient
 
     MODEL_CACHE.mkdir(parents=True, exist_ok=True)
     provision_model(MODEL_CACHE)

@@ -103,9 +103,11 @@ def wiki_corpus(rng: random.Random) -> list[str]:
             elif kind == 1:
                 parts.append("|_. field |_. value |\n" + "\n".join(f"| {k} | {v} |" for k, v in zip("abcde", "12345")))
             elif kind == 2:
-                parts.append("```ruby\n" + "\n".join(f"  issue.custom_field_values[{n}] = '{n}'" for n in range(5)) + "\n```")
+                code = "\n".join(f"  issue.custom_field_values[{n}] = '{n}'" for n in range(5))
+                parts.append("```ruby\n" + code + "\n```")
             else:
-                parts.append(f"See https://redmine.example.org/issues/{rng.randint(1, 99999)}#note-{rng.randint(1, 40)}")
+                issue, note = rng.randint(1, 99999), rng.randint(1, 40)
+                parts.append(f"See https://redmine.example.org/issues/{issue}#note-{note}")
         pages.append("\n\n".join(parts))
     return pages
 

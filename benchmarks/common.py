@@ -26,9 +26,9 @@ def machine() -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    import onnxruntime
     import faiss
     import grpc
+    import onnxruntime
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__, "faiss": faiss.__version__, "grpcio": grpc.__version__,
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import common
+
 from ragd_client import AsyncRagClient, RagClient
 
 QUERY = "why does the nightly backup job fail after the database server upgrade"  # 12 words
@@ -72,7 +73,8 @@ def main() -> None:
     from ragd.config import Config
     results: dict = {"texts": len(texts), "query_words": 12,
                      "ragd_settings": {"batching": asdict(Config().batching), "model_threads": Config().model.threads,
-                                       "note": "defaults; max_pad_fraction -1 and max_batch_tokens 0 = auto (0.1 and 1024 on CPU)"}}
+                                       "note": "defaults; max_pad_fraction -1 and max_batch_tokens 0 = auto "
+                                               "(0.1 and 1024 on CPU)"}}
     with common.daemon() as (address, _):
         with RagClient(address) as c:
             c.wait_ready()
@@ -105,7 +107,8 @@ def main() -> None:
     print(f"texts: {len(texts)} CISI abstracts, {tokens_per_text:.0f} tokens each on average")
     print(f"{'':34}{'texts/s':>10}{'tokens/s':>10}")
     print(f"{'sentence-transformers encode()':34}{p['texts_per_s']:10.1f}{p['tokens_per_s']:10.0f}")
-    print(f"{'ragd gRPC Embed, 1 client':34}{r['texts_per_s_1_client']:10.1f}{r['texts_per_s_1_client'] * tokens_per_text:10.0f}")
+    one = r['texts_per_s_1_client']
+    print(f"{'ragd gRPC Embed, 1 client':34}{one:10.1f}{one * tokens_per_text:10.0f}")
     print(f"{'ragd gRPC Embed, 16 clients':34}{r['texts_per_s_16_clients']:10.1f}{r['tokens_per_s_16_clients']:10.0f}")
     print(f"ratio ragd/sentence-transformers: {results['ratio_1_client']:.2f}x (1 client), "
           f"{results['ratio_16_clients']:.2f}x (16 clients; target >= 2.0)")

@@ -145,7 +145,7 @@ def ragd_side(args, docs, queries, workdir: Path) -> dict:
         env["RAGD_MODEL_DEVICE"] = "cuda"
     kw = {"top_k": 10, "mode": "vector", "filter": FILTER, "group_by_document": False}
     with common.daemon(env) as (address, proc):
-        with RagClient(address, timeout=600) as c:
+        with RagClient(address, timeout=600, stream_timeout=None) as c:
             c.wait_ready()
             c.embed(["warm up"])
             base_mem = vmstat(proc.pid)
@@ -232,7 +232,7 @@ def peers_side(args, docs, queries, workdir: Path) -> dict:
         "scale_seconds": args.scale_seconds, "mixed_concurrency": args.mixed_concurrency}))
     cmd = [args.peer_python, str(HERE / "peers" / "vector_peers.py"), str(workdir)]
     # stderr (LanceDB's deprecation warnings per query, model loading bars) is shown only on failure.
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.run(cmd, capture_output=True, text=True,
                           env={**os.environ, "RUST_LOG": "error", "LANCE_LOG": "error"})
     lines = proc.stdout.strip().splitlines()
     for line in lines[:-1]:
@@ -335,7 +335,8 @@ What each side does (not the same work):
   flat search: exact); queries encoded with sentence-transformers in process. Ingest = ST split + encode
   time + LanceDB add time.
 - recall@10 is against exact search over ragd's vectors under the filter (ST + FAISS: unfiltered exact).
-  below 1.0 is tie-breaking among identical chunks (the corpus reuses abstracts); ragd and LanceDB are both exact at this size (ragd switches to IVF-PQ at 50,000 vectors); the IVF-PQ
+  below 1.0 is tie-breaking among identical chunks (the corpus reuses abstracts); ragd and LanceDB are both
+  exact at this size (ragd switches to IVF-PQ at 50,000 vectors); the IVF-PQ
   recall/latency trade-off is in `harness_recall.png`. Peak RSS of the peers is one process holding
   PyTorch, the model, FAISS and LanceDB; ragd's is the daemon alone.
 - Mixed read/write: ragd streams re-versioned documents (each replaces its old chunks) over IndexStream;
@@ -372,7 +373,7 @@ def plots(res: dict) -> None:
         [(k, n, p.get("load", {}).get(k, {})) for k, n in PEERS]
     conc = [str(c) for c in res["settings"]["concurrency"]]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for key, name, ld in systems:
+    for _key, name, ld in systems:
         xs = [int(c) for c in conc if c in ld and ld[c].get("n")]
         if not xs:
             continue
@@ -392,7 +393,7 @@ def plots(res: dict) -> None:
     fig.savefig(common.RESULTS / "harness_latency.png", dpi=120)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, name, sc in [("ragd", "ragd", r.get("scale", {}))] + \
+    for _key, name, sc in [("ragd", "ragd", r.get("scale", {}))] + \
             [(k, n, p.get("scale", {}).get(k, {})) for k, n in PEERS]:
         if sc:
             xs = sorted(sc, key=int)
@@ -431,7 +432,7 @@ def main(argv=None) -> None:
     ap.add_argument("--scale-concurrency", type=int, default=8)
     ap.add_argument("--scale-seconds", type=float, default=3.0)
     ap.add_argument("--mixed-concurrency", type=int, default=8)
-    ap.add_argument("--peer-python", default=os.environ.get("RAGD_PEER_PYTHON",
+    ap.add_argument("--peer-python", default=os.environ.get("PEER_PYTHON",
                                                              str(REPO / ".venv-peers" / "bin" / "python")))
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--large", action="store_true", help="about 1M chunks (hours on CPU; for a GPU machine)")

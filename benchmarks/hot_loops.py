@@ -129,7 +129,8 @@ def main() -> None:
     print(f"highlight: {hl['hits']} hits, {hl['words']} words: {hl['ms_per_page']:.3f} ms per page"
           f" ({hl['us_per_word']} us per word)")
     decisions = {
-        "filter_mask": ("moved: FilterColumns.mask uses ragd._native.filter_mask" if min(f["speedup"] for f in filters) >= 5
+        "filter_mask": ("moved: FilterColumns.mask uses ragd._native.filter_mask"
+                        if min(f["speedup"] for f in filters) >= 5
                         else "below 5x: move FilterColumns.mask back to numpy"),
         "highlight": "keep Python/tantivy (stemmer is tantivy's; see ms_per_page against a search's latency)",
     }

@@ -71,8 +71,8 @@ sys.path.insert(0, str(REPO / "clients" / "python"))
 import faiss  # noqa: E402
 
 from ragd.domain import Document, Filter  # noqa: E402
-from ragd.index.columns import FilterColumns  # noqa: E402
 from ragd.engine.datadir import DataDir  # noqa: E402
+from ragd.index.columns import FilterColumns  # noqa: E402
 from ragd.index.columns_keeper import ColumnsKeeper  # noqa: E402
 from ragd.index.lifecycle import IndexContext, IndexKeeper, vector_fetch  # noqa: E402
 from ragd.index.vector_index import IndexSettings, VectorIndex, default_nprobe  # noqa: E402
@@ -93,6 +93,7 @@ def real_vectors() -> tuple[np.ndarray, np.ndarray]:
         z = np.load(path)
         return z["chunks"], z["queries"]
     import cisi
+
     from ragd.embed.onnx_embedder import OnnxEmbedder
     from ragd.engine.ingest import embedding_text
     emb = OnnxEmbedder(MODEL, device="cpu")
@@ -313,8 +314,9 @@ def run_size(n: int, mix: Mixture, real: np.ndarray, real_q: np.ndarray, nq: int
     sweep = []
     for nprobe in (32, 64, 128):
         for rf in (10, 20, 40, 80):
-            lat, got = timed_queries(lambda q: ivf.search(q[None], 10, nprobe=nprobe, rerank_factor=rf)[1][0],
-                                     queries)
+            def one(q, nprobe=nprobe, rf=rf):
+                return ivf.search(q[None], 10, nprobe=nprobe, rerank_factor=rf)[1][0]
+            lat, got = timed_queries(one, queries)
             sweep.append({"nprobe": nprobe, "rerank_factor": rf, "recall@10": recall(got, truth),
                           "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)})
     res["sweep"] = sweep
@@ -397,7 +399,8 @@ def plot(results: list[dict], path: Path) -> None:
     sizes = [r["vectors"] for r in every]
     if any(rs):
         w = 0.27
-        for j, (key, label) in enumerate((("clean", "after SIGTERM (median)"), ("kill", "after SIGKILL + op-log replay"),
+        for j, (key, label) in enumerate((("clean", "after SIGTERM (median)"),
+                                          ("kill", "after SIGKILL + op-log replay"),
                                           ("cols", "columns file removed (rebuild)"))):
             vals = []
             for r in rs:
@@ -754,9 +757,9 @@ def main() -> None:
                 shutil.rmtree(data_root / f"daemon-{n}", ignore_errors=True)
     results.sort(key=lambda r: r["vectors"])
     out = {"machine": {"cpus": os.cpu_count(), "faiss": faiss.__version__, "gpus": faiss.get_num_gpus()},
-           "vectors": "first %d: real all-MiniLM-L6-v2 embeddings of CISI chunks; rest drawn from a Gaussian "
-                      "mixture fitted to them (64 k-means centres, shared full residual covariance scaled per "
-                      "centre), L2-normalised" % len(real),
+           "vectors": f"first {len(real)}: real all-MiniLM-L6-v2 embeddings of CISI chunks; rest drawn from a "
+                      "Gaussian mixture fitted to them (64 k-means centres, shared full residual covariance "
+                      "scaled per centre), L2-normalised",
            "queries": "112 real CISI query embeddings + mixture draws",
            "peer": "exact flat inner-product search (faiss IndexFlatIP), same vectors and queries",
            "restart": "results[].restart: a real `ragd serve` subprocess on a data dir built through the daemon's "

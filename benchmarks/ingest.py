@@ -21,6 +21,7 @@ from pathlib import Path
 
 import common
 from corpus import redmine_corpus
+
 from ragd_client import RagClient
 
 
@@ -37,7 +38,7 @@ def main() -> None:
                          capture_output=True, text=True, check=True)
     peer = json.loads(out.stdout.strip().splitlines()[-1])
     with common.daemon() as (address, _):
-        with RagClient(address) as c:
+        with RagClient(address, stream_timeout=None) as c:
             c.wait_ready()
             c.embed(["warm up"])
             t0 = time.perf_counter()

@@ -135,7 +135,8 @@ async def mixed_load(address: str, queries, docs, concurrency: int, seconds: flo
         total = time.perf_counter() - t0
     return {"concurrency": concurrency, "search": search,
             "write": {"docs": written[0], "chunks": written[1], "docs_per_s": written[0] / total,
-                      "batch": batch, "depth": depth, "batch_interval_p50_ms": float(np.median(write_lat)) if write_lat else None}}
+                      "batch": batch, "depth": depth,
+                      "batch_interval_p50_ms": float(np.median(write_lat)) if write_lat else None}}
 
 
 def main() -> None:

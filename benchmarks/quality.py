@@ -75,6 +75,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import grpc
+
     from ragd.v1 import ragd_pb2 as pb
     from ragd.v1 import ragd_pb2_grpc
     from ragd_client import RagClient

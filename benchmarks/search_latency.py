@@ -140,7 +140,8 @@ def engines(out: dict, n: int = 100_000) -> None:
             mask = np.zeros(n, dtype=bool)
             mask[rng.sample(range(n), int(n * share))] = True
         row = {}
-        for name, fn in (("fts5", lambda q: fts(q, mask)), ("tantivy", lambda q: kw.search(q, 10, mask))):
+        for name, fn in (("fts5", lambda q, mask=mask: fts(q, mask)),
+                         ("tantivy", lambda q, mask=mask: kw.search(q, 10, mask))):
             times = []
             for q in queries:
                 t0 = time.perf_counter()
@@ -184,7 +185,8 @@ def main() -> None:
         print(f"keyword engines, {e['chunks']} synthetic chunks: build fts5 {e['build_s']['fts5']} s, "
               f"tantivy {e['build_s']['tantivy']} s")
         for name, row in e["search"].items():
-            print(f"  {name:<12} fts5 p50 {row['fts5']['p50_ms']:8.2f} ms | tantivy p50 {row['tantivy']['p50_ms']:7.2f} ms")
+            fts5, tantivy = row['fts5']['p50_ms'], row['tantivy']['p50_ms']
+            print(f"  {name:<12} fts5 p50 {fts5:8.2f} ms | tantivy p50 {tantivy:7.2f} ms")
 
     import matplotlib
     matplotlib.use("Agg")

@@ -144,7 +144,9 @@ def cmd_index(args) -> int:
             yield batch
 
     counts: dict[str, int] = {}
-    with RagClient(args.address, collection=args.collection) as client, \
+    # No deadline on the whole stream: a large file takes as long as it takes
+    # (the progress bar shows it moving; each batch is acked as it lands).
+    with RagClient(args.address, collection=args.collection, stream_timeout=None) as client, \
             tqdm(total=total, unit="doc", desc="indexing", disable=args.quiet) as bar:
         try:
             for result in client.index_stream(batches()):
@@ -276,18 +278,14 @@ def cmd_health(args) -> int:
 
 def cmd_snapshot(args) -> int:
     """Ask a running daemon for a consistent backup (Snapshot RPC)."""
-    import grpc
-
-    from ragd.v1 import ragd_pb2 as pb
-    from ragd.v1 import ragd_pb2_grpc
-    with grpc.insecure_channel(args.address) as channel:
-        stub = ragd_pb2_grpc.RagServiceStub(channel)
+    from ragd_client import RagClient, RagError
+    with RagClient(args.address) as client:
         try:
-            resp = stub.Snapshot(pb.SnapshotRequest(path=str(Path(args.path).resolve())), timeout=args.timeout)
-        except grpc.RpcError as exc:
-            print(f"ragd snapshot: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            path, sequence, size = client.snapshot(str(Path(args.path).resolve()), timeout=args.timeout)
+        except RagError as exc:
+            print(f"ragd snapshot: {exc}", file=sys.stderr)
             return 1
-    print(json.dumps({"path": resp.path, "sequence": resp.sequence, "bytes": resp.bytes}))
+    print(json.dumps({"path": path, "sequence": sequence, "bytes": size}))
     return 0
 
 
@@ -358,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_cluster)
 
     def client_flags(sp):
-        sp.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+        sp.add_argument("--address", help=f"daemon address (default $RAGD_ADDRESS or {DEFAULT_ADDRESS})")
         sp.add_argument("--collection", default="default")
 
     s = sub.add_parser("index", help="index a JSON-lines file of documents (one object per line)")
@@ -399,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("snapshot", help="ask the daemon for a consistent backup of its data dir")
     s.add_argument("path", help="new directory on the daemon's host to write the backup into")
-    s.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+    s.add_argument("--address", help=f"daemon address (default $RAGD_ADDRESS or {DEFAULT_ADDRESS})")
     s.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
     s.set_defaults(fn=cmd_snapshot)
 

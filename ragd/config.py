@@ -32,7 +32,9 @@ def opt(default: Any, doc: str):
 @dataclass
 class ServerConfig:
     listen: str = opt("127.0.0.1:50051", "gRPC listen address HOST:PORT (port 0 picks a free port).")
-    grace_s: float = opt(10.0, "On SIGTERM, seconds to let in-flight calls finish before cancelling them.")
+    grace_s: float = opt(10.0, "On SIGTERM, unary calls in flight always finish (new ones get UNAVAILABLE); "
+                               "open streams then get this many seconds before they are cancelled "
+                               "(resend a stream's unacked batches).")
     max_message_bytes: int = opt(64 * MiB, "Largest gRPC message accepted or sent.")
     port_file: str = opt("", "If set, the bound port is written to this file once serving (for tests and supervisors).")
     metrics_listen: str = opt("127.0.0.1:9464", "Prometheus /metrics HTTP address HOST:PORT (empty = off, port 0 "
@@ -146,7 +148,8 @@ class CacheConfig:
     ttl_s: float = opt(300.0, "Seconds a cached page or embedding lives (also the Redis expiry).")
     redis_url: str = opt("", "Optional shared second-tier cache, e.g. redis://127.0.0.1:6379/0 (empty = none). "
                              "Best effort: an unreachable Redis never fails a search.")
-    redis_prefix: str = opt("ragd:", "Key prefix in Redis; daemons sharing one Redis over different data need their own.")
+    redis_prefix: str = opt("ragd:", "Key prefix in Redis; daemons sharing one Redis over different data need "
+                                     "their own.")
     redis_timeout_s: float = opt(0.05, "Redis socket timeout; after a failure Redis is skipped for 10 s.")
 
 
@@ -293,6 +296,12 @@ def iter_options(cfg: Config | None = None):
             yield None, f.name, value, f.metadata.get("doc", "")
 
 
+# RAGD_* names that are not daemon options: the config file's path, and the
+# clients' daemon address (a shell may set it for a client and run the daemon
+# too). Every other unknown RAGD_* name is refused: a typo must not pass silently.
+NOT_OPTIONS = frozenset({"RAGD_CONFIG", "RAGD_ADDRESS"})
+
+
 def env_name(section: str | None, key: str) -> str:
     return "RAGD_" + (f"{section}_{key}" if section else key).upper()
 
@@ -329,7 +338,7 @@ def load_config(
                 _apply(cfg, None, key, value, f"{path}: {key}")
     known = {env_name(s, k): (s, k) for s, k, _, _ in iter_options(cfg)}
     for name, value in env.items():
-        if name.startswith("RAGD_") and name != "RAGD_CONFIG":
+        if name.startswith("RAGD_") and name not in NOT_OPTIONS:
             if name not in known:
                 raise ConfigError(f"environment {name}: unknown option (known: see `ragd config`)")
             section, key = known[name]

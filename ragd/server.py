@@ -2,8 +2,10 @@
 
 Start-up order: listen at once with health NOT_SERVING (RagService calls get
 UNAVAILABLE), load the model and rebuild the indexes, then report SERVING.
-SIGTERM/SIGINT: report NOT_SERVING, stop accepting calls, let in-flight calls
-finish for `server.grace_s`, close LMDB (fsync) and exit 0.
+SIGTERM/SIGINT: report NOT_SERVING, refuse new calls (UNAVAILABLE), wait for
+every unary call in flight to finish however long it takes (ragd/api/drain.py;
+a second signal stops waiting), give open streams `server.grace_s`, close LMDB
+(fsync) and exit 0.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ragd.api import reflection
+from ragd.api.drain import Drain
 from ragd.api.metrics import Metrics
 from ragd.api.servicer import SERVICE, RagServicer, generic_handler
 from ragd.config import Config
@@ -38,7 +41,9 @@ async def serve(cfg: Config) -> int:
                ("grpc.max_send_message_length", cfg.server.max_message_bytes),
                ("grpc.so_reuseport", 0)]
     metrics = Metrics(engine)
-    server = grpc.aio.server(options=options, interceptors=[metrics.interceptor()])
+    drain = Drain()
+    # Metrics outermost: calls the drain refuses are counted (UNAVAILABLE) too.
+    server = grpc.aio.server(options=options, interceptors=[metrics.interceptor(), drain])
     server.add_generic_rpc_handlers((generic_handler(RagServicer(engine)),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -56,10 +61,13 @@ async def serve(cfg: Config) -> int:
     host = cfg.server.listen.rpartition(":")[0]
     log.info("listening on %s:%d (NOT_SERVING until loaded), data dir %s", host, port, cfg.data_dir)
 
-    stop = asyncio.Event()
+    stop, force = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        (force if stop.is_set() else stop).set()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
 
     load = loop.run_in_executor(None, engine.load)
     stopper = asyncio.ensure_future(stop.wait())
@@ -81,9 +89,16 @@ async def serve(cfg: Config) -> int:
         log.info("SERVING on %s:%d", host, port)
     await stop.wait()
 
-    log.info("shutting down: draining in-flight calls (grace %.1f s)", cfg.server.grace_s)
+    log.info("shutting down: refusing new calls, waiting for %d in flight (a second signal stops waiting)",
+             drain.in_flight)
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(cfg.server.grace_s)
+    drained, forced = asyncio.ensure_future(drain.close()), asyncio.ensure_future(force.wait())
+    await asyncio.wait({drained, forced}, return_when=asyncio.FIRST_COMPLETED)
+    forced.cancel()
+    if not drained.done():
+        drained.cancel()
+        log.warning("second signal: cancelling %d calls in flight", drain.in_flight)
+    await server.stop(0 if force.is_set() else cfg.server.grace_s)
     await engine.stop()
     if not load.done():
         await load  # model loading cannot be interrupted; wait so LMDB closes cleanly

@@ -2,7 +2,7 @@
 # Builds the native tests (tests/native) with AddressSanitizer and
 # UndefinedBehaviorSanitizer in build/sanitize and runs them; CI calls this.
 # When clang++ (or Debian's clang++-NN) is installed it also fuzzes the
-# splitter with libFuzzer for RAGD_FUZZ_SECONDS (default 20; 0 skips), keeping
+# splitter with libFuzzer for FUZZ_SECONDS (default 20; 0 skips), keeping
 # the corpus in build/fuzz/corpus so that later runs resume where earlier
 # ones stopped.
 # gcc alone is enough for the sanitizer tests; about 40 s on 2 cores.
@@ -20,7 +20,7 @@ cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="$flags" 
 cmake --build build/sanitize --target ragd_native_tests -j "$jobs"
 build/sanitize/ragd_native_tests --gtest_brief=1
 
-seconds=${RAGD_FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-20}
 if [[ "$seconds" == 0 ]]; then
   exit 0
 fi

@@ -74,29 +74,50 @@ def test_full_queue_fails_fast_or_waits(embedder):
     assert out.vectors.shape == (40, 384)
 
 
+async def _until(condition) -> None:
+    """Poll a condition on the batcher's real state (no fixed sleep: CI is slow)."""
+    while not condition():
+        await asyncio.sleep(0.005)
+
+
 def test_cancelled_caller_is_dropped_before_inference(embedder):
+    import threading
+    gate = threading.Event()
+    spy = _Spy(embedder, gate=gate)
+
     async def go(b):
         first = asyncio.ensure_future(b.embed(["long text " * 100] * 64))
-        await asyncio.sleep(0.05)
+        await _until(lambda: len(spy.batches) == 1)  # first's first batch is in the model, held
+        held = b.queued_tokens
         victim = asyncio.ensure_future(b.embed(["never embedded"] * 10))
-        await asyncio.sleep(0.01)
+        await _until(lambda: b.queued_tokens > held)  # the victim is queued behind it
         victim.cancel()
+        await asyncio.wait([victim])
+        gate.set()
         await first
-        await asyncio.sleep(0.05)
+        await b.embed(["after"])  # queued behind the victim: done once the victim was dropped or run
         return b.rows_run, b.queued_tokens
-    rows, queued = run(_with_batcher(embedder, go, max_batch_tokens=4096))
-    assert rows == 64
+    rows, queued = run(_with_batcher(spy, go, max_batch_tokens=4096))
+    assert rows == 64 + 1  # the victim's 10 rows never reached the model
     assert queued == 0
 
 
 def test_stop_fails_waiting_callers_instead_of_leaving_them_blocked(embedder):
+    import threading
+    gate = threading.Event()
+    spy = _Spy(embedder, gate=gate)
+    texts = ["long text " * 100] * 32
+    cost = sum(len(t) for t in embedder.tokenize(texts))
+
     async def go():
         pool = ThreadPoolExecutor(2)
-        b = EmbedBatcher(embedder, pool, max_batch_tokens=2048)
+        b = EmbedBatcher(spy, pool, max_batch_tokens=2048)
         b.start()
-        waiting = [asyncio.ensure_future(b.embed(["long text " * 100] * 32)) for _ in range(3)]
-        await asyncio.sleep(0.05)
+        waiting = [asyncio.ensure_future(b.embed(texts)) for _ in range(3)]
+        # All three queued, one batch held in the model: stop() finds callers waiting.
+        await _until(lambda: len(spy.batches) == 1 and b.queued_tokens == 3 * cost)
         await b.stop()
+        gate.set()  # let the abandoned inference thread finish
         results = await asyncio.gather(*waiting, return_exceptions=True)
         pool.shutdown()
         return results
@@ -109,7 +130,7 @@ def test_stop_fails_waiting_callers_instead_of_leaving_them_blocked(embedder):
 def test_interactive_request_overtakes_queued_bulk_work(embedder):
     async def go(b):
         bulk = asyncio.ensure_future(b.embed(["a long ingested chunk of text " * 40] * 192))
-        await asyncio.sleep(0.05)  # bulk tokenised, queued and running
+        await _until(lambda: b.batches_run >= 1)  # bulk tokenised, queued and running
         query = await b.embed(["where is the backup log"], urgent=True)
         bulk_done_then = bulk.done()
         out = await bulk
@@ -145,9 +166,10 @@ class _Spy:
             first = len(self.batches) <= (self._barrier.parties if self._barrier else 0)
         try:
             if first:
-                self._barrier.wait(timeout=10)  # BrokenBarrierError if the runs are not concurrent
+                # BrokenBarrierError if the runs are not concurrent (the bound only stops a hang)
+                self._barrier.wait(timeout=120)
             if self._gate is not None:
-                assert self._gate.wait(timeout=10)
+                assert self._gate.wait(timeout=120)
             return self._e.run(batch)
         finally:
             with self._lock:
@@ -199,10 +221,10 @@ def test_cancelled_multi_batch_request_gives_back_all_its_queue_room(embedder):
         while len(spy.batches) < 2:  # both workers hold one of its 10 batches at the gate
             await asyncio.sleep(0.01)
         victim.cancel()
-        await asyncio.sleep(0.05)
+        await asyncio.wait([victim])
         gate.set()
         after = await b.embed(["still served"], urgent=True)
-        await asyncio.sleep(0.1)
+        await _until(lambda: b.batches_run >= 3)  # the two held batches and the query's
         return after, b.rows_run, b.queued_tokens
     after, rows, queued = run(_with_batcher(spy, go, workers=2, max_batch_texts=4))
     assert after.vectors.shape == (1, 384)

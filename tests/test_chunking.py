@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
 import threading
-import time
 
 import cisi
 import pytest
@@ -69,7 +69,8 @@ def test_degenerate_texts(text, size, overlap):
 
 
 @pytest.mark.parametrize("length_from_size", [-2, -1, 0, 1])
-@pytest.mark.parametrize("fill", ["ab cd\nef ", "x", " \n", "東😀 ", "  é\n\n"], ids=["words", "one-char", "blank", "wide", "padded"])
+@pytest.mark.parametrize("fill", ["ab cd\nef ", "x", " \n", "東😀 ", "  é\n\n"],
+                         ids=["words", "one-char", "blank", "wide", "padded"])
 @pytest.mark.parametrize(("size", "overlap"), [(500, 50), (12, 4), (3, 0)])
 def test_texts_about_chunk_size_long(length_from_size, fill, size, overlap):
     # Texts shorter than chunk_size take the native short cut (one stripped
@@ -77,7 +78,8 @@ def test_texts_about_chunk_size_long(length_from_size, fill, size, overlap):
     text = (fill * (size // len(fill) + 2))[: size + length_from_size]
     assert_like_langchain(text, size, overlap)
     chunks = Chunker(chunk_size=size, chunk_overlap=overlap).chunk(text.encode())  # the UTF-8 path too
-    assert [c.text for c in chunks] == RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap).split_text(text)
+    peer = RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap)
+    assert [c.text for c in chunks] == peer.split_text(text)
 
 
 MARKUP = """h1. Installation guide
@@ -116,7 +118,8 @@ UNICODE = (
 )
 
 
-@pytest.mark.parametrize("text", [MARKUP, UNICODE, MARKUP * 40, UNICODE * 40], ids=["markup", "unicode", "markup-long", "unicode-long"])
+@pytest.mark.parametrize("text", [MARKUP, UNICODE, MARKUP * 40, UNICODE * 40],
+                         ids=["markup", "unicode", "markup-long", "unicode-long"])
 @pytest.mark.parametrize(
     "separators",
     [None, ["\n\n", "\n", "。", " ", ""], ["\nh2. ", "\n", " "], ["|", "*", ""], ["\u3000", "\u2028", ""]],
@@ -308,22 +311,36 @@ def test_chunks_are_the_frozen_dataclass():
 
 
 def test_chunking_releases_the_gil():
-    # While another thread chunks, this one keeps running: it never waits
-    # for the GIL anywhere near as long as the chunking takes, as it would
-    # if the GIL were held throughout.
+    # Ordering, not timing (a loaded machine makes every wall-clock bound
+    # flaky): with a switch interval far longer than the test, a thread
+    # holding the GIL keeps it until it blocks or releases it. The main thread
+    # waits on `started` (GIL released) and can only run again while the
+    # worker is still chunking if the chunker gives the GIL up; if it held
+    # the GIL throughout, the main thread would wake after `finished` is set.
+    # A loaded machine may still not schedule the main thread inside the
+    # chunking window (about 0.3 s here), so: several attempts. A chunker that
+    # holds the GIL never passes one, so retrying cannot hide that defect.
     chunker = Chunker(chunk_size=100_000, chunk_overlap=0)
-    # Eight million words to merge, the slowest path per byte, and few chunk
-    # texts to build afterwards with the GIL held.
-    text = "ab " * 8_000_000
-    start = time.perf_counter()
-    chunker.chunk(text)
-    alone = time.perf_counter() - start
-    worker = threading.Thread(target=chunker.chunk, args=(text,))
-    longest_wait = 0.0
-    worker.start()
-    last = time.perf_counter()
-    while worker.is_alive():
-        now = time.perf_counter()
-        longest_wait, last = max(longest_wait, now - last), now
-    worker.join()
-    assert longest_wait < alone / 2
+    text = "ab " * 5_000_000
+    attempts = 5
+    for _ in range(attempts):
+        started, finished = threading.Event(), threading.Event()
+
+        def work(started=started, finished=finished):
+            started.set()
+            chunker.chunk(text)
+            finished.set()
+
+        worker = threading.Thread(target=work)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1000.0)
+        try:
+            worker.start()
+            started.wait()
+            ran_while_chunking = not finished.is_set()
+        finally:
+            sys.setswitchinterval(interval)
+            worker.join()
+        if ran_while_chunking:
+            return
+    pytest.fail(f"the main thread never ran while the worker was chunking ({attempts} attempts)")

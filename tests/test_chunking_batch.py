@@ -76,7 +76,8 @@ def test_batches_larger_than_a_block_of_text():
     rng = random.Random(8)
     texts = []
     for i in range(400):
-        text = rng.choice([UNICODE, "Größe naïve café ÿ\xa0", "東京の図書館\u3000", "plain words\n"]) * rng.randint(1, 60)
+        text = rng.choice([UNICODE, "Größe naïve café ÿ\xa0", "東京の図書館\u3000", "plain words\n"])
+        text *= rng.randint(1, 60)
         texts.append(text.encode() if i % 7 == 0 else text)
     texts[100] = "x" * 300_000 + " 😀" * 80_000
     chunker = Chunker(chunk_size=300, chunk_overlap=30)
@@ -135,7 +136,8 @@ def test_batch_does_not_depend_on_the_callers_list():
     texts = [UNICODE] * 5
     batch = Chunker(chunk_size=30, chunk_overlap=5).chunk_many(texts)
     texts.clear()
-    assert len(batch) == 5 and batch.texts_of(4) == [c.text for c in Chunker(chunk_size=30, chunk_overlap=5).chunk(UNICODE)]
+    assert len(batch) == 5
+    assert batch.texts_of(4) == [c.text for c in Chunker(chunk_size=30, chunk_overlap=5).chunk(UNICODE)]
 
 
 # ------------------------------------------------------------ with the model's tokenizer

@@ -47,7 +47,8 @@ def dense_texts() -> dict[str, str]:
     rng = random.Random(11)
     return {
         "cjk": "".join(rng.choice("東京都の人口は約千四百万人である。日本の首都情報検索図書館") for _ in range(3000)),
-        "japanese": "".join(rng.choice(["これは", "日本語の", "テキスト", "です。", "カタカナ", "ひらがな"]) for _ in range(2000)),
+        "japanese": "".join(rng.choice(["これは", "日本語の", "テキスト", "です。", "カタカナ", "ひらがな"])
+                            for _ in range(2000)),
         "base64": base64.b64encode(rng.randbytes(15000)).decode(),
         "url": "https://example.org/" + "/".join(
             "".join(rng.choices(string.ascii_lowercase + string.digits, k=rng.randint(3, 30))) for _ in range(500)),

@@ -5,18 +5,16 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 import cisi
-from conftest import REPO, Daemon
+import pytest
+from conftest import REPO
+
 from ragd_client import RagClient
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory, models_dir):
-    d = Daemon(tmp_path_factory.mktemp("cli"), models_dir).start()
-    yield d
-    d.kill()
+def served(module_daemon):
+    return module_daemon()
 
 
 def ragd(*args, check=True) -> subprocess.CompletedProcess:
@@ -27,33 +25,33 @@ def ragd(*args, check=True) -> subprocess.CompletedProcess:
     return proc
 
 
-def test_index_jsonl_then_search_table(daemon, tmp_path):
+def test_index_jsonl_then_search_table(served, tmp_path):
     docs = cisi.documents()[:40]
     path = tmp_path / "docs.jsonl"
     path.write_text("".join(json.dumps(d) + "\n" for d in docs))
-    out = ragd("index", str(path), "--address", daemon.address, "--collection", "cli", "--batch-size", "16")
+    out = ragd("index", str(path), "--address", served.address, "--collection", "cli", "--batch-size", "16")
     assert "40 documents" in out.stdout and "40 indexed" in out.stdout
     assert "doc/s" in out.stderr  # the progress bar shows the rate
-    out = ragd("search", docs[5]["title"], "--address", daemon.address, "--collection", "cli", "--top-k", "3")
+    out = ragd("search", docs[5]["title"], "--address", served.address, "--collection", "cli", "--top-k", "3")
     lines = out.stdout.splitlines()
     assert lines[0].split()[:3] == ["score", "document", "text"]
     assert lines[1].split()[1] == docs[5]["id"]
     assert "hits, mode hybrid" in out.stderr  # AUTO: a natural-language query goes hybrid
 
 
-def test_bad_jsonl_line_stops_before_sending_anything(daemon, tmp_path):
+def test_bad_jsonl_line_stops_before_sending_anything(served, tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"id": "a", "text": "fine"}) + "\n{not json\n")
-    proc = ragd("index", str(path), "--address", daemon.address, "--collection", "clibad", check=False)
+    proc = ragd("index", str(path), "--address", served.address, "--collection", "clibad", check=False)
     assert proc.returncode != 0 and "bad.jsonl:2" in proc.stderr
-    with RagClient(daemon.address) as c:
+    with RagClient(served.address) as c:
         assert "clibad" not in {s.name for s in c.stats().collections}
 
 
-def test_model_info_and_verify(daemon):
-    info = json.loads(ragd("model", "info", "--data-dir", str(daemon.data_dir)).stdout)
+def test_model_info_and_verify(served):
+    info = json.loads(ragd("model", "info", "--data-dir", str(served.data_dir)).stdout)
     assert info["name"] == "all-MiniLM-L6-v2" and info["dimension"] == 384
-    assert "ok" in ragd("model", "verify", "--data-dir", str(daemon.data_dir)).stdout
+    assert "ok" in ragd("model", "verify", "--data-dir", str(served.data_dir)).stdout
 
 
 def test_config_markdown_lists_every_option():

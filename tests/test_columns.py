@@ -3,8 +3,8 @@ forms (mask: the ragd._native kernel plus numpy; _mask_numpy: numpy alone)."""
 import random
 
 import numpy as np
-
 from permission_oracle import may_see
+
 from ragd.domain import Document, Filter, MetadataRange
 from ragd.index.columns import FilterColumns
 

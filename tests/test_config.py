@@ -51,3 +51,33 @@ def test_unknown_key_in_file_is_named(tmp_path):
 def test_every_option_is_documented():
     from ragd.config import iter_options
     assert all(doc for _, _, _, doc in iter_options(Config()))
+
+
+def test_every_ragd_variable_the_project_uses_is_accepted_by_the_daemon():
+    # Tests, scripts and docs set RAGD_* variables in environments a daemon
+    # inherits; the daemon refuses unknown ones, so each must be an option (or
+    # one of the documented non-options). Prefixes in prose ("RAGD_INDEX_*")
+    # and CMake options (-DRAGD_BUILD_...) are not environment variables.
+    import re
+    import subprocess
+
+    from conftest import REPO
+
+    from ragd.config import NOT_OPTIONS, Config, env_name, iter_options
+    known = {env_name(s, k) for s, k, _, _ in iter_options(Config())} | NOT_OPTIONS
+    cmake = set(re.findall(r"option\((RAGD_\w+)", (REPO / "CMakeLists.txt").read_text()))
+    refused_on_purpose = {"RAGD_NOPE"}  # test_bad_values_name_the_option
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    used = {}
+    for name in files:
+        path = REPO / name
+        if path.suffix in {".py", ".rb", ".sh", ".md", ".toml", ".yml", ".yaml", ".erb", ""} and path.is_file():
+            for var in re.findall(r"\bRAGD_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(errors="replace")):
+                used.setdefault(var, name)
+    unknown = {v: f for v, f in used.items() if v not in known | cmake | refused_on_purpose}
+    assert not unknown, f"RAGD_* names the daemon would refuse: {unknown}"
+
+
+def test_the_clients_address_variable_does_not_stop_the_daemon():
+    cfg = load_config(env={"RAGD_ADDRESS": "127.0.0.1:50051", "RAGD_SERVER_LISTEN": "127.0.0.1:0"})
+    assert cfg.server.listen == "127.0.0.1:0"

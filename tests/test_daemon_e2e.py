@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import math
 
+import cisi
 import grpc
 import numpy as np
 import pytest
 
-import cisi
-from conftest import Daemon
 from ragd.v1 import ragd_pb2 as pb
 from ragd.v1 import ragd_pb2_grpc
 from ragd_client import AsyncRagClient, InvalidArgument, NotFound, RagClient
@@ -21,15 +20,13 @@ N_DOCS = 300
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory, models_dir):
-    d = Daemon(tmp_path_factory.mktemp("e2e"), models_dir).start()
-    yield d
-    d.kill()
+def served(module_daemon):
+    return module_daemon()
 
 
 @pytest.fixture(scope="module")
-def client(daemon):
-    with RagClient(daemon.address, timeout=300) as c:
+def client(served):
+    with RagClient(served.address, timeout=300) as c:
         yield c
 
 
@@ -43,8 +40,8 @@ def docs(client):
 
 
 @pytest.fixture(scope="module")
-def stub(daemon):
-    channel = grpc.insecure_channel(daemon.address, options=[("grpc.max_send_message_length", 128 << 20)])
+def stub(served):
+    channel = grpc.insecure_channel(served.address, options=[("grpc.max_send_message_length", 128 << 20)])
     yield ragd_pb2_grpc.RagServiceStub(channel)
     channel.close()
 
@@ -149,9 +146,10 @@ def test_similar_excludes_the_document_itself(client, docs):
 
 def test_embed_returns_unit_vectors(client):
     result = client.embed(["database indexing", "database indexing", "word " * 400])
-    assert result.vectors.shape == (3, 384)
-    assert np.allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-4)
-    assert np.allclose(result.vectors[0], result.vectors[1], atol=1e-6)
+    vectors = result.array()
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(vectors[0], vectors[1], atol=1e-6)
     assert result.truncated == [False, False, True]
     assert result.tokens[2] == 256
 
@@ -165,11 +163,11 @@ def test_stats_reports_collection_and_model(client, docs):
     assert stats.model.provider == "CPUExecutionProvider"
 
 
-def test_async_client_matches_sync(daemon, client, docs):
+def test_async_client_matches_sync(served, client, docs):
     import asyncio
 
     async def run():
-        async with AsyncRagClient(daemon.address, timeout=60) as ac:
+        async with AsyncRagClient(served.address, timeout=60) as ac:
             return await ac.search("automatic indexing", top_k=5)
 
     a = asyncio.run(run())
@@ -205,11 +203,11 @@ def test_bad_documents_are_rejected_whole(client, docs, case, bad, field):
     assert client.search("perfectly fine document", top_k=50).hits[0].document_id != "fresh:1"
 
 
-def test_invalid_utf8_names_the_field(daemon, client, docs):
+def test_invalid_utf8_names_the_field(served, client, docs):
     before = _write_state(client)
     req = pb.UpsertRequest(documents=[pb.Document(id="ok", text="fine"), pb.Document(id="bad", text="PLACEHOLDER")])
     raw = req.SerializeToString().replace(b"PLACEHOLDER", b"ab\xff\xfe\xfdcdefgh")
-    channel = grpc.insecure_channel(daemon.address)
+    channel = grpc.insecure_channel(served.address)
     call = channel.unary_unary("/ragd.v1.RagService/Upsert", request_serializer=lambda b: b,
                                response_deserializer=pb.UpsertResponse.FromString)
     with pytest.raises(grpc.RpcError) as err:
@@ -255,15 +253,15 @@ def test_later_rpcs_answer_unimplemented_with_a_message(stub, client, docs):
 
 # ---------------------------------------------------------------- restart (last: it restarts the daemon)
 
-def test_restart_keeps_every_document_and_result(daemon, docs):
+def test_restart_keeps_every_document_and_result(served, docs):
     queries = ["retrieval evaluation", "library automation", "citation analysis"]
-    with RagClient(daemon.address, timeout=60) as c:
+    with RagClient(served.address, timeout=60) as c:
         before = [[(h.document_id, h.chunk_id, round(h.score, 5)) for h in c.search(q, top_k=10).hits]
                   for q in queries]
         stats_before = {s.name: (s.documents, s.chunks, s.sequence) for s in c.stats().collections}
-    assert daemon.stop() == 0, daemon.log()
-    daemon.start()
-    with RagClient(daemon.address, timeout=60) as c:
+    assert served.stop() == 0, served.log()
+    served.start()
+    with RagClient(served.address, timeout=60) as c:
         after = [[(h.document_id, h.chunk_id, round(h.score, 5)) for h in c.search(q, top_k=10).hits]
                  for q in queries]
         stats_after = {s.name: (s.documents, s.chunks, s.sequence) for s in c.stats().collections}

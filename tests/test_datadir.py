@@ -64,14 +64,14 @@ def test_stale_model_staging_is_removed_and_live_ones_kept(tmp_path):
     assert remove_stale_staging(tmp_path / "missing") == []
 
 
-def test_daemon_start_cleans_a_partial_model_left_by_a_kill(daemon_factory, models_dir, tmp_path):
+def test_daemon_start_cleans_a_partial_model_left_by_a_kill(daemon, models_dir, tmp_path):
     models = tmp_path / "data" / "models"
     models.mkdir(parents=True)
     (models / "all-MiniLM-L6-v2").symlink_to(models_dir / "all-MiniLM-L6-v2", target_is_directory=True)
     partial = models / f".all-MiniLM-L6-v2.{dead_pid()}.q1w2e.partial"
     partial.mkdir()
     (partial / "model.onnx").write_bytes(b"half a model")
-    d = daemon_factory().start()
+    d = daemon()  # on tmp_path / "data", whose models dir is made above
     assert not partial.exists()
     assert f"removed {partial}: a model provisioning interrupted by a kill" in d.log()
     assert d.stop() == 0

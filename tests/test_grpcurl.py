@@ -7,8 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from conftest import REPO, Daemon
+from conftest import REPO
 
 
 def grpcurl_bin() -> str:
@@ -18,48 +17,46 @@ def grpcurl_bin() -> str:
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory, models_dir):
-    d = Daemon(tmp_path_factory.mktemp("grpcurl"), models_dir).start()
-    yield d
-    d.kill()
+def served(module_daemon):
+    return module_daemon()
 
 
-def grpcurl(daemon, *args, data: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def grpcurl(served, *args, data: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [grpcurl_bin(), "-plaintext", "-max-time", "60"]
     if data is not None:
         cmd += ["-d", "@"]
-    cmd += [daemon.address, *args]
+    cmd += [served.address, *args]
     proc = subprocess.run(cmd, input=data, capture_output=True, text=True, timeout=90)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
 
 
-def test_list_and_describe(daemon):
-    services = grpcurl(daemon, "list").stdout.split()
+def test_list_and_describe(served):
+    services = grpcurl(served, "list").stdout.split()
     assert {"ragd.v1.RagService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= set(services)
-    described = grpcurl(daemon, "describe", "ragd.v1.RagService").stdout
+    described = grpcurl(served, "describe", "ragd.v1.RagService").stdout
     for rpc in ("Upsert", "IndexStream", "Delete", "Search", "SearchStream", "Similar", "Embed", "GetJob",
                 "WatchJob", "Stats"):
         assert f"rpc {rpc} (" in described
-    assert "project_ids" in grpcurl(daemon, "describe", "ragd.v1.Filter").stdout
+    assert "project_ids" in grpcurl(served, "describe", "ragd.v1.Filter").stdout
 
 
-def test_health_is_serving(daemon):
-    out = json.loads(grpcurl(daemon, "grpc.health.v1.Health/Check", data="{}").stdout)
+def test_health_is_serving(served):
+    out = json.loads(grpcurl(served, "grpc.health.v1.Health/Check", data="{}").stdout)
     assert out["status"] == "SERVING"
 
 
-def test_upsert_then_search(daemon):
+def test_upsert_then_search(served):
     docs = {"collection": "gc", "wait": True, "documents": [
         {"id": "issue:1", "title": "Login fails with LDAP", "text": "Users cannot sign in since the LDAP upgrade.",
          "projectId": "3", "type": "issue", "updatedAt": "2026-11-01T10:00:00Z", "version": "1"},
         {"id": "wiki:3:Backups", "title": "Backups", "text": "Nightly backups run at 02:00 with restic.",
          "projectId": "3", "type": "wiki"}]}
-    out = json.loads(grpcurl(daemon, "ragd.v1.RagService/Upsert", data=json.dumps(docs)).stdout)
+    out = json.loads(grpcurl(served, "ragd.v1.RagService/Upsert", data=json.dumps(docs)).stdout)
     assert [a["status"] for a in out["acks"]] == ["ACK_STATUS_INDEXED"] * 2
     query = {"collection": "gc", "query": "authentication problem", "topK": 1, "filter": {"projectIds": ["3"]}}
-    out = json.loads(grpcurl(daemon, "ragd.v1.RagService/Search", data=json.dumps(query)).stdout)
+    out = json.loads(grpcurl(served, "ragd.v1.RagService/Search", data=json.dumps(query)).stdout)
     # grpcurl prints proto field names; it accepts them or lowerCamelCase as input.
     assert out["hits"][0]["document_id"] == "issue:1"
     assert out["hits"][0]["document"]["updated_at"] == "2026-11-01T10:00:00Z"
@@ -67,31 +64,31 @@ def test_upsert_then_search(daemon):
     assert "total_ms" in out["timings"]
 
 
-def test_index_stream_with_several_messages(daemon):
+def test_index_stream_with_several_messages(served):
     messages = "\n".join(json.dumps({"collection": "gs", "documents": [{"id": f"n{i}", "text": f"note {i}"}]})
                          for i in range(3))
-    out = grpcurl(daemon, "ragd.v1.RagService/IndexStream", data=messages).stdout
+    out = grpcurl(served, "ragd.v1.RagService/IndexStream", data=messages).stdout
     acks = [json.loads(chunk)["acks"][0]["id"] for chunk in out.replace("}\n{", "}\x00{").split("\x00")]
     assert acks == ["n0", "n1", "n2"]
 
 
-def test_bad_input_reports_the_field(daemon):
-    proc = grpcurl(daemon, "ragd.v1.RagService/Search", data=json.dumps({"query": "x", "topK": 1000000000}),
+def test_bad_input_reports_the_field(served):
+    proc = grpcurl(served, "ragd.v1.RagService/Search", data=json.dumps({"query": "x", "topK": 1000000000}),
                    check=False)
     assert proc.returncode != 0
     assert "InvalidArgument" in proc.stderr and "top_k" in proc.stderr
 
 
-def test_reflection_v1_is_served_beside_v1alpha(daemon):
+def test_reflection_v1_is_served_beside_v1alpha(served):
     import grpc
     from google.protobuf.descriptor_pb2 import FileDescriptorProto
     from grpc_reflection.v1alpha import reflection_pb2 as r
 
-    services = set(grpcurl(daemon, "list").stdout.split())
+    services = set(grpcurl(served, "list").stdout.split())
     assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= services
-    assert "rpc ServerReflectionInfo (" in grpcurl(daemon, "describe", "grpc.reflection.v1.ServerReflection").stdout
+    assert "rpc ServerReflectionInfo (" in grpcurl(served, "describe", "grpc.reflection.v1.ServerReflection").stdout
     # Asked over v1 itself, as current grpcurl and Postman do (same messages as v1alpha).
-    with grpc.insecure_channel(daemon.address) as channel:
+    with grpc.insecure_channel(served.address) as channel:
         call = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
                                      request_serializer=r.ServerReflectionRequest.SerializeToString,
                                      response_deserializer=r.ServerReflectionResponse.FromString)

@@ -10,8 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-from ragd.index import snapshot as snapfile
 from ragd.engine.datadir import DataDir
+from ragd.index import snapshot as snapfile
 from ragd.index.lifecycle import IndexContext, IndexKeeper, vector_fetch
 from ragd.index.vector_index import IndexSettings, VectorIndex
 from ragd.store.lmdb_store import CollectionMeta, Store

@@ -4,9 +4,9 @@ from __future__ import annotations
 import random
 import time
 
+import cisi
 import pytest
 
-import cisi
 from ragd import _native
 from ragd.engine.chunking import Chunker
 from ragd_client import InvalidArgument, NotFound, RagClient
@@ -25,8 +25,8 @@ def expected_chunks(docs) -> int:
     return sum(len(chunker.chunk(_native.normalize_text(d["text"].encode()))) for d in docs)
 
 
-def test_job_killed_mid_run_resumes_and_applies_every_document_once(daemon_factory):
-    d = daemon_factory(env={"RAGD_JOBS_BATCH_SIZE": "16"}).start()
+def test_job_killed_mid_run_resumes_and_applies_every_document_once(daemon):
+    d = daemon(env={"RAGD_JOBS_BATCH_SIZE": "16"})
     docs = cisi.documents()[:400]
     with RagClient(d.address, timeout=60) as c:
         result = c.upsert(docs, wait=False)
@@ -47,8 +47,8 @@ def test_job_killed_mid_run_resumes_and_applies_every_document_once(daemon_facto
         assert c.search(docs[123]["title"], top_k=1, filter={"all_private": True}).hits
 
 
-def test_poisoned_document_fails_after_three_attempts_and_the_rest_succeed(daemon_factory):
-    d = daemon_factory(env={"RAGD_JOBS_RETRY_BACKOFF_S": "0.05"}).start()
+def test_poisoned_document_fails_after_three_attempts_and_the_rest_succeed(daemon):
+    d = daemon(env={"RAGD_JOBS_RETRY_BACKOFF_S": "0.05"})
     docs = [{"id": f"n{i}", "text": f"note {i} about the mail server"} for i in range(20)]
     # Passes validation (not whitespace) but holds nothing indexable: control characters
     # only, as binary attachment text sometimes does.
@@ -66,8 +66,8 @@ def test_poisoned_document_fails_after_three_attempts_and_the_rest_succeed(daemo
             c.upsert([{"id": "x", "text": " "}], wait=False)  # bad input is refused, not queued
 
 
-def test_reordered_and_duplicated_versioned_writes_converge(daemon_factory):
-    d = daemon_factory().start()
+def test_reordered_and_duplicated_versioned_writes_converge(daemon):
+    d = daemon()
     rng = random.Random(3)
     n_docs, n_versions = 12, 4
     ops = []
@@ -102,8 +102,8 @@ def test_reordered_and_duplicated_versioned_writes_converge(daemon_factory):
         assert c.stats().collections[0].documents == n_docs - len(range(0, n_docs, 3))
 
 
-def test_finished_jobs_are_pruned_after_jobs_retention_s(daemon_factory):
-    d = daemon_factory(env={"RAGD_JOBS_RETENTION_S": "1"}).start()
+def test_finished_jobs_are_pruned_after_jobs_retention_s(daemon):
+    d = daemon(env={"RAGD_JOBS_RETENTION_S": "1"})
     docs = [{"id": f"r{i}", "text": f"note {i} about the backup schedule"} for i in range(5)]
     with RagClient(d.address, timeout=60) as c:
         job_id = c.upsert(docs, wait=False).job_id

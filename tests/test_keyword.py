@@ -8,14 +8,13 @@ import shutil
 
 import numpy as np
 import pytest
+from test_permissions import WORDS, Harness
 
 from ragd.domain import Document, Filter, SearchMode
-from ragd.engine.router import is_identifier, route
 from ragd.engine import fusion
+from ragd.engine.router import is_identifier, route
 from ragd.index.derived import Change, DocChunks
 from ragd.index.keyword import KeywordIndex
-
-from test_permissions import WORDS, Harness
 
 
 def _index_with(texts: dict[int, str]) -> KeywordIndex:

@@ -5,23 +5,24 @@ import signal
 import threading
 import time
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 import cisi
-from conftest import free_port
+import grpc
+import pytest
+from conftest import STOP_TIMEOUT_S
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prom import scrape, value
+
 from ragd.v1 import ragd_pb2, ragd_pb2_grpc
-from ragd_client import RagClient
+from ragd_client import RagClient, Unavailable
 
 SERVICE = "ragd.v1.RagService"
 
 
-def test_health_goes_not_serving_then_serving_and_rag_calls_wait(daemon_factory):
+def test_health_goes_not_serving_then_serving_and_rag_calls_wait(daemon):
     """While loading: health NOT_SERVING and RagService calls UNAVAILABLE (retryable)."""
-    d = daemon_factory()
-    port = free_port()
-    d.start(port=port, wait=False)
+    d = daemon(start=False)
+    d.start(wait=False)
+    port = d.wait_listening()
     seen, while_loading = [], set()
     # Reconnect fast: the model loads in a fraction of a second once listening,
     # and gRPC's default reconnect backoff (1 s) would step right over it.
@@ -53,16 +54,16 @@ def test_health_goes_not_serving_then_serving_and_rag_calls_wait(daemon_factory)
     assert d.stop() == 0
 
 
-def test_sigterm_drains_an_in_flight_upsert_and_exits_zero(daemon_factory):
-    metrics_port = free_port()
-    # A grace longer than any embedding here: the drain must not depend on the machine's speed.
-    d = daemon_factory(env={"RAGD_SERVER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
-                            "RAGD_SERVER_GRACE_S": "600"}).start()
+def test_sigterm_drains_an_in_flight_upsert_and_exits_zero(daemon):
+    # No grace for streams at all: the in-flight unary upsert must finish however
+    # long its embedding takes on this machine, because the drain waits for the
+    # call, not for a clock.
+    d = daemon(metrics=True, env={"RAGD_SERVER_GRACE_S": "0"})
     docs = cisi.documents()[:150]
     result = {}
 
     def upsert():
-        with RagClient(d.address, timeout=300) as c:
+        with RagClient(d.address, timeout=600) as c:
             try:
                 result["acks"] = c.upsert(docs).acks
             except Exception as exc:  # noqa: BLE001 - reported by the assertion below
@@ -72,14 +73,20 @@ def test_sigterm_drains_an_in_flight_upsert_and_exits_zero(daemon_factory):
     worker.start()
     # Until the call is in flight: its chunks wait for the model (150 documents
     # take seconds to embed). Read from /metrics, not guessed with a sleep.
-    deadline = time.monotonic() + 60
-    while value(scrape(metrics_port), "ragd_embed_queue_tokens") == 0:
-        assert time.monotonic() < deadline and worker.is_alive(), (result, d.log())
+    while value(scrape(d.metrics_port), "ragd_embed_queue_tokens") == 0:
+        assert worker.is_alive() and d.proc.poll() is None, (result, d.log())
         time.sleep(0.01)
     d.proc.send_signal(signal.SIGTERM)
-    worker.join(300)
-    assert d.proc.wait(120) == 0, d.log()
-    assert "error" not in result, result
+    # Once the daemon has taken the signal, a new call is refused (UNAVAILABLE:
+    # refused by the drain, or by a closed port if the upsert is already done).
+    while "shutting down" not in d.log(since_start=True):
+        assert d.proc.poll() is None or d.proc.returncode == 0, d.log()
+        time.sleep(0.01)
+    with RagClient(d.address, timeout=30) as c, pytest.raises(Unavailable):
+        c.stats()
+    worker.join()
+    assert d.proc.wait(STOP_TIMEOUT_S) == 0, d.log()
+    assert "error" not in result, (result, d.log())
     assert len(result["acks"]) == 150 and {a.status for a in result["acks"]} == {"indexed"}
     d.start()
     with RagClient(d.address, timeout=60) as c:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from conftest import free_port
 from prom import scrape, value
+
 from ragd_client import RagClient
 from ragd_client.errors import InvalidArgument
 
@@ -16,25 +16,19 @@ DOCS = [{"id": f"issue:{i}", "title": f"Issue {i}", "text": f"The mail handler d
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory, models_dir):
-    from conftest import Daemon
-    port = free_port()
-    d = Daemon(tmp_path_factory.mktemp("metrics"), models_dir, {"RAGD_SERVER_METRICS_LISTEN": f"127.0.0.1:{port}"})
-    d.start()
-    d.metrics_port = port
-    yield d
-    d.kill()
+def served(module_daemon):
+    return module_daemon(metrics=True)
 
 
-def test_calls_are_counted_by_method_and_code(daemon):
-    before = scrape(daemon.metrics_port)
-    with RagClient(daemon.address) as c:
+def test_calls_are_counted_by_method_and_code(served):
+    before = scrape(served.metrics_port)
+    with RagClient(served.address) as c:
         c.upsert(DOCS, wait=True)
         for _ in range(3):
             c.search("mail handler reply", top_k=3)
         with pytest.raises(InvalidArgument, match="top_k"):
             c.search("mail", top_k=-1)
-    after = scrape(daemon.metrics_port)
+    after = scrape(served.metrics_port)
     svc = "ragd.v1.RagService"
 
     def delta(name, **labels):
@@ -48,23 +42,23 @@ def test_calls_are_counted_by_method_and_code(daemon):
     assert delta("ragd_rpc_duration_seconds_bucket", service=svc, method="Search", le="+Inf") == 4
 
 
-def test_a_failed_call_is_counted_before_the_client_has_its_error(daemon):
+def test_a_failed_call_is_counted_before_the_client_has_its_error(served):
     """context.abort sends the status first; the count must not lag behind it.
     (On the old interceptor, which recorded only on exit, CI lost this race.)"""
     key = dict(service="ragd.v1.RagService", method="Search", code="INVALID_ARGUMENT")
-    with RagClient(daemon.address) as c:
+    with RagClient(served.address) as c:
         for _ in range(20):
-            before = value(scrape(daemon.metrics_port), "ragd_rpc_requests_total", **key)
+            before = value(scrape(served.metrics_port), "ragd_rpc_requests_total", **key)
             with pytest.raises(InvalidArgument, match="top_k"):
                 c.search("mail", top_k=-1)
-            assert value(scrape(daemon.metrics_port), "ragd_rpc_requests_total", **key) == before + 1
+            assert value(scrape(served.metrics_port), "ragd_rpc_requests_total", **key) == before + 1
 
 
-def test_engine_figures_are_read_at_scrape_time(daemon):
-    with RagClient(daemon.address) as c:
+def test_engine_figures_are_read_at_scrape_time(served):
+    with RagClient(served.address) as c:
         c.upsert(DOCS, wait=True)
         stats = c.stats()
-    s = scrape(daemon.metrics_port)
+    s = scrape(served.metrics_port)
     coll = next(x for x in stats.collections if x.name == "default")
     assert value(s, "ragd_ready") == 1
     assert value(s, "ragd_collection_documents", collection="default") == coll.documents == len(DOCS)
@@ -79,12 +73,12 @@ def test_engine_figures_are_read_at_scrape_time(daemon):
     assert value(s, "process_resident_memory_bytes") > 50e6
 
 
-def test_metrics_port_in_use_leaves_the_daemon_serving(daemon_factory):
+def test_metrics_port_in_use_leaves_the_daemon_serving(daemon):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        d = daemon_factory(env={"RAGD_SERVER_METRICS_LISTEN": f"127.0.0.1:{port}"}).start()
+        d = daemon(env={"RAGD_SERVER_METRICS_LISTEN": f"127.0.0.1:{port}"})
         with RagClient(d.address) as c:
             c.upsert(DOCS[:1], wait=True)
             assert c.search("mail handler", top_k=1).hits

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from permission_oracle import may_see
+
 from ragd.domain import Document, DocumentRef, Filter, MetadataRange, SearchMode, SearchQuery
 from ragd.engine.chunking import Chunker
 from ragd.engine.collection import Collections

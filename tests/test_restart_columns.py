@@ -253,15 +253,14 @@ def test_backup_carries_the_columns_file(tmp_path):
     w2.crash()
 
 
-def test_daemon_restart_after_sigkill_gives_the_same_filtered_results(daemon_factory):
+def test_daemon_restart_after_sigkill_gives_the_same_filtered_results(daemon):
     """A real daemon: filtered searches answered after a SIGKILL restart (columns file +
     op-log replay) equal those answered before the kill, and those after a restart that
     rebuilt the columns from LMDB (file removed)."""
-    from ragd_client import RagClient
     import cisi
-    d = daemon_factory()
-    d.start()
-    rng = random.Random(11)
+
+    from ragd_client import RagClient
+    d = daemon()
     docs = []
     for i, doc in enumerate(cisi.documents()[:40]):
         docs.append({"id": f"doc:{i}", "title": doc["title"], "text": doc["text"][:400], "project_id": i % 4,

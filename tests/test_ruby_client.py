@@ -9,8 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from conftest import REPO, Daemon
+from conftest import REPO
 
 RUBY_DIR = REPO / "clients" / "ruby"
 TEST_FILES = sorted(p.name for p in (RUBY_DIR / "test").glob("test_*.rb") if p.name != "test_helper.rb")
@@ -24,10 +23,8 @@ def ruby_bin() -> str:
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory, models_dir):
-    d = Daemon(tmp_path_factory.mktemp("ruby"), models_dir).start()
-    yield d
-    d.kill()
+def served(module_daemon):
+    return module_daemon()
 
 
 def test_suite_is_found():
@@ -35,8 +32,8 @@ def test_suite_is_found():
 
 
 @pytest.mark.parametrize("test_file", TEST_FILES)
-def test_minitest(daemon, test_file):
-    env = {**os.environ, "RAGD_ADDRESS": daemon.address}
+def test_minitest(served, test_file):
+    env = {**os.environ, "RAGD_ADDRESS": served.address}
     env.pop("GRPC_ENABLE_FORK_SUPPORT", None)  # the fork tests check the default behaviour
     cmd = [ruby_bin(), "-Iclients/ruby/lib", "-Iclients/ruby/test", f"clients/ruby/test/{test_file}", "-v"]
     try:

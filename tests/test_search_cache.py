@@ -1,5 +1,4 @@
 """Search caches in process: LRU + TTL, keys, and the JSON form used in Redis."""
-import time
 
 import numpy as np
 
@@ -50,8 +49,11 @@ def test_pages_and_embeddings_round_trip():
 def test_unreachable_redis_is_skipped_not_fatal():
     from conftest import free_port
     cache = SearchCache(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout_s=0.05)
-    t0 = time.perf_counter()
     assert cache.get_page("nope") is None
     cache.put_page("k", SearchResult([], SearchMode.VECTOR, Timings()))
     assert cache.get_page("k") is not None  # the in-process tier still works
-    assert cache.redis.errors >= 1 and time.perf_counter() - t0 < 2
+    assert cache.redis.errors >= 1
+    # A down server costs one short timeout, never a hang (checked on the client's
+    # settings, not on the clock: a loaded machine stretches any wall-clock bound).
+    settings = cache.redis._client.connection_pool.connection_kwargs
+    assert settings["socket_timeout"] == settings["socket_connect_timeout"] == 0.05

@@ -9,11 +9,11 @@ import socket
 import subprocess
 import time
 
+import cisi
 import grpc
 import pytest
+from conftest import free_port
 
-import cisi
-from conftest import Daemon, free_port
 from ragd.v1 import ragd_pb2 as pb
 from ragd.v1 import ragd_pb2_grpc
 from ragd_client import RagClient
@@ -41,7 +41,8 @@ REDMINE = [
 def redis_server(tmp_path_factory):
     exe = shutil.which("redis-server")
     # The shared Redis cache is a feature of the issue: its absence is a failed set-up, not a skip.
-    assert exe is not None, "redis-server is not installed (Debian package redis-server; scripts/setup.sh --test installs it)"
+    assert exe is not None, ("redis-server is not installed "
+                             "(Debian package redis-server; scripts/setup.sh --test installs it)")
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -66,17 +67,18 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory, models_dir, redis_server):
+def served(module_daemon, redis_server):
     url, _ = redis_server
-    d = Daemon(tmp_path_factory.mktemp("search"), models_dir,
-               env={"RAGD_CACHE_REDIS_URL": url, "RAGD_CACHE_REDIS_PREFIX": "ragd-test:"}).start()
-    yield d
-    d.kill()
+    # A Redis timeout far above the 50 ms default: on a starved machine a read timed out,
+    # the daemon skipped Redis for 10 s, and the page the restart test expects there was
+    # never written. (A stopped Redis refuses connections at once, whatever the timeout.)
+    return module_daemon(env={"RAGD_CACHE_REDIS_URL": url, "RAGD_CACHE_REDIS_PREFIX": "ragd-test:",
+                              "RAGD_CACHE_REDIS_TIMEOUT_S": "30"})
 
 
 @pytest.fixture(scope="module")
-def client(daemon):
-    with RagClient(daemon.address, timeout=300) as c:
+def client(served):
+    with RagClient(served.address, timeout=300) as c:
         yield c
 
 
@@ -90,8 +92,8 @@ def docs(client):
 
 
 @pytest.fixture(scope="module")
-def stub(daemon):
-    channel = grpc.insecure_channel(daemon.address)
+def stub(served):
+    channel = grpc.insecure_channel(served.address)
     yield ragd_pb2_grpc.RagServiceStub(channel)
     channel.close()
 
@@ -190,13 +192,13 @@ def test_repeated_query_is_a_cache_hit_until_a_write(client, docs):
     assert "issue:9100" not in {h.document_id for h in fourth.hits}
 
 
-def test_redis_tier_serves_a_restarted_daemon_and_is_best_effort(daemon, docs, redis_server):
+def test_redis_tier_serves_a_restarted_daemon_and_is_best_effort(served, docs, redis_server):
     q = "automatic indexing of documents"
-    with RagClient(daemon.address, timeout=60) as c:
+    with RagClient(served.address, timeout=60) as c:
         first = c.search(q, top_k=10, mode="hybrid", filter=ALL)
-    assert daemon.stop() == 0
-    daemon.start()
-    with RagClient(daemon.address, timeout=60) as c:
+    assert served.stop() == 0
+    served.start()
+    with RagClient(served.address, timeout=60) as c:
         again = c.search(q, top_k=10, mode="hybrid", filter=ALL)
         # the in-process cache died with the old process: this page came from Redis
         assert again.timings.cache_hit

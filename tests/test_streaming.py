@@ -5,7 +5,6 @@ import threading
 
 import pytest
 
-from conftest import Daemon
 from ragd_client import RagClient
 
 N_DOCS = 10_000
@@ -21,16 +20,13 @@ def _rss_kb(pid: int, field: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory, models_dir):
+def served(module_daemon):
     # A tiny embedding queue (a few batches) and stream depth: memory must stay
     # bounded by these, not by how much the client sends.
-    d = Daemon(tmp_path_factory.mktemp("stream"), models_dir,
-               env={"RAGD_BATCHING_MAX_QUEUE_TOKENS": "4096", "RAGD_SERVER_STREAM_DEPTH": "2"}).start()
-    yield d
-    d.kill()
+    return module_daemon(env={"RAGD_BATCHING_MAX_QUEUE_TOKENS": "4096", "RAGD_SERVER_STREAM_DEPTH": "2"})
 
 
-def test_ten_thousand_documents_stream_with_bounded_memory_and_all_acks(daemon):
+def test_ten_thousand_documents_stream_with_bounded_memory_and_all_acks(served):
     produced = 0
     lock = threading.Lock()
     lead = []  # how far the producer ran ahead of the acks, sampled at each ack
@@ -46,17 +42,17 @@ def test_ten_thousand_documents_stream_with_bounded_memory_and_all_acks(daemon):
                     "text": f"Ticket {i}: the nightly export of project {i % 20} stopped after step {i % 13}."}
                    for i in range(start, start + BATCH)]
 
-    rss_before = _rss_kb(daemon.proc.pid, "VmRSS")
+    rss_before = _rss_kb(served.proc.pid, "VmRSS")
     acked = 0
     statuses = set()
-    with RagClient(daemon.address, timeout=60) as c:
+    with RagClient(served.address, timeout=60, stream_timeout=None) as c:  # no deadline: slow machines
         for n, result in enumerate(c.index_stream(batches(), collection="big"), 1):
             acked += len(result.acks)
             statuses |= {a.status for a in result.acks}
             with lock:
                 lead.append(produced - n)
         stats = c.stats("big").collections[0]
-    peak = _rss_kb(daemon.proc.pid, "VmHWM")
+    peak = _rss_kb(served.proc.pid, "VmHWM")
     assert acked == N_DOCS and statuses == {"indexed"}
     assert stats.documents == N_DOCS and stats.index_vectors == N_DOCS
     # Flow control: the producer can only run ahead by what the server works on
@@ -70,8 +66,8 @@ def test_ten_thousand_documents_stream_with_bounded_memory_and_all_acks(daemon):
     assert (peak - rss_before) < 300_000, (rss_before, peak)
 
 
-def test_search_stream_answers_in_order_with_per_query_errors(daemon):
-    with RagClient(daemon.address, timeout=60) as c:
+def test_search_stream_answers_in_order_with_per_query_errors(served):
+    with RagClient(served.address, timeout=60) as c:
         c.upsert([{"id": "a", "text": "database replication lag"}, {"id": "b", "text": "printer out of toner"}],
                  collection="ss")
         queries = [(f"q{i}", "replication delay" if i % 2 else "toner empty") for i in range(20)]

@@ -16,9 +16,8 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from langchain_text_splitters import RecursiveCharacterTextSplitter  # noqa: E402
-from sentence_transformers import SentenceTransformer  # noqa: E402
-
 from same_work import embedding_text  # noqa: E402
+from sentence_transformers import SentenceTransformer  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("docs")

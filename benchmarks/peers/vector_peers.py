@@ -34,9 +34,8 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from langchain_text_splitters import RecursiveCharacterTextSplitter  # noqa: E402
-from sentence_transformers import SentenceTransformer  # noqa: E402
-
 from same_work import embedding_text  # noqa: E402
+from sentence_transformers import SentenceTransformer  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -296,7 +295,8 @@ def main():
         for nprobes in (1, 4, 16):
             for refine in (None, 10):
                 key = f"lancedb_ivf_pq_nprobes{nprobes}" + (f"_refine{refine}" if refine else "")
-                rec[key] = recall_run(lambda v: lance_search(tbl, v, nprobes, refine), truth)
+                rec[key] = recall_run(lambda v, nprobes=nprobes, refine=refine: lance_search(tbl, v, nprobes, refine),
+                                      truth)
     except Exception as exc:  # noqa: BLE001 - recorded
         rec["lancedb_ivf_pq_error"] = repr(exc)
     out["recall"] = rec

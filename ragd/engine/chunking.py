@@ -55,7 +55,8 @@ Many documents at once: ``Chunker.chunk_many`` returns the same chunks as a
 offset arrays): one native call that releases the GIL once per 256 KiB of text
 (splitting, then building that block's chunk texts while it is still in cache),
 and no Python object per chunk but its text. For CISI-sized documents (~800
-bytes) this cuts the cost per document by a third to a half (benchmarks/chunking.py, "ragd" against "ragd (per document)").
+bytes) this cuts the cost per document by a third to a half (benchmarks/chunking.py,
+"ragd" against "ragd (per document)").
 Ingestion should chunk a request's documents with it.
 
 A str is read in place, in CPython's own layout (one array element of 1, 2 or

@@ -11,11 +11,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import AsyncIterator, Literal
+from typing import Literal
 
 from tokenizers import Tokenizer
 
@@ -160,7 +161,7 @@ class Engine:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.limits = cfg.limits
-        self.ready = False
+        self._stopping = False
         self.started = time.time()
         self.layout = DataDir(cfg.data_path)
         self._loaded: _Loaded | None = None
@@ -252,7 +253,6 @@ class Engine:
                          max_attempts=j.max_attempts, backoff_s=j.retry_backoff_s, retention_s=j.retention_s)
         cluster = self._start_cluster(ld) if self.cfg.cluster.redis_url else None
         self._serving = _Serving(ld, batcher, ingestor, stream_ingestor, searcher, jobs, cluster)
-        self.ready = True
         jobs.start()
 
     def _start_cluster(self, ld: _Loaded) -> _Cluster:
@@ -279,7 +279,7 @@ class Engine:
         return bool(self.cfg.cluster.redis_url)
 
     async def stop(self) -> None:
-        self.ready = False
+        self._stopping = True
         if self._serving is not None:
             await self._serving.jobs.stop()  # the batch in flight commits atomically or not at all
             await self._serving.batcher.stop()
@@ -291,7 +291,7 @@ class Engine:
             await self.answerer.chat.close()
 
     def close(self) -> None:
-        self.ready = False
+        self._stopping = True
         self._pool.shutdown(wait=True)
         ld, self._loaded = self._loaded, None
         if ld is not None:
@@ -302,12 +302,19 @@ class Engine:
             with self._write_lock:
                 ld.store.close()
 
+    @property
+    def ready(self) -> bool:
+        """Serving calls: the model and the indexes are loaded and the engine is not
+        stopping. The one readiness test (check_ready, /metrics' ragd_ready)."""
+        return self._serving is not None and not self._stopping
+
     def check_ready(self) -> _Serving:
-        """The one readiness check of every call: UNAVAILABLE until the model and the
+        """The readiness check of every call: UNAVAILABLE until the model and the
         indexes are loaded (health says NOT_SERVING meanwhile), and again once stopping."""
-        if not self.ready or self._serving is None:
+        serving = self._serving
+        if serving is None or self._stopping:
             raise Unavailable("ragd is loading (model and indexes) or stopping; retry shortly")
-        return self._serving
+        return serving
 
     @property
     def batcher(self) -> EmbedBatcher | None:

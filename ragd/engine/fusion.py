@@ -7,7 +7,7 @@ measures it against the alternatives on CISI (see design.md / README).
 """
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 
 def rrf(lists: Sequence[Sequence[Hashable]], k: float = 60.0,

@@ -251,7 +251,7 @@ class FilterColumns:
                 "chunk_meta": dict(self._chunk_meta), "private_count": self.private_count}
 
     @classmethod
-    def from_state(cls, state: dict) -> "FilterColumns":
+    def from_state(cls, state: dict) -> FilterColumns:
         cols = cls()
         arrays = state["arrays"]
         n = len(arrays["alive"])

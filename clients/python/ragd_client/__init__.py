@@ -8,14 +8,41 @@
 """
 from .aio import AsyncRagClient
 from .client import RagClient
-from .errors import (FailedPrecondition, InvalidArgument, NotFound, RagError, ResourceExhausted, Unavailable,
-                     Unimplemented)
-from .types import (Ack, Answer, AnswerContext, AnswerDelta, AnswerDone, AnswerTimings, Citation, CollectionStats,
-                    Document, EmbedResult, Filter, Hit, Job, JobError, MetadataRange, ModelInfo, SearchResult, Stats,
-                    Timings, TokenUsage, WriteResult)
+from .errors import (
+                     FailedPrecondition,
+                     InvalidArgument,
+                     NotFound,
+                     RagError,
+                     ResourceExhausted,
+                     Unavailable,
+                     Unimplemented,
+)
+from .types import (
+                     Ack,
+                     Answer,
+                     AnswerContext,
+                     AnswerDelta,
+                     AnswerDone,
+                     AnswerTimings,
+                     Citation,
+                     CollectionStats,
+                     Document,
+                     EmbedResult,
+                     Filter,
+                     Hit,
+                     Job,
+                     JobError,
+                     MetadataRange,
+                     ModelInfo,
+                     SearchResult,
+                     Stats,
+                     Timings,
+                     TokenUsage,
+                     WriteResult,
+)
 
 __all__ = ["RagClient", "AsyncRagClient", "RagError", "InvalidArgument", "NotFound", "Unavailable",
-           "ResourceExhausted", "Unimplemented", "Ack", "CollectionStats", "Document", "EmbedResult",
-           "Filter", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats", "Timings", "WriteResult",
-           "FailedPrecondition", "Answer", "AnswerContext", "AnswerDelta", "AnswerDone", "AnswerTimings", "Citation",
-           "TokenUsage"]
+           "ResourceExhausted", "Unimplemented", "FailedPrecondition", "Ack", "CollectionStats", "Document",
+           "EmbedResult", "Filter", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats",
+           "Timings", "WriteResult", "Answer", "AnswerContext", "AnswerDelta", "AnswerDone", "AnswerTimings",
+           "Citation", "TokenUsage"]

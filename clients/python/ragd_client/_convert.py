@@ -2,31 +2,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, fields
-from typing import Any, Iterable, Mapping, Union
+from typing import Any
 
 import grpc
-import numpy as np
-
-from ragd.v1 import ragd_pb2 as pb
 
 from . import types as t
 from .errors import from_code
+from .v1 import ragd_pb2 as pb
 
-DocLike = Union[t.Document, Mapping[str, Any]]
+DocLike = t.Document | Mapping[str, Any]
 
 _ACK = {1: "indexed", 2: "unchanged", 3: "stale", 4: "deleted", 5: "not_found", 6: "failed", 7: "queued"}
 MODES = {"auto": pb.SEARCH_MODE_AUTO, "vector": pb.SEARCH_MODE_VECTOR,
          "keyword": pb.SEARCH_MODE_KEYWORD, "hybrid": pb.SEARCH_MODE_HYBRID}
 _MODE_NAMES = {v: k for k, v in MODES.items()}
-# Service config: gRPC retries UNAVAILABLE itself, with backoff, on every
-# RagService method (all unary writes are idempotent: upsert replaces, delete removes).
-SERVICE_CONFIG = json.dumps({"methodConfig": [{
-    "name": [{"service": "ragd.v1.RagService"}],
-    "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "2s",
-                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
-}]})
 
 
 def _ts(value: dt.datetime | str | int | float, out) -> None:
@@ -106,9 +97,8 @@ def search_result(m: pb.SearchResponse) -> t.SearchResult:
 
 
 def embed_result(m: pb.EmbedResponse) -> t.EmbedResult:
-    vectors = np.array([e.values for e in m.embeddings], dtype=np.float32).reshape(len(m.embeddings), m.dimension)
-    return t.EmbedResult(vectors, [e.tokens for e in m.embeddings], [e.truncated for e in m.embeddings],
-                         m.model, timings(m.timings))
+    return t.EmbedResult([list(e.values) for e in m.embeddings], m.dimension, [e.tokens for e in m.embeddings],
+                         [e.truncated for e in m.embeddings], m.model, timings(m.timings))
 
 
 def stats(m: pb.StatsResponse) -> t.Stats:

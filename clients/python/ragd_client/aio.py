@@ -1,31 +1,37 @@
 """asyncio client: the same methods as RagClient, awaitable."""
 from __future__ import annotations
 
-from typing import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 import grpc
 
-from ragd.v1 import ragd_pb2 as pb
-from ragd.v1 import ragd_pb2_grpc
-
 from . import _convert as c
 from . import types as t
-from .client import ANSWER_TIMEOUT, DEFAULT_ADDRESS, channel_options
+from .client import _UNSET
 from .errors import from_rpc_error
+from .policy import STREAM_TIMEOUT_S, TIMEOUT_S, channel_options, default_address
+from .v1 import ragd_pb2 as pb
+from .v1 import ragd_pb2_grpc
 
 
 class AsyncRagClient:
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = 30.0, collection: str = "default"):
-        self.address = address
+    """The RagClient's constructor arguments and defaults (ragd_client/policy.py)."""
+
+    def __init__(self, address: str | None = None, *, timeout: float = TIMEOUT_S,
+                 stream_timeout: float | None = STREAM_TIMEOUT_S, collection: str = "default"):
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.address = address or default_address()
         self.timeout = timeout
+        self.stream_timeout = stream_timeout
         self.collection = collection
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
+        self._channel = grpc.aio.insecure_channel(self.address, options=channel_options())
         self._stub = ragd_pb2_grpc.RagServiceStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close()
 
-    async def __aenter__(self) -> "AsyncRagClient":
+    async def __aenter__(self) -> AsyncRagClient:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -37,6 +43,9 @@ class AsyncRagClient:
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
+    def _stream_deadline(self, timeout):
+        return self.stream_timeout if timeout is _UNSET else timeout
+
     async def get_job(self, job_id: str, *, timeout: float | None = None) -> t.Job:
         return c.job(await self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout))
 
@@ -47,19 +56,19 @@ class AsyncRagClient:
         return c.write_result(await self._call(self._stub.Upsert, req, timeout))
 
     async def index_stream(self, batches: Iterable[Sequence[c.DocLike]], *, collection: str | None = None,
-                           timeout: float | None = None) -> AsyncIterator[t.WriteResult]:
+                           timeout: float | None = _UNSET) -> AsyncIterator[t.WriteResult]:
         coll = collection or self.collection
         requests = (pb.IndexStreamRequest(collection=coll, documents=[c.document_pb(d) for d in batch])
                     for batch in batches)
         try:
-            async for resp in self._stub.IndexStream(requests, timeout=timeout):
+            async for resp in self._stub.IndexStream(requests, timeout=self._stream_deadline(timeout)):
                 yield c.write_result(resp)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
-    async def watch_job(self, job_id: str, *, timeout: float | None = None) -> AsyncIterator[t.Job]:
+    async def watch_job(self, job_id: str, *, timeout: float | None = _UNSET) -> AsyncIterator[t.Job]:
         try:
-            async for m in self._stub.WatchJob(pb.GetJobRequest(job_id=job_id), timeout=timeout):
+            async for m in self._stub.WatchJob(pb.GetJobRequest(job_id=job_id), timeout=self._stream_deadline(timeout)):
                 yield c.job(m)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
@@ -91,11 +100,11 @@ class AsyncRagClient:
 
     async def search_stream(self, queries, top_k: int = 10, *, filter: t.Filter | Mapping | None = None,
                             mode: str = "auto", collection: str | None = None,
-                            timeout: float | None = None) -> AsyncIterator:
+                            timeout: float | None = _UNSET) -> AsyncIterator:
         """Pipelined searches: (tag, query) in, (tag, SearchResult or RagError) out, in order."""
         requests = c.search_stream_requests(collection or self.collection, queries, top_k, filter, mode)
         try:
-            async for m in self._stub.SearchStream(requests, timeout=timeout):
+            async for m in self._stub.SearchStream(requests, timeout=self._stream_deadline(timeout)):
                 yield c.stream_result(m)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
@@ -103,12 +112,12 @@ class AsyncRagClient:
     async def answer(self, question: str, top_k: int = 0, *, filter: t.Filter | Mapping | None = None,
                      max_tokens: int = 0, temperature: float | None = None, language: str = "",
                      group_by_document: bool = False, collection: str | None = None,
-                     timeout: float | None = None) -> AsyncIterator:
+                     timeout: float | None = _UNSET) -> AsyncIterator:
         """As RagClient.answer: AnswerContext, AnswerDelta..., AnswerDone. Closing the iterator early
         (or cancelling the task) cancels the call, which stops the generation."""
         req = c.answer_request(collection or self.collection, question, top_k, filter, max_tokens, temperature,
                                language, group_by_document)
-        call = self._stub.Answer(req, timeout=timeout or ANSWER_TIMEOUT)
+        call = self._stub.Answer(req, timeout=self._stream_deadline(timeout))
         try:
             async for m in call:
                 yield c.answer_event(m)

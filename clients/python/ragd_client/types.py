@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Optional
-
-import numpy as np
 
 
 @dataclass
@@ -17,7 +14,7 @@ class Document:
     type: str = ""
     is_private: bool = False
     author_id: int = 0
-    updated_at: Optional[dt.datetime] = None
+    updated_at: dt.datetime | None = None
     version: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
     viewer_ids: list[int] = field(default_factory=list)
@@ -26,8 +23,8 @@ class Document:
 @dataclass
 class MetadataRange:
     key: str
-    gte: Optional[float] = None
-    lte: Optional[float] = None
+    gte: float | None = None
+    lte: float | None = None
 
 
 @dataclass
@@ -40,8 +37,8 @@ class Filter:
     all_private: bool = False
     metadata_equals: dict[str, str] = field(default_factory=dict)
     metadata_ranges: list[MetadataRange] = field(default_factory=list)
-    updated_after: Optional[dt.datetime] = None
-    updated_before: Optional[dt.datetime] = None
+    updated_after: dt.datetime | None = None
+    updated_before: dt.datetime | None = None
     exclude_ids: list[str] = field(default_factory=list)
 
 
@@ -99,11 +96,17 @@ class SearchResult:
 
 @dataclass
 class EmbedResult:
-    vectors: np.ndarray  # float32 [n, dimension], L2-normalised
+    vectors: list[list[float]]  # one L2-normalised vector of `dimension` floats per text
+    dimension: int
     tokens: list[int]
     truncated: list[bool]
     model: str
     timings: Timings
+
+    def array(self):
+        """The vectors as a float32 numpy array [n, dimension] (needs numpy: `pip install ragd-client[numpy]`)."""
+        import numpy as np
+        return np.array(self.vectors, dtype=np.float32).reshape(len(self.vectors), self.dimension)
 
 
 @dataclass

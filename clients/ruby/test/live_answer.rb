@@ -24,7 +24,7 @@ class TestLiveAnswer < Minitest::Test
     assert_instance_of Ragd::AnswerDone, events.last
     deltas = events[1..-2]
     refute_empty deltas
-    assert deltas.all? { |e| e.is_a?(Ragd::AnswerDelta) }
+    assert(deltas.all? { |e| e.is_a?(Ragd::AnswerDelta) })
     assert_instance_of Ragd::Answer, answer
     assert_equal deltas.map(&:text).join, answer.text
     assert_equal events.first.passages.map(&:document_id), answer.passages.map(&:document_id)

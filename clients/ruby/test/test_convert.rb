@@ -111,7 +111,7 @@ class TestAnswerConvert < Minitest::Test
 
   def test_answer_request
     req = C.answer_request("c", "Why?", { project_ids: [1] }, { top_k: 3, max_tokens: 9, language: :ja,
-                                                                 group_by_document: 1 })
+                                                                group_by_document: 1 })
     assert_equal ["c", "Why?", 3, [1], 9, "ja", true], [req.collection, req.question, req.top_k,
                                                         req.filter.project_ids.to_a, req.max_tokens, req.language,
                                                         req.group_by_document]
@@ -135,8 +135,8 @@ class TestAnswerConvert < Minitest::Test
       timings: V1::AnswerTimings.new(first_token_ms: 12.5)
     )))
     assert_equal [:uncited, [7], "stop", 30, 4, 12.5], [done.grounding, done.invalid_citations, done.finish_reason,
-                                                         done.usage.prompt_tokens, done.usage.completion_tokens,
-                                                         done.timings.first_token_ms]
+                                                        done.usage.prompt_tokens, done.usage.completion_tokens,
+                                                        done.timings.first_token_ms]
     assert done.flagged?
     assert_equal [1, "issue:1", 5, 2, 9], done.citations.map { |c| [c.passage, c.document_id, c.chunk_id, c.start, c.end] }.first
     assert_nil C.answer_event(V1::AnswerResponse.new), "an event kind newer than the gem is skipped"

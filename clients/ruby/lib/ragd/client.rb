@@ -17,38 +17,38 @@ module Ragd
   #   any forked child. The stub is built on first use and memoised per
   #   Process.pid, so each worker gets its own channel, rebuilt after fork.
   # * Every call carries a deadline (`timeout`, or `stream_timeout` for
-  #   #index_stream), so a stalled daemon can never hang a worker.
+  #   #index_stream and #answer), so a stalled daemon can never hang a worker.
   # * UNAVAILABLE and DEADLINE_EXCEEDED raise Ragd::Unavailable: rescue it and
   #   fall back to Redmine's own search. A child whose parent already used grpc
   #   gets Ragd::ForkError at once.
   #
   # One client may be shared by the threads of a process (the grpc stub is thread-safe).
   class Client
+    # The call policy, the same as the Python client's (clients/python/ragd_client/policy.py
+    # explains the numbers; tests/test_client_policy.py keeps the two equal):
+    # 10 s per unary call, 600 s per stream, and UNAVAILABLE retried by gRPC
+    # itself within the deadline, at most 5 attempts from 0.2 s doubling to 2 s,
+    # on every method: all are idempotent (upsert replaces, delete removes, the rest read).
     DEFAULT_ADDRESS = "127.0.0.1:50051"
-
-    # gRPC retries UNAVAILABLE itself (within the deadline) on every method: all
-    # are idempotent (upsert replaces, delete removes, the rest read).
+    TIMEOUT_S = 10.0
+    STREAM_TIMEOUT_S = 600.0
+    RETRY_POLICY = { maxAttempts: 5, initialBackoff: "0.2s", maxBackoff: "2s", backoffMultiplier: 2,
+                     retryableStatusCodes: ["UNAVAILABLE"] }.freeze
     SERVICE_CONFIG = JSON.generate(
-      methodConfig: [{
-        name: [{ service: "ragd.v1.RagService" }],
-        retryPolicy: { maxAttempts: 3, initialBackoff: "0.1s", maxBackoff: "1s", backoffMultiplier: 2,
-                       retryableStatusCodes: ["UNAVAILABLE"] }
-      }]
+      methodConfig: [{ name: [{ service: "ragd.v1.RagService" }], retryPolicy: RETRY_POLICY }]
     )
     MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-    # An answer streams for as long as the model generates: seconds allowed to a whole #answer.
-    ANSWER_TIMEOUT = 120.0
 
     attr_reader :address, :timeout, :stream_timeout, :collection
 
     # address:        "host:port" of `ragd serve` (default: $RAGD_ADDRESS or 127.0.0.1:50051).
     # timeout:        seconds allowed to each unary call (search, upsert, ...).
-    # stream_timeout: seconds allowed to a whole #index_stream.
+    # stream_timeout: seconds allowed to a whole #index_stream or #answer.
     # credentials:    a Proc returning GRPC::Core::ChannelCredentials for TLS; a
     #                 Proc because building credentials initialises grpc too, so it
     #                 must also wait until the first call in each process.
-    def initialize(address = ENV.fetch("RAGD_ADDRESS", DEFAULT_ADDRESS), timeout: 5.0, stream_timeout: 600.0,
-                   collection: "default", credentials: nil, channel_args: {})
+    def initialize(address = ENV.fetch("RAGD_ADDRESS", DEFAULT_ADDRESS), timeout: TIMEOUT_S,
+                   stream_timeout: STREAM_TIMEOUT_S, collection: "default", credentials: nil, channel_args: {})
       raise ArgumentError, "timeout must be positive" unless timeout.to_f.positive?
 
       @address = address
@@ -117,10 +117,10 @@ module Ragd
     # generation. Options: top_k (passages), max_tokens, temperature, language (e.g.
     # current_language.to_s; "" = the question's), group_by_document; unset, the daemon's
     # defaults. Raises Ragd::FailedPrecondition when the daemon has no model server,
-    # Ragd::Unavailable when it is down or the deadline (timeout, default ANSWER_TIMEOUT) passes.
+    # Ragd::Unavailable when it is down or the deadline (timeout, default stream_timeout) passes.
     def answer(question, filter: nil, collection: nil, timeout: nil, **options)
       req = Convert.answer_request(collection || @collection, question, filter, options)
-      op = guard { stub.answer(req, deadline: deadline(timeout || ANSWER_TIMEOUT), return_op: true) }
+      op = guard { stub.answer(req, deadline: deadline(timeout || @stream_timeout), return_op: true) }
       context = done = nil
       finished = false
       begin

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from ragd.v1 import ragd_pb2 as ragd_dot_v1_dot_ragd__pb2
+from ragd_client.v1 import ragd_pb2 as ragd__client_dot_v1_dot_ragd__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in ragd/v1/ragd_pb2_grpc.py depends on'
+        + ' but the generated code in ragd_client/v1/ragd_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,63 +36,63 @@ class RagServiceStub:
         """
         self.Upsert = channel.unary_unary(
                 '/ragd.v1.RagService/Upsert',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.UpsertRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.UpsertResponse.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.UpsertRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.UpsertResponse.FromString,
                 _registered_method=True)
         self.IndexStream = channel.stream_stream(
                 '/ragd.v1.RagService/IndexStream',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.IndexStreamRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.IndexStreamResponse.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.IndexStreamRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.IndexStreamResponse.FromString,
                 _registered_method=True)
         self.Delete = channel.unary_unary(
                 '/ragd.v1.RagService/Delete',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.DeleteRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.DeleteResponse.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.DeleteRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.DeleteResponse.FromString,
                 _registered_method=True)
         self.Search = channel.unary_unary(
                 '/ragd.v1.RagService/Search',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.SearchRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.SearchResponse.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.SearchRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SearchResponse.FromString,
                 _registered_method=True)
         self.SearchStream = channel.stream_stream(
                 '/ragd.v1.RagService/SearchStream',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.SearchStreamRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.SearchStreamResponse.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.SearchStreamRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SearchStreamResponse.FromString,
                 _registered_method=True)
         self.Similar = channel.unary_unary(
                 '/ragd.v1.RagService/Similar',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.SimilarRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.SearchResponse.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.SimilarRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SearchResponse.FromString,
                 _registered_method=True)
         self.Embed = channel.unary_unary(
                 '/ragd.v1.RagService/Embed',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.EmbedRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.EmbedResponse.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.EmbedResponse.FromString,
                 _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/ragd.v1.RagService/GetJob',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.GetJobRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.Job.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.Job.FromString,
                 _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/ragd.v1.RagService/WatchJob',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.GetJobRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.Job.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.Job.FromString,
                 _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/ragd.v1.RagService/Stats',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.StatsRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.StatsResponse.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.StatsRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.StatsResponse.FromString,
                 _registered_method=True)
         self.Snapshot = channel.unary_unary(
                 '/ragd.v1.RagService/Snapshot',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.SnapshotRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.SnapshotResponse.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotResponse.FromString,
                 _registered_method=True)
         self.Answer = channel.unary_stream(
                 '/ragd.v1.RagService/Answer',
-                request_serializer=ragd_dot_v1_dot_ragd__pb2.AnswerRequest.SerializeToString,
-                response_deserializer=ragd_dot_v1_dot_ragd__pb2.AnswerResponse.FromString,
+                request_serializer=ragd__client_dot_v1_dot_ragd__pb2.AnswerRequest.SerializeToString,
+                response_deserializer=ragd__client_dot_v1_dot_ragd__pb2.AnswerResponse.FromString,
                 _registered_method=True)
 
 
@@ -193,63 +193,63 @@ def add_RagServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Upsert': grpc.unary_unary_rpc_method_handler(
                     servicer.Upsert,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.UpsertRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.UpsertResponse.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.UpsertRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.UpsertResponse.SerializeToString,
             ),
             'IndexStream': grpc.stream_stream_rpc_method_handler(
                     servicer.IndexStream,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.IndexStreamRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.IndexStreamResponse.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.IndexStreamRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.IndexStreamResponse.SerializeToString,
             ),
             'Delete': grpc.unary_unary_rpc_method_handler(
                     servicer.Delete,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.DeleteRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.DeleteResponse.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.DeleteRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.DeleteResponse.SerializeToString,
             ),
             'Search': grpc.unary_unary_rpc_method_handler(
                     servicer.Search,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.SearchRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.SearchResponse.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SearchRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.SearchResponse.SerializeToString,
             ),
             'SearchStream': grpc.stream_stream_rpc_method_handler(
                     servicer.SearchStream,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.SearchStreamRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.SearchStreamResponse.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SearchStreamRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.SearchStreamResponse.SerializeToString,
             ),
             'Similar': grpc.unary_unary_rpc_method_handler(
                     servicer.Similar,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.SimilarRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.SearchResponse.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SimilarRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.SearchResponse.SerializeToString,
             ),
             'Embed': grpc.unary_unary_rpc_method_handler(
                     servicer.Embed,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.EmbedRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.EmbedResponse.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.EmbedRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.EmbedResponse.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.GetJobRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.Job.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.GetJobRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.Job.SerializeToString,
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.GetJobRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.Job.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.GetJobRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.Job.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
                     servicer.Stats,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.StatsRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.StatsResponse.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.StatsRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.StatsResponse.SerializeToString,
             ),
             'Snapshot': grpc.unary_unary_rpc_method_handler(
                     servicer.Snapshot,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.SnapshotRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.SnapshotResponse.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.SnapshotResponse.SerializeToString,
             ),
             'Answer': grpc.unary_stream_rpc_method_handler(
                     servicer.Answer,
-                    request_deserializer=ragd_dot_v1_dot_ragd__pb2.AnswerRequest.FromString,
-                    response_serializer=ragd_dot_v1_dot_ragd__pb2.AnswerResponse.SerializeToString,
+                    request_deserializer=ragd__client_dot_v1_dot_ragd__pb2.AnswerRequest.FromString,
+                    response_serializer=ragd__client_dot_v1_dot_ragd__pb2.AnswerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -277,8 +277,8 @@ class RagService:
             request,
             target,
             '/ragd.v1.RagService/Upsert',
-            ragd_dot_v1_dot_ragd__pb2.UpsertRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.UpsertResponse.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.UpsertRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.UpsertResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -304,8 +304,8 @@ class RagService:
             request_iterator,
             target,
             '/ragd.v1.RagService/IndexStream',
-            ragd_dot_v1_dot_ragd__pb2.IndexStreamRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.IndexStreamResponse.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.IndexStreamRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.IndexStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -331,8 +331,8 @@ class RagService:
             request,
             target,
             '/ragd.v1.RagService/Delete',
-            ragd_dot_v1_dot_ragd__pb2.DeleteRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.DeleteResponse.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.DeleteRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.DeleteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -358,8 +358,8 @@ class RagService:
             request,
             target,
             '/ragd.v1.RagService/Search',
-            ragd_dot_v1_dot_ragd__pb2.SearchRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.SearchResponse.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.SearchRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -385,8 +385,8 @@ class RagService:
             request_iterator,
             target,
             '/ragd.v1.RagService/SearchStream',
-            ragd_dot_v1_dot_ragd__pb2.SearchStreamRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.SearchStreamResponse.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.SearchStreamRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.SearchStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -412,8 +412,8 @@ class RagService:
             request,
             target,
             '/ragd.v1.RagService/Similar',
-            ragd_dot_v1_dot_ragd__pb2.SimilarRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.SearchResponse.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.SimilarRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -439,8 +439,8 @@ class RagService:
             request,
             target,
             '/ragd.v1.RagService/Embed',
-            ragd_dot_v1_dot_ragd__pb2.EmbedRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.EmbedResponse.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.EmbedRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -466,8 +466,8 @@ class RagService:
             request,
             target,
             '/ragd.v1.RagService/GetJob',
-            ragd_dot_v1_dot_ragd__pb2.GetJobRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.Job.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.GetJobRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.Job.FromString,
             options,
             channel_credentials,
             insecure,
@@ -493,8 +493,8 @@ class RagService:
             request,
             target,
             '/ragd.v1.RagService/WatchJob',
-            ragd_dot_v1_dot_ragd__pb2.GetJobRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.Job.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.GetJobRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.Job.FromString,
             options,
             channel_credentials,
             insecure,
@@ -520,8 +520,8 @@ class RagService:
             request,
             target,
             '/ragd.v1.RagService/Stats',
-            ragd_dot_v1_dot_ragd__pb2.StatsRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.StatsResponse.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.StatsRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -547,8 +547,8 @@ class RagService:
             request,
             target,
             '/ragd.v1.RagService/Snapshot',
-            ragd_dot_v1_dot_ragd__pb2.SnapshotRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.SnapshotResponse.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.SnapshotRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.SnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -574,8 +574,8 @@ class RagService:
             request,
             target,
             '/ragd.v1.RagService/Answer',
-            ragd_dot_v1_dot_ragd__pb2.AnswerRequest.SerializeToString,
-            ragd_dot_v1_dot_ragd__pb2.AnswerResponse.FromString,
+            ragd__client_dot_v1_dot_ragd__pb2.AnswerRequest.SerializeToString,
+            ragd__client_dot_v1_dot_ragd__pb2.AnswerResponse.FromString,
             options,
             channel_credentials,
             insecure,

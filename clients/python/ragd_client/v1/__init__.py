@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for package ragd.v1 (scripts/gen_stubs.sh)."""
