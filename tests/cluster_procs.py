@@ -77,7 +77,8 @@ class Worker:
         data_dir.mkdir(parents=True, exist_ok=True)
         if not (data_dir / "models").exists():
             (data_dir / "models").symlink_to(models_dir, target_is_directory=True)
-        self.env = {**os.environ, "RAGD_MODEL_THREADS": "1", **env}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}  # as conftest.Daemon
+        self.env = {**inherited, "RAGD_MODEL_THREADS": "1", **env}
         self.log_path = data_dir / "worker.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -165,10 +166,9 @@ class Replica:
         wait_for(ok, f"replica {self.name} at position {seq}", every=0.2)
 
     def metrics(self) -> dict[str, float]:
-        """The replica's /metrics (its port from its log: server.metrics_listen on port 0), by sample."""
-        import re
+        """The replica's /metrics (server.metrics_listen on port 0), by sample."""
         import urllib.request
-        port = re.findall(r"metrics on http://[^:]+:(\d+)/metrics", self.daemon.log())[-1]
+        port = self.daemon.metrics_port  # read from its log by conftest.Daemon
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
         return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                 if line and not line.startswith("#")}
