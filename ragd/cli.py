@@ -115,7 +115,7 @@ def _read_jsonl(path: Path):
 
 
 _DOC_FIELDS = {"id", "title", "text", "project_id", "type", "is_private", "author_id", "updated_at",
-               "version", "metadata", "viewer_ids"}
+               "version", "metadata", "viewer_ids", "tracker_id", "owner_ids", "private_note"}
 
 
 def cmd_index(args) -> int:

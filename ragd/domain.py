@@ -18,6 +18,10 @@ class Document:
     version: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
     viewer_ids: list[int] = field(default_factory=list)
+    # Read by filters with grants (proto ragd.v1.Document, fields 12-14).
+    tracker_id: int = 0
+    owner_ids: list[int] = field(default_factory=list)  # principals whose own document it is
+    private_note: bool = False
 
 
 @dataclass
@@ -62,6 +66,25 @@ class MetadataRange:
     lte: float | None = None
 
 
+class Visibility(enum.IntEnum):
+    # Values mirror ragd.v1.Visibility (Redmine's Role#issues_visibility).
+    ALL = 1
+    DEFAULT = 2
+    OWN = 3
+
+
+@dataclass
+class Grant:
+    """One role's view (proto ragd.v1.Grant): documents of `types` in `project_ids`
+    (of `tracker_ids` when given) that `visibility` admits. `visibility` is an int
+    until validated (an unknown proto enum value arrives as its number)."""
+    types: list[str] = field(default_factory=list)
+    project_ids: list[int] = field(default_factory=list)
+    visibility: int = 0
+    tracker_ids: list[int] = field(default_factory=list)
+    private_notes: bool = False
+
+
 @dataclass
 class Filter:
     project_ids: list[int] = field(default_factory=list)
@@ -74,6 +97,10 @@ class Filter:
     updated_after_us: int | None = None
     updated_before_us: int | None = None
     exclude_ids: list[str] = field(default_factory=list)
+    # When non-empty, visibility is decided by the grants (ORed) for the principal
+    # user_id + group_ids; see proto ragd.v1.Filter.
+    grants: list[Grant] = field(default_factory=list)
+    group_ids: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -79,6 +79,37 @@ def test_bad_input_reports_the_field(served):
     assert "InvalidArgument" in proc.stderr and "top_k" in proc.stderr
 
 
+def test_grants_as_the_readme_writes_them(served):
+    docs = {"collection": "gg", "wait": True, "documents": [
+        {"id": "issue:1", "title": "Login fails with LDAP", "text": "Users cannot sign in since the LDAP upgrade.",
+         "projectId": "3", "type": "issue", "authorId": "7", "trackerId": "1", "ownerIds": ["7", "40"]},
+        {"id": "issue:2", "title": "Login page typo", "text": "The sign in page misspells password.",
+         "projectId": "5", "type": "issue", "isPrivate": True, "authorId": "8", "trackerId": "1", "ownerIds": ["8"]},
+        {"id": "issue:3", "title": "Login via SSO", "text": "Support single sign on for the login.",
+         "projectId": "5", "type": "issue", "isPrivate": True, "authorId": "8", "trackerId": "2",
+         "ownerIds": ["8", "40"]},
+        {"id": "journal:9", "title": "Login fails with LDAP", "text": "Private: the LDAP password expired.",
+         "projectId": "3", "type": "journal", "authorId": "8", "trackerId": "1", "ownerIds": ["7", "40"],
+         "privateNote": True},
+        {"id": "wiki:5:Login", "title": "Login", "text": "How sign in works.", "projectId": "5", "type": "wiki"}]}
+    out = json.loads(grpcurl(served, "ragd.v1.RagService/Upsert", data=json.dumps(docs)).stdout)
+    assert [a["status"] for a in out["acks"]] == ["ACK_STATUS_INDEXED"] * 5
+    flt = {"userId": "7", "groupIds": ["40"], "grants": [
+        {"types": ["issue", "journal"], "projectIds": ["3"], "visibility": "VISIBILITY_ALL", "privateNotes": True},
+        {"types": ["issue", "journal"], "projectIds": ["5"], "visibility": "VISIBILITY_DEFAULT",
+         "trackerIds": ["1", "2"]},
+        {"types": ["wiki"], "projectIds": ["3", "5"], "visibility": "VISIBILITY_ALL"}]}
+    query = {"collection": "gg", "query": "sign in problem", "topK": 10, "mode": "SEARCH_MODE_VECTOR",
+             "groupByDocument": True, "minScore": -1, "filter": flt}
+    out = json.loads(grpcurl(served, "ragd.v1.RagService/Search", data=json.dumps(query)).stdout)
+    # issue:2 is private and not theirs; issue:3 is assigned to their group 40.
+    assert sorted(h["document_id"] for h in out["hits"]) == ["issue:1", "issue:3", "journal:9", "wiki:5:Login"]
+    assert {h["document_id"]: h["document"].get("private_note", False) for h in out["hits"]}["journal:9"] is True
+    flt["grants"][1]["projectIds"] = []
+    proc = grpcurl(served, "ragd.v1.RagService/Search", data=json.dumps(query), check=False)
+    assert proc.returncode != 0 and "filter.grants[1].project_ids: empty" in proc.stderr
+
+
 def test_reflection_v1_is_served_beside_v1alpha(served):
     import grpc
     from google.protobuf.descriptor_pb2 import FileDescriptorProto

@@ -141,3 +141,22 @@ def test_finished_jobs_are_pruned_after_their_retention(store):
     assert jobs.get(old.id) is None
     assert jobs.get(running.id) is not None and [j.id for j in jobs.unfinished()] == [running.id]
     assert [d.id for d in jobs.docs_from(jobs.get(running.id), 10)] == ["c"]
+
+
+def test_grant_fields_round_trip_and_are_written_only_when_set(store):
+    """tracker_id, owner_ids and private_note (read by filter grants) come back as
+    written; a document without them keeps the record format of before (no keys)."""
+    with_grants = Document(id="journal:4", text="t", type="journal", tracker_id=2, owner_ids=[7, 40],
+                           private_note=True)
+    plain = Document(id="wiki:1", text="t", type="wiki")
+    with store.write() as w:
+        meta = w.collection("c", 4, "m", create=True)
+        w.put_doc(meta, DocRecord.live(with_grants, [0]))
+        w.put_doc(meta, DocRecord.live(plain, [1]))
+    assert store.get_doc(meta.id, "journal:4").document == with_grants
+    assert store.get_doc(meta.id, "wiki:1").document == plain
+    with store.env.begin() as txn:
+        raw = {k: msgpack.unpackb(txn.get(meta.id.to_bytes(4, "big") + k.encode(), db=store.db("docs")))
+               for k in ("journal:4", "wiki:1")}
+    assert (raw["journal:4"]["tr"], raw["journal:4"]["ow"], raw["journal:4"]["pn"]) == (2, [7, 40], True)
+    assert not {"tr", "ow", "pn"} & set(raw["wiki:1"])

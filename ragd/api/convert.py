@@ -21,7 +21,8 @@ def document(d: pb.Document) -> domain.Document:
     return domain.Document(
         id=d.id, text=d.text, title=d.title, project_id=d.project_id, type=d.type, is_private=d.is_private,
         author_id=d.author_id, updated_at_us=_ts_to_us(d.updated_at) if d.HasField("updated_at") else 0,
-        version=d.version, metadata=dict(d.metadata), viewer_ids=list(d.viewer_ids))
+        version=d.version, metadata=dict(d.metadata), viewer_ids=list(d.viewer_ids), tracker_id=d.tracker_id,
+        owner_ids=list(d.owner_ids), private_note=d.private_note)
 
 
 def document_pb(d: domain.Document, out: pb.Document) -> None:
@@ -32,6 +33,8 @@ def document_pb(d: domain.Document, out: pb.Document) -> None:
         _us_to_ts(d.updated_at_us, out.updated_at)
     out.metadata.update(d.metadata)
     out.viewer_ids.extend(d.viewer_ids)
+    out.tracker_id, out.private_note = d.tracker_id, d.private_note
+    out.owner_ids.extend(d.owner_ids)
 
 
 def refs(req: pb.DeleteRequest) -> list[domain.DocumentRef]:
@@ -46,7 +49,10 @@ def filter_(f: pb.Filter) -> domain.Filter:
                                               r.lte if r.HasField("lte") else None) for r in f.metadata_ranges],
         updated_after_us=_ts_to_us(f.updated_after) if f.HasField("updated_after") else None,
         updated_before_us=_ts_to_us(f.updated_before) if f.HasField("updated_before") else None,
-        exclude_ids=list(f.exclude_ids))
+        exclude_ids=list(f.exclude_ids),
+        grants=[domain.Grant(types=list(g.types), project_ids=list(g.project_ids), visibility=int(g.visibility),
+                             tracker_ids=list(g.tracker_ids), private_notes=g.private_notes) for g in f.grants],
+        group_ids=list(f.group_ids))
 
 
 def search_query(r: pb.SearchRequest, mode: domain.SearchMode) -> domain.SearchQuery:

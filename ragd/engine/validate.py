@@ -6,7 +6,7 @@ import math
 import re
 
 from ragd.config import LimitsConfig
-from ragd.domain import Document, DocumentRef, Filter, SearchMode
+from ragd.domain import Document, DocumentRef, Filter, Grant, SearchMode, Visibility
 from ragd.errors import InvalidArgument
 
 DEFAULT_COLLECTION = "default"
@@ -14,6 +14,13 @@ DEFAULT_TOP_K = 10
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAX_TYPE_BYTES = 64
 _MAX_METADATA_BYTES = 64 * 1024
+# Filter size limits, part of the API (documented in proto ragd.v1.Filter): a
+# Redmine user in thousands of projects fits; a filter that would make the
+# per-search mask compilation expensive does not.
+MAX_GRANTS = 1000
+MAX_FILTER_IDS = 100_000      # project, tracker and group ids of a filter and its grants, together
+MAX_GRANT_TYPES = 64
+_VISIBILITIES = {int(v) for v in Visibility}
 
 
 def collection_name(name: str) -> str:
@@ -61,6 +68,9 @@ def documents(docs: list[Document], limits: LimitsConfig) -> None:
             raise InvalidArgument(f"{where}.type", f"longer than {_MAX_TYPE_BYTES} bytes")
         if doc.version < 0:
             raise InvalidArgument(f"{where}.version", "negative")
+        if doc.tracker_id < 0:
+            raise InvalidArgument(f"{where}.tracker_id", f"{doc.tracker_id} is negative")
+        _not_negative(doc.owner_ids, f"{where}.owner_ids")
         meta_bytes = 0
         for key, value in doc.metadata.items():
             if not key:
@@ -134,6 +144,61 @@ def filter_(flt: Filter, field: str = "filter") -> None:
     if (flt.updated_after_us is not None and flt.updated_before_us is not None
             and flt.updated_after_us > flt.updated_before_us):
         raise InvalidArgument(f"{field}.updated_after", "later than updated_before")
+    _grants(flt, field)
+
+
+def _not_negative(ids: list[int], field: str) -> None:
+    for i, x in enumerate(ids):
+        if x < 0:
+            raise InvalidArgument(f"{field}[{i}]", f"{x} is negative")
+
+
+def _grants(flt: Filter, field: str) -> None:
+    """The grants part of a filter (proto ragd.v1.Filter / Grant): well formed,
+    within the limits, and not mixed with the fields grants replace."""
+    if not flt.grants:
+        if flt.group_ids:
+            # Without grants nothing reads them: a caller sending groups meant grants, and
+            # an empty grant list would otherwise show every public document.
+            raise InvalidArgument(f"{field}.group_ids", "only meaningful with grants (filter.grants is empty)")
+        return
+    if len(flt.grants) > MAX_GRANTS:
+        raise InvalidArgument(f"{field}.grants", f"{len(flt.grants)} grants, more than the limit of {MAX_GRANTS} "
+                              "(merge the projects of roles that see alike into one grant)")
+    if flt.private_project_ids:
+        raise InvalidArgument(f"{field}.private_project_ids", "not allowed with grants (the grants decide "
+                              "which private documents are visible)")
+    if flt.all_private:
+        raise InvalidArgument(f"{field}.all_private", "not allowed with grants (use a grant with "
+                              "VISIBILITY_ALL and private_notes)")
+    if flt.user_id < 0:
+        raise InvalidArgument(f"{field}.user_id", f"{flt.user_id} is negative")
+    _not_negative(flt.group_ids, f"{field}.group_ids")
+    total = len(flt.project_ids) + len(flt.group_ids) + sum(len(g.project_ids) + len(g.tracker_ids)
+                                                           for g in flt.grants)
+    if total > MAX_FILTER_IDS:
+        raise InvalidArgument(f"{field}.grants", f"{total} project, tracker and group ids in all, more than the "
+                              f"limit of {MAX_FILTER_IDS}")
+    for i, g in enumerate(flt.grants):
+        _grant(g, f"{field}.grants[{i}]")
+
+
+def _grant(g: Grant, where: str) -> None:
+    if g.visibility not in _VISIBILITIES:
+        what = "unset (VISIBILITY_UNSPECIFIED)" if g.visibility == 0 else f"unknown value {g.visibility}"
+        raise InvalidArgument(f"{where}.visibility", f"{what}; one of VISIBILITY_ALL, VISIBILITY_DEFAULT, "
+                              "VISIBILITY_OWN")
+    if not g.types:
+        raise InvalidArgument(f"{where}.types", "empty: name the document types the grant covers")
+    if len(g.types) > MAX_GRANT_TYPES:
+        raise InvalidArgument(f"{where}.types", f"{len(g.types)} types, more than the limit of {MAX_GRANT_TYPES}")
+    for j, t in enumerate(g.types):
+        if not t or _utf8_len(t) > _MAX_TYPE_BYTES:
+            raise InvalidArgument(f"{where}.types[{j}]", f"must be 1..{_MAX_TYPE_BYTES} bytes")
+    if not g.project_ids:
+        raise InvalidArgument(f"{where}.project_ids", "empty: name the projects the grant covers")
+    _not_negative(g.project_ids, f"{where}.project_ids")
+    _not_negative(g.tracker_ids, f"{where}.tracker_ids")
 
 
 def embed_texts(texts: list[str], limits: LimitsConfig) -> None:

@@ -3,22 +3,71 @@
 Columns are numpy arrays indexed by chunk id (ids are dense per collection), so
 a filter becomes a few vectorised comparisons producing a boolean mask that the
 vector index applies inside its search. Rare, many-valued attributes (private
-viewers, metadata) live in inverted maps: value -> set of chunk ids.
+viewers, metadata, owners past the first two) live in inverted maps: value ->
+set of chunk ids.
+
+Two permission models read them (proto ragd.v1.Filter): filters without grants
+read `private` (the document is private or a private note), `author` and the
+viewers; filters with grants read `key` (the project's code and the type code
+packed in 32 bits: the kernel is bound by memory traffic), `gflags` (private,
+private note: the bits ragd/native/grant_mask.hpp tests), `tcode` (the tracker's
+code), `author` (the note's writer) and the owners (`owner0`, `owner1`, then
+`_owners_extra`).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
 import numpy as np
 
 from ragd import _native
-from ragd.domain import Document, Filter
+from ragd.domain import Document, Filter, Visibility
 
 _GROW = 1.5
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
-_COLUMNS = ("alive", "project", "type_code", "private", "author", "updated", "doc_ord")
-_DTYPES = (bool, np.int64, np.int32, bool, np.int64, np.int64, np.int64)
+_COLUMNS = ("alive", "project", "type_code", "private", "author", "updated", "doc_ord",
+            "key", "tcode", "owner0", "owner1", "gflags")
+_DTYPES = (bool, np.int64, np.int32, bool, np.int64, np.int64, np.int64,
+           np.uint32, np.int32, np.int64, np.int64, np.uint8)
+# gflags bits (kRowPrivate, kRowPrivateNote in ragd/native/grant_mask.hpp)
+FLAG_PRIVATE, FLAG_PRIVATE_NOTE = 1, 4
+# The packed key of grant_mask.hpp: project code << 12 | type code, or the overflow value.
+_TYPE_BITS, _KEY_OVERFLOW = 12, 0xFFFFFFFF
+_MAX_PROJECT_CODE = (1 << (32 - _TYPE_BITS)) - 2
+
+
+def pack_key(project_code: int, type_code: int) -> int:
+    if project_code > _MAX_PROJECT_CODE or type_code >= (1 << _TYPE_BITS):
+        return _KEY_OVERFLOW
+    return (project_code << _TYPE_BITS) | type_code
+
+
+class Codes:
+    """A dictionary of int64 ids to dense codes, with the ids by code in a numpy array
+    that grows in place (amortised) and is published after each new entry is written,
+    so a search reading `by_code` without a lock sees whole entries only."""
+
+    def __init__(self, ids=()) -> None:
+        self.codes: dict[int, int] = {}
+        self._buf = np.zeros(16, dtype=np.int64)
+        self.by_code = self._buf[:0]
+        for i in ids:
+            self.code(int(i))
+
+    def code(self, id_: int) -> int:
+        c = self.codes.get(id_)
+        if c is None:
+            c = len(self.codes)
+            if c >= len(self._buf):
+                buf = np.zeros(max(16, len(self._buf) * 2), dtype=np.int64)
+                buf[:c] = self._buf[:c]
+                self._buf = buf
+            self._buf[c] = id_
+            self.codes[id_] = c
+            self.by_code = self._buf[:c + 1]
+        return c
 
 
 def _column(i: int, name: str) -> property:
@@ -33,7 +82,7 @@ class FilterColumns:
     a deleted row stops being alive before anything else about it changes, so a
     reader never sees a private chunk half-written (alive but not yet private)."""
 
-    alive, project, type_code, private, author, updated, doc_ord = (
+    alive, project, type_code, private, author, updated, doc_ord, key, tcode, owner0, owner1, gflags = (
         _column(i, name) for i, name in enumerate(_COLUMNS))
 
     def __init__(self) -> None:
@@ -47,7 +96,11 @@ class FilterColumns:
         self._meta_eq: dict[tuple[str, str], set[int]] = {}
         self._meta_num: dict[str, dict[int, float]] = {}
         self._chunk_meta: dict[int, tuple[dict[str, str], list[int]]] = {}
-        self.private_count = 0
+        self._project_codes = Codes()  # project id <-> code (the key column packs the code)
+        self._tracker_codes = Codes()  # tracker id <-> code (the tcode column)
+        self._owners_extra: dict[int, set[int]] = {}  # principal -> chunk ids it owns past owner0/owner1
+        self._chunk_owners: dict[int, tuple[int, ...]] = {}  # chunk id -> those extra owners
+        self.private_count = 0  # chunks private to a filter without grants (is_private or private_note)
 
     @property
     def size(self) -> int:
@@ -68,6 +121,18 @@ class FilterColumns:
             self._views = tuple(self._buf[name][: self.size] for name in _COLUMNS)
         if publish and n > self.size:
             self._views = tuple(self._buf[name][:n] for name in _COLUMNS)  # one atomic swap
+
+    def _fill_codes(self, tracker_ids: np.ndarray) -> None:
+        """Benchmarks and tests that fill the columns array by array (set_chunks per
+        document would take minutes at 1M rows): derive `key` and `tcode` from `project`,
+        `type_code` and the given tracker ids, as set_chunks would."""
+        projects, pcodes = np.unique(self.project, return_inverse=True)
+        trackers, tcodes = np.unique(np.asarray(tracker_ids, dtype=np.int64), return_inverse=True)
+        self._project_codes, self._tracker_codes = Codes(projects), Codes(trackers)
+        packable = (pcodes <= _MAX_PROJECT_CODE) & (self.type_code < (1 << _TYPE_BITS))
+        packed = (pcodes.astype(np.uint64) << _TYPE_BITS) | self.type_code.astype(np.uint64)
+        self.key[:] = np.where(packable, packed, _KEY_OVERFLOW).astype(np.uint32)
+        self.tcode[:] = tcodes.astype(np.int32)
 
     def doc_ordinal(self, doc_id: str) -> int:
         ord_ = self._doc_ords.get(doc_id)
@@ -90,22 +155,36 @@ class FilterColumns:
         fresh = int(ids.min()) >= self.size
         self._ensure(n, publish=not fresh)
         b = self._buf
+        # Without grants a private note is private too (a filter of ragd 0.1 never shows it
+        # to someone it could not show a private document to).
+        private = doc.is_private or doc.private_note
+        owners = [o for o in dict.fromkeys(doc.owner_ids) if o != 0]  # 0 is nobody
+        type_code = self._types.setdefault(doc.type, len(self._types))
         b["project"][ids] = doc.project_id
-        b["type_code"][ids] = self._types.setdefault(doc.type, len(self._types))
-        b["private"][ids] = doc.is_private
+        b["type_code"][ids] = type_code
+        b["key"][ids] = pack_key(self._project_codes.code(doc.project_id), type_code)
+        b["tcode"][ids] = self._tracker_codes.code(doc.tracker_id)
+        b["private"][ids] = private
         b["author"][ids] = doc.author_id
         b["updated"][ids] = doc.updated_at_us
         b["doc_ord"][ids] = self.doc_ordinal(doc.id)
-        if doc.is_private:  # before the rows show: mask() skips the private check while the count is 0
+        b["owner0"][ids] = owners[0] if owners else 0
+        b["owner1"][ids] = owners[1] if len(owners) > 1 else 0
+        b["gflags"][ids] = (FLAG_PRIVATE if doc.is_private else 0) | (FLAG_PRIVATE_NOTE if doc.private_note else 0)
+        if private:  # before the rows show: mask() skips the private check while the count is 0
             self.private_count += len(ids)
             for user in doc.viewer_ids:
                 self._viewers.setdefault(user, set()).update(ids.tolist())
+        if len(owners) > 2:
+            for owner in owners[2:]:
+                self._owners_extra.setdefault(owner, set()).update(ids.tolist())
+            self._chunk_owners.update(dict.fromkeys(ids.tolist(), tuple(owners[2:])))
         b["alive"][ids] = True
         if fresh:
             self._ensure(n)
         for cid in ids.tolist():
-            if doc.metadata or (doc.is_private and doc.viewer_ids):
-                self._chunk_meta[cid] = (doc.metadata, list(doc.viewer_ids) if doc.is_private else [])
+            if doc.metadata or (private and doc.viewer_ids):
+                self._chunk_meta[cid] = (doc.metadata, list(doc.viewer_ids) if private else [])
             for key, value in doc.metadata.items():
                 self._meta_eq.setdefault((key, value), set()).add(cid)
                 num = _as_number(value)
@@ -122,6 +201,8 @@ class FilterColumns:
         self.private_count -= int(private[arr].sum())
         private[arr] = False
         for cid in ids:
+            for owner in self._chunk_owners.pop(cid, ()):
+                self._owners_extra.get(owner, set()).discard(cid)
             entry = self._chunk_meta.pop(cid, None)
             if entry is None:
                 continue
@@ -148,8 +229,10 @@ class FilterColumns:
     def mask(self, flt: Filter) -> np.ndarray | None:
         """Boolean mask of chunks the filter admits, or None when it admits every chunk
         (no condition, and a viewer who may see every private chunk)."""
+        if flt.grants:
+            return self._grant_mask(flt)
         # Each column read once: the kernel checks the very arrays it reads.
-        alive, project, type_code, private, author, updated, _ = self._views
+        alive, project, type_code, private, author, updated = self._views[:6]
         kw: dict = {}
         if flt.project_ids:
             kw["projects"] = np.asarray(flt.project_ids, dtype=np.int64)
@@ -165,15 +248,7 @@ class FilterColumns:
                 viewers = self._viewers.get(flt.user_id)
                 if viewers:
                     kw["viewer_rows"] = np.fromiter(viewers, dtype=np.int64, count=len(viewers))
-        conds = []
-        for key, bound in (("updated_min", flt.updated_after_us), ("updated_max", flt.updated_before_us)):
-            if bound is None:
-                continue
-            if _I64_MIN <= bound <= _I64_MAX:
-                kw[key] = bound
-            else:  # outside int64: numpy compares it exactly
-                conds.append(updated >= bound if key == "updated_min" else updated <= bound)
-        conds += self._rare_conds(flt)
+        conds = _updated_bounds(flt, updated, kw) + self._rare_conds(flt)
         if not kw and not conds:
             # No private chunk exists now, so none is checked. But a private document
             # committed while this search runs would pass a None mask: bound the
@@ -185,8 +260,85 @@ class FilterColumns:
             mask &= cond
         return mask
 
+    # Measured (benchmarks/hot_loops.py): with grants, the one-pass kernel
+    # ragd._native.grant_mask (ragd/native/grant_mask.hpp) against the numpy form
+    # below, at 100k and 1M rows and 1 / 10 / 200 grants.
+    def _grant_mask(self, flt: Filter) -> np.ndarray:
+        """mask() for a filter with grants (proto ragd.v1.Grant): one native pass for
+        the grants and updated_at, numpy for metadata and exclude_ids."""
+        alive, project, type_code, _, author, updated, _, key, tcode, owner0, owner1, gflags = self._views
+        grants = flt.grants
+        codes = self._types
+        kw: dict = {"user_id": flt.user_id if _I64_MIN <= flt.user_id <= _I64_MAX else 0,
+                    # read after the columns: a row may be newer than them, never the reverse
+                    "project_of_code": self._project_codes.by_code, "tracker_of_code": self._tracker_codes.by_code}
+        kw["visibility"] = np.fromiter((int(g.visibility) for g in grants), np.int32, len(grants))
+        kw["private_notes"] = np.fromiter((g.private_notes for g in grants), bool, len(grants))
+        kw["any_tracker"] = np.fromiter((not g.tracker_ids for g in grants), bool, len(grants))
+        for name, lists in (("types", [[codes[t] for t in g.types if t in codes] for g in grants]),
+                            ("projects", [g.project_ids for g in grants]),
+                            ("trackers", [g.tracker_ids for g in grants])):
+            total = sum(map(len, lists))
+            kw[name] = np.fromiter(itertools.chain.from_iterable(lists), np.int64, total)
+            kw[f"{name}_ends"] = np.cumsum(np.fromiter(map(len, lists), np.int64, len(lists)))
+        if flt.project_ids:
+            kw["narrow_projects"] = np.asarray(flt.project_ids, dtype=np.int64)
+        if flt.types:
+            kw["narrow_types"] = np.asarray(self._type_codes(flt.types), dtype=np.int64)
+        principals = {p for p in (flt.user_id, *flt.group_ids) if p != 0}
+        if principals:
+            kw["principals"] = np.fromiter(principals, np.int64, len(principals))
+            extra = set().union(*(self._owners_extra.get(p, ()) for p in principals))
+            if extra:
+                kw["own_rows"] = np.fromiter(extra, np.int64, len(extra))
+        conds = _updated_bounds(flt, updated, kw) + self._rare_conds(flt)
+        mask = np.empty(len(alive), dtype=bool)
+        _native.grant_mask(mask, alive, project, type_code, author, updated, key, tcode, owner0, owner1, gflags, **kw)
+        for cond in conds:
+            mask &= cond
+        return mask
+
+    def _grant_mask_numpy(self, flt: Filter) -> np.ndarray:
+        """_grant_mask in numpy alone, grant by grant: the reference for the native kernel."""
+        principals = np.asarray([p for p in (flt.user_id, *flt.group_ids) if p != 0], dtype=np.int64)
+        own = np.isin(self.owner0, principals) | np.isin(self.owner1, principals)
+        extra = set().union(*(self._owners_extra.get(int(p), ()) for p in principals))
+        own |= self._ids_mask(extra)
+        is_private = (self.gflags & FLAG_PRIVATE) != 0
+        note = (self.gflags & FLAG_PRIVATE_NOTE) != 0
+        note_author = (self.author == flt.user_id) if flt.user_id else np.zeros(self.size, bool)
+        visible = np.zeros(self.size, dtype=bool)
+        for g in flt.grants:
+            ok = np.isin(self.type_code, np.asarray(self._type_codes(g.types), dtype=np.int32))
+            ok &= np.isin(self.project, np.asarray(g.project_ids, dtype=np.int64))
+            if g.tracker_ids:
+                ok &= np.isin(self._tracker_codes.by_code[self.tcode], np.asarray(g.tracker_ids, dtype=np.int64))
+            if g.visibility == Visibility.DEFAULT:
+                ok &= ~is_private | own
+            elif g.visibility == Visibility.OWN:
+                ok &= own
+            if not g.private_notes:
+                ok &= ~note | note_author
+            visible |= ok
+        conds = [visible]
+        if flt.project_ids:
+            conds.append(np.isin(self.project, np.asarray(flt.project_ids, dtype=np.int64)))
+        if flt.types:
+            conds.append(np.isin(self.type_code, np.asarray(self._type_codes(flt.types), dtype=np.int32)))
+        if flt.updated_after_us is not None:
+            conds.append(self.updated >= flt.updated_after_us)
+        if flt.updated_before_us is not None:
+            conds.append(self.updated <= flt.updated_before_us)
+        conds += self._rare_conds(flt)
+        mask = self.alive.copy()
+        for cond in conds:
+            mask &= cond
+        return mask
+
     def _mask_numpy(self, flt: Filter) -> np.ndarray | None:
         """mask() in numpy alone: the reference for the native kernel (tests, benchmarks)."""
+        if flt.grants:
+            return self._grant_mask_numpy(flt)
         conds = []
         if flt.project_ids:
             conds.append(np.isin(self.project, np.asarray(flt.project_ids, dtype=np.int64)))
@@ -248,7 +400,10 @@ class FilterColumns:
                 "viewers": {u: set(s) for u, s in self._viewers.items() if s},
                 "meta_eq": {kv: set(s) for kv, s in self._meta_eq.items() if s},
                 "meta_num": {k: dict(d) for k, d in self._meta_num.items() if d},
-                "chunk_meta": dict(self._chunk_meta), "private_count": self.private_count}
+                "chunk_meta": dict(self._chunk_meta), "private_count": self.private_count,
+                "owners_extra": {o: set(s) for o, s in self._owners_extra.items() if s},
+                "project_of_code": self._project_codes.by_code.copy(),
+                "tracker_of_code": self._tracker_codes.by_code.copy()}
 
     @classmethod
     def from_state(cls, state: dict) -> FilterColumns:
@@ -269,12 +424,22 @@ class FilterColumns:
         cols._meta_num = {k: dict(d) for k, d in state["meta_num"].items()}
         cols._chunk_meta = dict(state["chunk_meta"])
         cols.private_count = int(state["private_count"])
+        cols._project_codes = Codes(state["project_of_code"])
+        cols._tracker_codes = Codes(state["tracker_of_code"])
+        if len(cols._project_codes.codes) != len(state["project_of_code"]):
+            raise ValueError("repeated project codes")
+        cols._owners_extra = {int(o): set(s) for o, s in state["owners_extra"].items()}
+        for owner, ids in cols._owners_extra.items():  # the per-chunk view, for clear_chunks
+            for cid in ids:
+                cols._chunk_owners[cid] = (*cols._chunk_owners.get(cid, ()), owner)
         return cols
 
 
 def encode_state(state: dict) -> tuple[dict, dict[str, np.ndarray]]:
     """export_state() as (JSON-able header, named flat arrays) for a snapshot file."""
     arrays = {f"col.{k}": v for k, v in state["arrays"].items()}
+    arrays["project_of_code"] = np.asarray(state["project_of_code"], dtype=np.int64)
+    arrays["tracker_of_code"] = np.asarray(state["tracker_of_code"], dtype=np.int64)
     encoded = [d.encode() for d in state["doc_ids"]]
     arrays["doc_ids"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     arrays["doc_id_lens"] = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
@@ -284,10 +449,13 @@ def encode_state(state: dict) -> tuple[dict, dict[str, np.ndarray]]:
 
     header: dict = {"types": state["types"], "doc_count": len(state["doc_ids"]),
                     "private_count": state["private_count"], "viewers": [], "meta_eq": [], "meta_num": [],
-                    "chunk_meta": []}
+                    "chunk_meta": [], "owners_extra": []}
     for i, (user, s) in enumerate(state["viewers"].items()):
         header["viewers"].append(int(user))
         arrays[f"viewers.{i}"] = ids(s)
+    for i, (owner, s) in enumerate(state["owners_extra"].items()):
+        header["owners_extra"].append(int(owner))
+        arrays[f"owners_extra.{i}"] = ids(s)
     for i, ((key, value), s) in enumerate(state["meta_eq"].items()):
         header["meta_eq"].append([key, value])
         arrays[f"meta_eq.{i}"] = ids(s)
@@ -328,8 +496,11 @@ def decode_state(header: dict, arrays: dict[str, np.ndarray]) -> dict:
     ends = np.cumsum(lens).tolist()
     doc_ids = [raw[a:b].decode() for a, b in zip([0, *ends[:-1]], ends)]
     state = {"arrays": {name: arrays[f"col.{name}"] for name in _COLUMNS}, "types": header["types"],
+             "project_of_code": arrays["project_of_code"], "tracker_of_code": arrays["tracker_of_code"],
              "doc_ids": doc_ids, "private_count": header["private_count"],
              "viewers": {u: set(arrays[f"viewers.{i}"].tolist()) for i, u in enumerate(header["viewers"])},
+             "owners_extra": {o: set(arrays[f"owners_extra.{i}"].tolist())
+                              for i, o in enumerate(header["owners_extra"])},
              "meta_eq": {(k, v): set(arrays[f"meta_eq.{i}"].tolist()) for i, (k, v) in enumerate(header["meta_eq"])},
              "meta_num": {k: dict(zip(arrays[f"meta_num.{i}.ids"].tolist(), arrays[f"meta_num.{i}.values"].tolist()))
                           for i, k in enumerate(header["meta_num"])},
@@ -346,6 +517,20 @@ def decode_state(header: dict, arrays: dict[str, np.ndarray]) -> dict:
         state["chunk_meta"].update(dict.fromkeys(ids[at:at + n], (dict(md), list(vw))))
         at += n
     return state
+
+
+def _updated_bounds(flt: Filter, updated: np.ndarray, kw: dict) -> list[np.ndarray]:
+    """The updated_at range for a native kernel (updated_min / updated_max in `kw`),
+    or, for a bound outside int64, as a numpy condition (which compares it exactly)."""
+    conds = []
+    for name, bound in (("updated_min", flt.updated_after_us), ("updated_max", flt.updated_before_us)):
+        if bound is None:
+            continue
+        if _I64_MIN <= bound <= _I64_MAX:
+            kw[name] = bound
+        else:
+            conds.append(updated >= bound if name == "updated_min" else updated <= bound)
+    return conds
 
 
 def _as_number(value: str) -> float | None:

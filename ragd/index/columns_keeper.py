@@ -13,7 +13,8 @@ from ragd.index.columns import FilterColumns
 from ragd.index.derived import Change, StoreReader
 from ragd.store.records import CollectionMeta
 
-COLUMNS_FORMAT = 1  # bump when FilterColumns' state changes shape: old files are rebuilt
+COLUMNS_FORMAT = 2  # bump when FilterColumns' state changes shape: old files are rebuilt
+# (2: the grant columns tracker, owner0, owner1, gflags and the extra owners)
 
 
 class ColumnsKeeper:

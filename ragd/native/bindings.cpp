@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "filter_mask.hpp"
+#include "grant_mask.hpp"
 #include "normalize.hpp"
 #include "splitter.hpp"
 #include "utf8.hpp"
@@ -380,4 +381,5 @@ NB_MODULE(_native, m) {
           "the whole text: boundaries fall between words, or between the tokens of a word longer "
           "than chunk_size.");
   ragd::bind_filter_mask(m);
+  ragd::bind_grant_mask(m);
 }

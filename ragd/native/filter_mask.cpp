@@ -1,6 +1,6 @@
 // nanobind binding of ragd::filter_mask (filter_mask.hpp): checks every array
-// (dtype, one dimension, rows, contiguity, CPU memory, out not overlapping an
-// input) with the GIL held, raising ValueError, then runs the pass without it.
+// (ndarray_args.hpp, out not overlapping an input) with the GIL held, raising
+// ValueError, then runs the pass without it.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "filter_mask.hpp"
+#include "ndarray_args.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -18,45 +19,9 @@ using namespace nb::literals;
 namespace ragd {
 namespace {
 
-using InArray = nb::ndarray<nb::ro>;
-
-std::string dtype_name(nb::dlpack::dtype dt) {
-  const char* kind = "?";
-  switch (static_cast<nb::dlpack::dtype_code>(dt.code)) {
-    case nb::dlpack::dtype_code::Int: kind = "int"; break;
-    case nb::dlpack::dtype_code::UInt: kind = "uint"; break;
-    case nb::dlpack::dtype_code::Float: kind = "float"; break;
-    case nb::dlpack::dtype_code::Bool: return dt.lanes == 1 ? "bool" : "bool vector";
-    case nb::dlpack::dtype_code::Complex: kind = "complex"; break;
-    default: kind = "other"; break;
-  }
-  return kind + std::to_string(dt.bits) + (dt.lanes == 1 ? "" : "x" + std::to_string(dt.lanes));
-}
-
-// The array's data after checking that it is a contiguous 1-d CPU array of
-// `rows` entries of dtype `want` (or `alt`, when given).
-template <class A>
-const void* checked(const A& a, const char* name, nb::dlpack::dtype want, size_t rows,
-                    std::optional<nb::dlpack::dtype> alt = std::nullopt) {
-  const std::string what = std::string(name) + ": ";
-  if (a.device_type() != nb::device::cpu::value) throw nb::value_error((what + "must be in CPU memory").c_str());
-  if (a.dtype() != want && !(alt && a.dtype() == *alt))
-    throw nb::value_error((what + "expected dtype " + dtype_name(want) + (alt ? " or " + dtype_name(*alt) : "") +
-                           ", got " + dtype_name(a.dtype()))
-                              .c_str());
-  if (a.ndim() != 1)
-    throw nb::value_error((what + "expected a 1-d array, got " + std::to_string(a.ndim()) + " dimensions").c_str());
-  if (rows != SIZE_MAX && a.shape(0) != rows)
-    throw nb::value_error(
-        (what + "expected " + std::to_string(rows) + " rows, got " + std::to_string(a.shape(0))).c_str());
-  if (a.shape(0) > 1 && a.stride(0) != 1) throw nb::value_error((what + "must be contiguous").c_str());
-  return a.data();
-}
-
-std::vector<int64_t> id_vector(const InArray& a, const char* name) {
-  const auto* p = static_cast<const int64_t*>(checked(a, name, nb::dtype<int64_t>(), SIZE_MAX));
-  return std::vector<int64_t>(p, p + a.shape(0));
-}
+using nbargs::InArray;
+using nbargs::checked;
+using nbargs::id_vector;
 
 void filter_mask_py(nb::handle out_obj, const InArray& alive, const InArray& project, const InArray& type_code,
                     const InArray& is_private, const InArray& author, const InArray& updated,
@@ -64,12 +29,7 @@ void filter_mask_py(nb::handle out_obj, const InArray& alive, const InArray& pro
                     std::optional<InArray> private_projects, std::optional<int64_t> user_id,
                     std::optional<InArray> viewer_rows, std::optional<int64_t> updated_min,
                     std::optional<int64_t> updated_max) {
-  nb::ndarray<> out;
-  if (!nb::try_cast(out_obj, out, false))
-    throw nb::value_error("out: expected a writable bool or uint8 array");
-  const size_t rows = out.ndim() == 1 ? out.shape(0) : SIZE_MAX;
-  auto* dst = static_cast<uint8_t*>(
-      const_cast<void*>(checked(out, "out", nb::dtype<bool>(), rows, nb::dtype<uint8_t>())));
+  const auto [dst, rows] = nbargs::output(out_obj);
   MaskColumns c;
   c.rows = rows;
   c.alive = static_cast<const uint8_t*>(checked(alive, "alive", nb::dtype<bool>(), rows));
@@ -79,15 +39,8 @@ void filter_mask_py(nb::handle out_obj, const InArray& alive, const InArray& pro
   c.author = static_cast<const int64_t*>(checked(author, "author", nb::dtype<int64_t>(), rows));
   c.updated = static_cast<const int64_t*>(checked(updated, "updated", nb::dtype<int64_t>(), rows));
 
-  // out is written while the columns are read: it must not share memory with them.
-  const auto* o = reinterpret_cast<const char*>(dst);
-  for (const auto& [name, a] : {std::pair<const char*, const InArray*>{"alive", &alive}, {"project", &project},
-                                {"type_code", &type_code}, {"private", &is_private}, {"author", &author},
-                                {"updated", &updated}}) {
-    const auto* p = static_cast<const char*>(a->data());
-    if (rows != 0 && p < o + rows && o < p + a->nbytes())
-      throw nb::value_error((std::string("out overlaps ") + name).c_str());
-  }
+  nbargs::check_no_overlap(dst, rows, {{"alive", &alive}, {"project", &project}, {"type_code", &type_code},
+                                      {"private", &is_private}, {"author", &author}, {"updated", &updated}});
 
   MaskFilter f;
   if (projects) f.projects = id_vector(*projects, "projects");

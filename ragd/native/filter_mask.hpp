@@ -46,21 +46,27 @@ struct MaskFilter {
   std::optional<int64_t> updated_min, updated_max;  // inclusive bounds
 };
 
-// Branch-free membership in a byte table over [lo, lo + span]: entry span + 1
-// is a zero that every id outside the range reads instead.
-struct TableView {
-  const uint8_t* table;
+// Branch-free lookup in a table over ids [lo, lo + span]: entry span + 1 is a
+// zero that every id outside the range reads instead.
+template <class T>
+struct RangeTable {
+  const T* table;
   int64_t lo;
   uint64_t span;
 
-  bool contains(int64_t x) const {
+  T at(int64_t x) const {
     // Modular arithmetic: x - lo as uint64 is <= span exactly when lo <= x <= lo + span.
     const uint64_t off = static_cast<uint64_t>(x) - static_cast<uint64_t>(lo);
     // Selected with a mask, not ?: (which GCC compiles into a branch that ids
     // just outside the range, such as other type codes, mispredict half the time).
     const uint64_t inside = uint64_t{0} - static_cast<uint64_t>(off <= span);
-    return table[(off & inside) | ((span + 1) & ~inside)] != 0;
+    return table[(off & inside) | ((span + 1) & ~inside)];
   }
+};
+
+// Membership in a byte table (RangeTable<uint8_t>).
+struct TableView : RangeTable<uint8_t> {
+  bool contains(int64_t x) const { return at(x) != 0; }
 };
 
 // A set of int64 ids: a byte table (TableView) when the ids' range is compact,
@@ -86,7 +92,7 @@ class IdSet {
   }
 
   bool uses_table() const { return !table_.empty(); }
-  TableView table() const { return {table_.data(), lo_, span_}; }
+  TableView table() const { return {{table_.data(), lo_, span_}}; }
 
   bool contains(int64_t x) const {
     return uses_table() ? table().contains(x) : std::binary_search(sorted_.begin(), sorted_.end(), x);

@@ -83,7 +83,8 @@ _DOC_KEYS = (("version", "v"), ("title", "ti"), ("text", "tx"), ("project_id", "
              ("viewer_ids", "vw"))
 # Fields added to Document later: written only when not at their default (records
 # of documents without them stay as they were), read back as the default when absent.
-_LATER_DOC_KEYS: tuple[tuple[str, str], ...] = ()
+# The fields permission grants read (tracker, owners, private note; ragd 0.2).
+_LATER_DOC_KEYS: tuple[tuple[str, str], ...] = (("tracker_id", "tr"), ("owner_ids", "ow"), ("private_note", "pn"))
 _DEFAULTS = Document(id="", text="")
 
 

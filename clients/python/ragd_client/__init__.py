@@ -29,6 +29,7 @@ from .types import (
                      Document,
                      EmbedResult,
                      Filter,
+                     Grant,
                      Hit,
                      Job,
                      JobError,
@@ -43,6 +44,6 @@ from .types import (
 
 __all__ = ["RagClient", "AsyncRagClient", "RagError", "InvalidArgument", "NotFound", "Unavailable",
            "ResourceExhausted", "Unimplemented", "FailedPrecondition", "Ack", "CollectionStats", "Document",
-           "EmbedResult", "Filter", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult", "Stats",
-           "Timings", "WriteResult", "Answer", "AnswerContext", "AnswerDelta", "AnswerDone", "AnswerTimings",
+           "EmbedResult", "Filter", "Grant", "Hit", "Job", "JobError", "MetadataRange", "ModelInfo", "SearchResult",
+           "Stats", "Timings", "WriteResult", "Answer", "AnswerContext", "AnswerDelta", "AnswerDone", "AnswerTimings",
            "Citation", "TokenUsage"]

@@ -39,16 +39,42 @@ def document_pb(doc: DocLike) -> pb.Document:
     return msg
 
 
+VISIBILITIES = {"all": pb.VISIBILITY_ALL, "default": pb.VISIBILITY_DEFAULT, "own": pb.VISIBILITY_OWN}
+
+
+def _visibility(value) -> int:
+    """"all" / "default" / "own" (or the proto enum's number, passed through for the daemon to judge)."""
+    if isinstance(value, str):
+        try:
+            return VISIBILITIES[value.lower()]
+        except KeyError:
+            raise ValueError(f"grant visibility must be one of {sorted(VISIBILITIES)}, not {value!r}") from None
+    return int(value)
+
+
+def grant_pb(grant: t.Grant | Mapping[str, Any], out) -> None:
+    g = asdict(grant) if isinstance(grant, t.Grant) else dict(grant)
+    unknown = set(g) - {f.name for f in t.Grant.__dataclass_fields__.values()}
+    if unknown:  # a typo such as "project" would otherwise drop a permission field
+        raise ValueError(f"unknown grant field(s) {sorted(unknown)}")
+    out.add(types=list(g.get("types") or []), project_ids=list(g.get("project_ids") or []),
+            visibility=_visibility(g.get("visibility", 0)), tracker_ids=list(g.get("tracker_ids") or []),
+            private_notes=bool(g.get("private_notes", False)))
+
+
 def filter_pb(flt: t.Filter | Mapping[str, Any] | None) -> pb.Filter | None:
     if flt is None:
         return None
     f = asdict(flt) if isinstance(flt, t.Filter) else dict(flt)
+    grants = f.pop("grants", []) or []
     ranges = f.pop("metadata_ranges", []) or []
     after, before = f.pop("updated_after", None), f.pop("updated_before", None)
     msg = pb.Filter(**{k: v for k, v in f.items() if v is not None})
     for r in ranges:
         r = r if isinstance(r, dict) else asdict(r)
         msg.metadata_ranges.add(**{k: v for k, v in r.items() if v is not None})
+    for g in grants:
+        grant_pb(g, msg.grants)
     if after:
         _ts(after, msg.updated_after)
     if before:
@@ -84,7 +110,8 @@ def document(m: pb.Document) -> t.Document:
     return t.Document(id=m.id, text=m.text, title=m.title, project_id=m.project_id, type=m.type,
                       is_private=m.is_private, author_id=m.author_id,
                       updated_at=m.updated_at.ToDatetime(dt.timezone.utc) if m.HasField("updated_at") else None,
-                      version=m.version, metadata=dict(m.metadata), viewer_ids=list(m.viewer_ids))
+                      version=m.version, metadata=dict(m.metadata), viewer_ids=list(m.viewer_ids),
+                      tracker_id=m.tracker_id, owner_ids=list(m.owner_ids), private_note=m.private_note)
 
 
 def hits(items) -> list[t.Hit]:

@@ -18,6 +18,25 @@ class Document:
     version: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
     viewer_ids: list[int] = field(default_factory=list)
+    # Read by filters with grants (see Grant): the issue's tracker, the principals
+    # whose own document it is (Redmine: the issue's author and assignee), and
+    # whether it is a journal with private notes.
+    tracker_id: int = 0
+    owner_ids: list[int] = field(default_factory=list)
+    private_note: bool = False
+
+
+@dataclass
+class Grant:
+    """One Redmine role's view (proto ragd.v1.Grant): documents of `types` in
+    `project_ids` (of `tracker_ids` when given) that `visibility` admits: "all"
+    (private ones too), "default" (not private, or the principal's own) or "own".
+    private_notes: journals with private notes are visible. A filter's grants are ORed."""
+    types: list[str]
+    project_ids: list[int]
+    visibility: str  # "all", "default" or "own"
+    tracker_ids: list[int] = field(default_factory=list)
+    private_notes: bool = False
 
 
 @dataclass
@@ -29,7 +48,12 @@ class MetadataRange:
 
 @dataclass
 class Filter:
-    """Permission and attribute filter (see proto ragd.v1.Filter); applied inside the index search."""
+    """Permission and attribute filter (see proto ragd.v1.Filter); applied inside the index search.
+
+    With `grants` (Redmine's per-role rules) visibility is decided by the grants for
+    the principal user_id + group_ids, and private_project_ids / all_private must be
+    unset; without grants, private documents follow private_project_ids, user_id
+    (author or viewer) and all_private."""
     project_ids: list[int] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
     private_project_ids: list[int] = field(default_factory=list)
@@ -40,6 +64,8 @@ class Filter:
     updated_after: dt.datetime | None = None
     updated_before: dt.datetime | None = None
     exclude_ids: list[str] = field(default_factory=list)
+    grants: list[Grant] = field(default_factory=list)
+    group_ids: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -51,6 +51,27 @@ class TestConvert < Minitest::Test
     assert_nil msg.updated_before
   end
 
+  def test_grants_and_the_fields_they_read
+    msg = C.filter(user_id: 7, group_ids: [40, "41"],
+                   grants: [Ragd::Grant.new(types: [:issue, "journal"], project_ids: [3], visibility: :all,
+                                            private_notes: true),
+                            { "types" => ["wiki"], "project_ids" => ["5"], "visibility" => "own", "tracker_ids" => [1] }])
+    assert_equal [7, [40, 41]], [msg.user_id, msg.group_ids.to_a]
+    g0, g1 = msg.grants.to_a
+    assert_equal [%w[issue journal], [3], :VISIBILITY_ALL, [], true],
+                 [g0.types.to_a, g0.project_ids.to_a, g0.visibility, g0.tracker_ids.to_a, g0.private_notes]
+    assert_equal [["wiki"], [5], :VISIBILITY_OWN, [1], false],
+                 [g1.types.to_a, g1.project_ids.to_a, g1.visibility, g1.tracker_ids.to_a, g1.private_notes]
+    # No visibility: left unset for the daemon to refuse (INVALID_ARGUMENT naming the field).
+    assert_equal :VISIBILITY_UNSPECIFIED, C.grant(types: ["issue"], project_ids: [1]).visibility
+    assert_raises(ArgumentError) { C.filter(grants: [{ types: ["issue"], project: [1], visibility: :all }]) }
+    assert_raises(ArgumentError) { C.filter(grants: [{ types: ["issue"], project_ids: [1], visibility: :mine }]) }
+    doc = C.document(id: "journal:1", text: "x", tracker_id: 2, owner_ids: [7, nil, 40], private_note: 1)
+    assert_equal [2, [7, 40], true], [doc.tracker_id, doc.owner_ids.to_a, doc.private_note]
+    back = C.document_value(doc)
+    assert_equal [2, [7, 40], true], [back.tracker_id, back.owner_ids, back.private_note]
+  end
+
   def test_modes
     assert_equal :SEARCH_MODE_AUTO, C.mode(:auto)
     assert_equal :SEARCH_MODE_VECTOR, C.mode("vector")

@@ -28,6 +28,13 @@ class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEARCH_MODE_KEYWORD: _ClassVar[SearchMode]
     SEARCH_MODE_HYBRID: _ClassVar[SearchMode]
 
+class Visibility(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VISIBILITY_UNSPECIFIED: _ClassVar[Visibility]
+    VISIBILITY_ALL: _ClassVar[Visibility]
+    VISIBILITY_DEFAULT: _ClassVar[Visibility]
+    VISIBILITY_OWN: _ClassVar[Visibility]
+
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
@@ -56,6 +63,10 @@ SEARCH_MODE_AUTO: SearchMode
 SEARCH_MODE_VECTOR: SearchMode
 SEARCH_MODE_KEYWORD: SearchMode
 SEARCH_MODE_HYBRID: SearchMode
+VISIBILITY_UNSPECIFIED: Visibility
+VISIBILITY_ALL: Visibility
+VISIBILITY_DEFAULT: Visibility
+VISIBILITY_OWN: Visibility
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -69,7 +80,7 @@ GROUNDING_UNCITED: Grounding
 GROUNDING_NO_PASSAGES: Grounding
 
 class Document(_message.Message):
-    __slots__ = ("id", "title", "text", "project_id", "type", "is_private", "author_id", "updated_at", "version", "metadata", "viewer_ids")
+    __slots__ = ("id", "title", "text", "project_id", "type", "is_private", "author_id", "updated_at", "version", "metadata", "viewer_ids", "tracker_id", "owner_ids", "private_note")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +99,9 @@ class Document(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     VIEWER_IDS_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_IDS_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_NOTE_FIELD_NUMBER: _ClassVar[int]
     id: str
     title: str
     text: str
@@ -99,7 +113,10 @@ class Document(_message.Message):
     version: int
     metadata: _containers.ScalarMap[str, str]
     viewer_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., project_id: _Optional[int] = ..., type: _Optional[str] = ..., is_private: _Optional[bool] = ..., author_id: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., viewer_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    tracker_id: int
+    owner_ids: _containers.RepeatedScalarFieldContainer[int]
+    private_note: bool
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., project_id: _Optional[int] = ..., type: _Optional[str] = ..., is_private: _Optional[bool] = ..., author_id: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., viewer_ids: _Optional[_Iterable[int]] = ..., tracker_id: _Optional[int] = ..., owner_ids: _Optional[_Iterable[int]] = ..., private_note: _Optional[bool] = ...) -> None: ...
 
 class DocumentAck(_message.Message):
     __slots__ = ("id", "status", "version", "chunks", "error", "truncated")
@@ -197,8 +214,22 @@ class MetadataRange(_message.Message):
     lte: float
     def __init__(self, key: _Optional[str] = ..., gte: _Optional[float] = ..., lte: _Optional[float] = ...) -> None: ...
 
+class Grant(_message.Message):
+    __slots__ = ("types", "project_ids", "visibility", "tracker_ids", "private_notes")
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    VISIBILITY_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_IDS_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_NOTES_FIELD_NUMBER: _ClassVar[int]
+    types: _containers.RepeatedScalarFieldContainer[str]
+    project_ids: _containers.RepeatedScalarFieldContainer[int]
+    visibility: Visibility
+    tracker_ids: _containers.RepeatedScalarFieldContainer[int]
+    private_notes: bool
+    def __init__(self, types: _Optional[_Iterable[str]] = ..., project_ids: _Optional[_Iterable[int]] = ..., visibility: _Optional[_Union[Visibility, str]] = ..., tracker_ids: _Optional[_Iterable[int]] = ..., private_notes: _Optional[bool] = ...) -> None: ...
+
 class Filter(_message.Message):
-    __slots__ = ("project_ids", "types", "private_project_ids", "user_id", "all_private", "metadata_equals", "metadata_ranges", "updated_after", "updated_before", "exclude_ids")
+    __slots__ = ("project_ids", "types", "private_project_ids", "user_id", "all_private", "metadata_equals", "metadata_ranges", "updated_after", "updated_before", "exclude_ids", "grants", "group_ids")
     class MetadataEqualsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +247,8 @@ class Filter(_message.Message):
     UPDATED_AFTER_FIELD_NUMBER: _ClassVar[int]
     UPDATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
     project_ids: _containers.RepeatedScalarFieldContainer[int]
     types: _containers.RepeatedScalarFieldContainer[str]
     private_project_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -226,7 +259,9 @@ class Filter(_message.Message):
     updated_after: _timestamp_pb2.Timestamp
     updated_before: _timestamp_pb2.Timestamp
     exclude_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, project_ids: _Optional[_Iterable[int]] = ..., types: _Optional[_Iterable[str]] = ..., private_project_ids: _Optional[_Iterable[int]] = ..., user_id: _Optional[int] = ..., all_private: _Optional[bool] = ..., metadata_equals: _Optional[_Mapping[str, str]] = ..., metadata_ranges: _Optional[_Iterable[_Union[MetadataRange, _Mapping]]] = ..., updated_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exclude_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    grants: _containers.RepeatedCompositeFieldContainer[Grant]
+    group_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, project_ids: _Optional[_Iterable[int]] = ..., types: _Optional[_Iterable[str]] = ..., private_project_ids: _Optional[_Iterable[int]] = ..., user_id: _Optional[int] = ..., all_private: _Optional[bool] = ..., metadata_equals: _Optional[_Mapping[str, str]] = ..., metadata_ranges: _Optional[_Iterable[_Union[MetadataRange, _Mapping]]] = ..., updated_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., grants: _Optional[_Iterable[_Union[Grant, _Mapping]]] = ..., group_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SearchParams(_message.Message):
     __slots__ = ("nprobe", "rerank_factor", "exact")

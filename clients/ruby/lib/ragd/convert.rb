@@ -8,6 +8,8 @@ module Ragd
   module Convert
     DOCUMENT_KEYS = Document.members.freeze
     FILTER_KEYS = Filter.members.freeze
+    GRANT_KEYS = Grant.members.freeze
+    VISIBILITIES = { all: :VISIBILITY_ALL, default: :VISIBILITY_DEFAULT, own: :VISIBILITY_OWN }.freeze
     MODES = { auto: :SEARCH_MODE_AUTO, vector: :SEARCH_MODE_VECTOR,
               keyword: :SEARCH_MODE_KEYWORD, hybrid: :SEARCH_MODE_HYBRID }.freeze
 
@@ -19,7 +21,8 @@ module Ragd
         id: h[:id].to_s, title: h[:title].to_s, text: h[:text].to_s, type: h[:type].to_s,
         project_id: h[:project_id].to_i, author_id: h[:author_id].to_i, version: h[:version].to_i,
         is_private: h[:is_private] ? true : false,
-        metadata: strings(h[:metadata]), viewer_ids: Array(h[:viewer_ids]).compact.map(&:to_i)
+        metadata: strings(h[:metadata]), viewer_ids: ints(h[:viewer_ids]),
+        tracker_id: h[:tracker_id].to_i, owner_ids: ints(h[:owner_ids]), private_note: h[:private_note] ? true : false
       )
       msg.updated_at = timestamp(h[:updated_at]) if h[:updated_at]
       msg
@@ -33,11 +36,30 @@ module Ragd
         project_ids: ints(h[:project_ids]), private_project_ids: ints(h[:private_project_ids]),
         types: Array(h[:types]).map(&:to_s), user_id: h[:user_id].to_i, all_private: h[:all_private] ? true : false,
         metadata_equals: strings(h[:metadata_equals]), exclude_ids: Array(h[:exclude_ids]).map(&:to_s),
-        metadata_ranges: Array(h[:metadata_ranges]).map { |r| metadata_range(r) }
+        metadata_ranges: Array(h[:metadata_ranges]).map { |r| metadata_range(r) },
+        grants: Array(h[:grants]).map { |g| grant(g) }, group_ids: ints(h[:group_ids])
       )
       msg.updated_after = timestamp(h[:updated_after]) if h[:updated_after]
       msg.updated_before = timestamp(h[:updated_before]) if h[:updated_before]
       msg
+    end
+
+    def grant(value)
+      h = fields(value, GRANT_KEYS, "grant")
+      V1::Grant.new(types: Array(h[:types]).map(&:to_s), project_ids: ints(h[:project_ids]),
+                    visibility: visibility(h[:visibility]), tracker_ids: ints(h[:tracker_ids]),
+                    private_notes: h[:private_notes] ? true : false)
+    end
+
+    # :all, :default, :own (or their Strings); an Integer passes through for the daemon to judge;
+    # nil stays unset, which the daemon refuses (a grant must say what it shows).
+    def visibility(value)
+      return 0 if value.nil?
+      return value if value.is_a?(Integer)
+
+      VISIBILITIES.fetch(value.to_s.downcase.to_sym) do
+        raise ArgumentError, "grant visibility must be one of #{VISIBILITIES.keys.join(', ')}, not #{value.inspect}"
+      end
     end
 
     def mode(name)
@@ -126,7 +148,8 @@ module Ragd
     def document_value(d)
       Document.new(id: d.id, title: d.title, text: d.text, project_id: d.project_id, type: d.type,
                    is_private: d.is_private, author_id: d.author_id, updated_at: time(d.updated_at),
-                   version: d.version, metadata: d.metadata.to_h, viewer_ids: d.viewer_ids.to_a)
+                   version: d.version, metadata: d.metadata.to_h, viewer_ids: d.viewer_ids.to_a,
+                   tracker_id: d.tracker_id, owner_ids: d.owner_ids.to_a, private_note: d.private_note)
     end
 
     def stats(resp)

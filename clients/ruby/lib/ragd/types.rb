@@ -6,15 +6,28 @@ module Ragd
 
   # Input (a Hash with the same keys works too) and the document carried by a Hit.
   # updated_at: a Time (or anything with #to_time, or an ISO 8601 String).
+  # tracker_id, owner_ids, private_note: what grants read (the issue's tracker; the
+  # principals whose own document it is, Redmine's author and assignee; a journal
+  # with private notes). For a journal they describe its issue, author_id the note's writer.
   Document = Struct.new(:id, :title, :text, :project_id, :type, :is_private, :author_id,
-                        :updated_at, :version, :metadata, :viewer_ids, keyword_init: true)
+                        :updated_at, :version, :metadata, :viewer_ids, :tracker_id, :owner_ids,
+                        :private_note, keyword_init: true)
+
+  # One Redmine role's view (ragd.v1.Grant): documents of `types` in `project_ids`
+  # (of `tracker_ids` when given) that `visibility` admits: :all (private ones too),
+  # :default (not private, or the principal's own) or :own. private_notes: journals
+  # with private notes are visible. A filter's grants are ORed.
+  Grant = Struct.new(:types, :project_ids, :visibility, :tracker_ids, :private_notes, keyword_init: true)
 
   # Permission and attribute filter, applied inside the index search. Empty lists
-  # mean "no restriction". Private documents are hidden unless their project is in
-  # private_project_ids, user_id is their author or a viewer, or all_private.
+  # mean "no restriction". With grants, visibility is decided by the grants for the
+  # principal user_id + group_ids (project_ids and types only narrow further;
+  # private_project_ids and all_private must be unset). Without grants, private
+  # documents are hidden unless their project is in private_project_ids, user_id is
+  # their author or a viewer, or all_private.
   Filter = Struct.new(:project_ids, :types, :private_project_ids, :user_id, :all_private,
                       :metadata_equals, :metadata_ranges, :updated_after, :updated_before,
-                      :exclude_ids, keyword_init: true)
+                      :exclude_ids, :grants, :group_ids, keyword_init: true)
 
   Timings = Struct.new(:queue_ms, :tokenize_ms, :embed_ms, :search_ms, :store_ms, :total_ms,
                        :cache_hit, keyword_init: true)

@@ -19,6 +19,9 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :version, :int64, 9
       map :metadata, :string, :string, 10
       repeated :viewer_ids, :int64, 11
+      optional :tracker_id, :int64, 12
+      repeated :owner_ids, :int64, 13
+      optional :private_note, :bool, 14
     end
     add_message "ragd.v1.DocumentAck" do
       optional :id, :string, 1
@@ -68,6 +71,13 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       proto3_optional :gte, :double, 2
       proto3_optional :lte, :double, 3
     end
+    add_message "ragd.v1.Grant" do
+      repeated :types, :string, 1
+      repeated :project_ids, :int64, 2
+      optional :visibility, :enum, 3, "ragd.v1.Visibility"
+      repeated :tracker_ids, :int64, 4
+      optional :private_notes, :bool, 5
+    end
     add_message "ragd.v1.Filter" do
       repeated :project_ids, :int64, 1
       repeated :types, :string, 2
@@ -79,6 +89,8 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :updated_after, :message, 8, "google.protobuf.Timestamp"
       optional :updated_before, :message, 9, "google.protobuf.Timestamp"
       repeated :exclude_ids, :string, 10
+      repeated :grants, :message, 11, "ragd.v1.Grant"
+      repeated :group_ids, :int64, 12
     end
     add_message "ragd.v1.SearchParams" do
       optional :nprobe, :int32, 1
@@ -281,6 +293,12 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       value :SEARCH_MODE_KEYWORD, 2
       value :SEARCH_MODE_HYBRID, 3
     end
+    add_enum "ragd.v1.Visibility" do
+      value :VISIBILITY_UNSPECIFIED, 0
+      value :VISIBILITY_ALL, 1
+      value :VISIBILITY_DEFAULT, 2
+      value :VISIBILITY_OWN, 3
+    end
     add_enum "ragd.v1.JobState" do
       value :JOB_STATE_UNSPECIFIED, 0
       value :JOB_STATE_QUEUED, 1
@@ -311,6 +329,7 @@ module Ragd
     DeleteRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.DeleteRequest").msgclass
     DeleteResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.DeleteResponse").msgclass
     MetadataRange = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.MetadataRange").msgclass
+    Grant = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.Grant").msgclass
     Filter = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.Filter").msgclass
     SearchParams = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SearchParams").msgclass
     SearchRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SearchRequest").msgclass
@@ -342,6 +361,7 @@ module Ragd
     AnswerResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AnswerResponse").msgclass
     AckStatus = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.AckStatus").enummodule
     SearchMode = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.SearchMode").enummodule
+    Visibility = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.Visibility").enummodule
     JobState = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.JobState").enummodule
     Grounding = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("ragd.v1.Grounding").enummodule
   end
