@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the cluster's process helpers
 import grpc  # noqa: E402
-from cluster_procs import COLL, Redis, Replica, Worker  # noqa: E402
+from cluster_procs import COLL, Redis, Replica, Worker, kill_all  # noqa: E402
 from common import MODEL_CACHE, cisi, write  # noqa: E402
 from conftest import Daemon  # noqa: E402
 
@@ -90,11 +90,7 @@ class Cluster:
                                  f"r{i}") for i in range(replicas)]
 
     def close(self) -> None:
-        for r in self.replicas:
-            r.kill()
-        for w in self.workers:
-            w.kill()
-        self.redis.kill()
+        kill_all(self.replicas, self.workers, self.redis)
 
 
 def ingest_cluster(root: Path, docs: list[dict], workers: int) -> dict:

@@ -28,7 +28,7 @@ from pathlib import Path
 import cisi
 import grpc
 import pytest
-from cluster_procs import COLL, WAIT_S, Redis, Replica, Worker, lmdb_docs, wait_for
+from cluster_procs import COLL, WAIT_S, Redis, Replica, Worker, kill_all, lmdb_docs, wait_for
 from conftest import REPO, Daemon
 
 from ragd.v1 import ragd_pb2 as pb
@@ -73,11 +73,7 @@ class Cluster:
         return self
 
     def close(self) -> None:
-        for r in self.replicas:
-            r.kill()
-        for w in self.workers:
-            w.kill()
-        self.redis.kill()
+        kill_all(self.replicas, self.workers, self.redis)
 
     def upsert(self, docs: list[dict], fronts: list[Replica]) -> None:
         """Send one batch, to the first front that takes it (a front killed under the call,
