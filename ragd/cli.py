@@ -1,4 +1,5 @@
-"""The `ragd` command: serve, index, search, ask, snapshot, restore, model, token, tls, config.
+"""The `ragd` command: serve, worker, cluster, health, index, search, ask, snapshot, restore, reindex,
+model, doctor, token, tls, config.
 
 Flags override RAGD_* environment variables, which override the TOML file
 (--config or $RAGD_CONFIG), which overrides the defaults (see ragd/config.py).
@@ -26,6 +27,7 @@ def _config(args) -> Config:
         "server.port_file": getattr(args, "port_file", None),
         "model.device": getattr(args, "device", None),
         "model.source": getattr(args, "source", None),
+        "cluster.redis_url": getattr(args, "redis_url", None),
     }
     return load_config(getattr(args, "config", None), overrides=overrides)
 
@@ -49,6 +51,58 @@ def cmd_serve(args) -> int:
     _setup_logging(cfg.log_level)
     from ragd.server import serve
     return asyncio.run(serve(cfg))
+
+
+# ---------------------------------------------------------------- cluster
+
+def cmd_worker(args) -> int:
+    cfg = _config(args)
+    _setup_logging(cfg.log_level)
+    from ragd.cluster.worker import run_worker
+    return run_worker(cfg)
+
+
+def cmd_cluster(args) -> int:
+    """The cluster's state from Redis: streams, workers, replicas, snapshots."""
+    from ragd.cluster import status, streams
+    from ragd.cluster.snapshots import forget_snapshot
+    from ragd.cluster.trim import trim
+    cfg = _config(args)
+    c = cfg.cluster
+    if not c.redis_url:
+        print("ragd cluster: set cluster.redis_url (--redis-url or RAGD_CLUSTER_REDIS_URL)", file=sys.stderr)
+        return 2
+    keys = streams.Keys(c.prefix)
+    r = streams.connect(c.redis_url, c.redis_timeout_s)
+    try:
+        if args.cluster_cmd == "status":
+            states = status.cluster_state(r, keys)
+            snaps = status.snapshots(r, keys)
+            if args.json:
+                from dataclasses import asdict
+                print(json.dumps({"collections": [asdict(s) | {"backlog": s.backlog} for s in states],
+                                  "snapshots": snaps}, indent=2))
+            else:
+                print(status.render(states, snaps))
+        elif args.cluster_cmd == "forget":
+            if not args.name:
+                print("ragd cluster forget: name the replica (or --snapshot PATH)", file=sys.stderr)
+                return 2
+            gone = [forget_snapshot(r, keys, args.name)] if args.snapshot else \
+                [bool(r.hdel(keys.replicas(col), args.name)) for col in streams.collections(r, keys)]
+            if not any(gone):
+                print(f"ragd cluster forget: {args.name!r} is not registered", file=sys.stderr)
+                return 1
+            print(f"forgot {args.name}")
+        elif args.cluster_cmd == "trim":
+            removed = trim(r, keys, streams.collections(r, keys), c.keep_snapshots)
+            print(json.dumps({col: {"embedded": e, "write_log": w} for col, (e, w) in removed.items()}))
+    except streams.redis_errors() as exc:
+        print(f"ragd cluster: Redis at {c.redis_url} is unreachable: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        r.close()
+    return 0
 
 
 # ---------------------------------------------------------------- index
@@ -228,6 +282,24 @@ def cmd_doctor(args) -> int:
     return 1 if report["problems"] else 0
 
 
+# ---------------------------------------------------------------- health
+
+def cmd_health(args) -> int:
+    """grpc.health.v1 check of a daemon (container health checks): 0 when SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    with grpc.insecure_channel(args.address) as channel:
+        try:
+            resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
+                                                             timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"ragd health: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+    print(status)
+    return 0 if resp.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 # ---------------------------------------------------------------- snapshot / restore
 
 def cmd_snapshot(args) -> int:
@@ -359,7 +431,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--listen", help=f"HOST:PORT to listen on (default {DEFAULT_ADDRESS}; port 0 = any free port)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="inference device (default auto)")
     s.add_argument("--port-file", help="write the bound port here once SERVING")
+    s.add_argument("--redis-url", help="cluster mode: the Redis of the write log (cluster.redis_url)")
     s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("worker", help="cluster mode: chunk and embed writes from the write log (stateless; "
+                                      "run as many as the load needs)")
+    daemon_flags(s)
+    s.add_argument("--redis-url", help="the Redis of the write log (cluster.redis_url)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="inference device (default auto)")
+    s.set_defaults(fn=cmd_worker)
+
+    s = sub.add_parser("cluster", help="cluster mode: status of streams, workers and replicas; forget a replica "
+                                       "or snapshot; trim the streams now")
+    s.add_argument("cluster_cmd", choices=["status", "forget", "trim"])
+    s.add_argument("name", nargs="?", default="", help="forget: the replica name (or snapshot path with --snapshot)")
+    daemon_flags(s)
+    s.add_argument("--redis-url", help="the Redis of the write log (cluster.redis_url)")
+    s.add_argument("--snapshot", action="store_true", help="forget: NAME is a snapshot path")
+    s.add_argument("--json", action="store_true", help="status: print JSON")
+    s.set_defaults(fn=cmd_cluster)
 
     def connection_flags(sp):
         sp.add_argument("--address", help=f"daemon address (default $RAGD_ADDRESS or {DEFAULT_ADDRESS})")
@@ -435,6 +525,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--poll", type=float, default=1.0, help="seconds between progress calls (default 1)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_reindex)
+
+    s = sub.add_parser("health", help="exit 0 when the daemon's grpc.health.v1 status is SERVING (health checks)")
+    s.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
+    s.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    s.set_defaults(fn=cmd_health)
 
     s = sub.add_parser("restore", help="restore a backup made by `ragd snapshot` into the data dir "
                                        "(daemon stopped)")

@@ -252,6 +252,33 @@ class AnswerConfig:
 
 
 @dataclass
+class ClusterConfig:
+    redis_url: str = opt("", "Cluster mode: the Redis holding the write log, e.g. redis://10.0.0.5:6379/0 (empty = "
+                             "single-machine mode, the default). A write is validated, appended to the collection's "
+                             "write log and acknowledged with its position; `ragd worker` processes chunk and embed "
+                             "it; every `ragd serve` applies the embedded stream to its own store and indexes. "
+                             "Durability is Redis's: run it with appendonly yes and appendfsync always "
+                             "(README: cluster mode).")
+    prefix: str = opt("ragd:", "Prefix of every Redis key of the cluster (clusters sharing one Redis need their own).")
+    replica_name: str = opt("", "This replica's name in the cluster (positions, trimming, `ragd cluster status`); "
+                                "empty = HOSTNAME:DATA_DIR. Keep it stable across restarts (a StatefulSet pod name).")
+    read_wait_s: float = opt(10.0, "Longest a search with min_sequence waits for this replica to apply that position "
+                                   "(UNAVAILABLE past it, or the call's deadline if sooner).")
+    claim_idle_s: float = opt(30.0, "A write-log entry a worker took and has not finished for this long is claimed "
+                                    "by another worker (XAUTOCLAIM): a killed worker's entries are redone after it.")
+    worker_batch: int = opt(8, "Write-log entries a worker takes per read; entries of up to 64 documents together "
+                               "are embedded in one call, handed on and acknowledged before the next. Higher suits "
+                               "many one-document writes (Redmine's hooks), lower suits bulk batches (a reindex's "
+                               "50-1000 per write): entries a worker holds wait for it while other workers idle.")
+    apply_batch: int = opt(64, "Embedded-stream entries a replica reads per call.")
+    keep_snapshots: int = opt(2, "Snapshots (Snapshot RPC in cluster mode) whose stream positions are kept: the "
+                                 "embedded stream is trimmed only below every replica's position and the oldest "
+                                 "of these, so a new replica can start from any of them.")
+    trim_every_s: float = opt(30.0, "Seconds between a replica's trims of the streams (0 = never trim).")
+    redis_timeout_s: float = opt(5.0, "Redis socket timeout of the cluster's connections.")
+
+
+@dataclass
 class Config:
     data_dir: str = opt("./var/ragd", "Where documents, vectors, indexes and models live.")
     log_level: str = opt("info", "debug, info, warning or error.")
@@ -268,6 +295,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     answer: AnswerConfig = field(default_factory=AnswerConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @property
     def data_path(self) -> Path:
@@ -426,6 +454,16 @@ def validate(cfg: Config) -> None:
     if cfg.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: {cfg.log_level!r} is not debug, info, warning or error")
     validate_answer(cfg.answer)
+    validate_cluster(cfg.cluster)
+
+
+def validate_cluster(c: ClusterConfig) -> None:
+    if c.redis_url and not c.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"cluster.redis_url: {c.redis_url!r} is not a redis://, rediss:// or unix:// URL")
+    if c.worker_batch < 1 or c.apply_batch < 1 or c.keep_snapshots < 1:
+        raise ConfigError("cluster.worker_batch, cluster.apply_batch and cluster.keep_snapshots must be at least 1")
+    if c.read_wait_s < 0 or c.claim_idle_s <= 0 or c.trim_every_s < 0 or c.redis_timeout_s <= 0:
+        raise ConfigError("cluster.read_wait_s and trim_every_s must be >= 0, claim_idle_s and redis_timeout_s > 0")
 
 
 def validate_answer(a: AnswerConfig) -> None:

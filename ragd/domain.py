@@ -131,6 +131,8 @@ class SearchQuery:
     # Text embedded beside the query for the vector half of the search (a HyDE
     # draft, ragd.answer); the keyword half uses the query alone.
     expansion: str = ""
+    # Read your writes: answer once writes up to this sequence are applied here (0 = no wait).
+    min_sequence: int = 0
 
 
 @dataclass
@@ -184,6 +186,7 @@ class CollectionStats:
     tombstones: int
     sequence: int
     dimension: int
+    applied_sequence: int = 0
 
 
 class JobState(enum.Enum):

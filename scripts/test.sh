@@ -19,8 +19,8 @@ step "ruff (pyproject.toml [tool.ruff])"
 step "rubocop (clients/ruby/.rubocop.yml)"
 (cd clients/ruby && rubocop --format progress)
 
-step "mypy on ragd/engine, ragd/store, ragd/index (pyproject.toml [tool.mypy])"
-.venv/bin/python -m mypy ragd/engine ragd/store ragd/index
+step "mypy on ragd/engine, ragd/store, ragd/index, ragd/cluster (pyproject.toml [tool.mypy])"
+.venv/bin/python -m mypy ragd/engine ragd/store ragd/index ragd/cluster
 
 if [ -x scripts/native_sanitize.sh ]; then
   step "native tests under ASan/UBSan"

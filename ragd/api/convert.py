@@ -66,7 +66,8 @@ def search_query(r: pb.SearchRequest, mode: domain.SearchMode) -> domain.SearchQ
     return domain.SearchQuery(collection=r.collection, query=r.query, top_k=r.top_k, mode=mode,
                               filter=filter_(r.filter), group_by_document=r.group_by_document,
                               min_score=r.min_score, nprobe=r.params.nprobe,
-                              rerank_factor=r.params.rerank_factor, exact=r.params.exact)
+                              rerank_factor=r.params.rerank_factor, exact=r.params.exact,
+                              min_sequence=r.min_sequence)
 
 
 def timings(t: domain.Timings, out: pb.Timings) -> None:

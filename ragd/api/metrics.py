@@ -238,6 +238,9 @@ class EngineCollector:
         yield GaugeMetricFamily("ragd_store_sequence", "Op-log sequence of the last committed write.",
                                 value=e.sequence())
         yield GaugeMetricFamily("ragd_disk_bytes", "Bytes used by the data dir's LMDB store.", value=e.disk_bytes())
+        if e.follower is not None:
+            from ragd.cluster import metrics as cluster_metrics
+            yield from cluster_metrics.collect(e.follower)
         b = e.batcher
         if b is None:
             return

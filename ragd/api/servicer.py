@@ -26,7 +26,7 @@ class RagServicer:
     async def Upsert(self, request, context):
         req = check(request)
         docs = [convert.document(d) for d in req.documents]
-        if not req.wait:
+        if not req.wait and not self.engine.clustered:  # cluster mode: the write log is the queue
             job = await self.engine.submit_job(req.collection, docs)
             resp = pb.UpsertResponse(job_id=job.id)
             convert.acks([Ack(d.id, AckStatus.QUEUED, d.version) for d in docs], resp.acks)
@@ -149,7 +149,7 @@ class RagServicer:
         for s in self.engine.stats(req.collection):
             resp.collections.add(name=s.name, documents=s.documents, chunks=s.chunks, index_kind=s.index_kind,
                                  index_vectors=s.index_vectors, tombstones=s.tombstones, sequence=s.sequence,
-                                 dimension=s.dimension)
+                                 dimension=s.dimension, applied_sequence=s.applied_sequence)
         convert.model_info(self.engine.model_info(), resp.model)
         return resp
 

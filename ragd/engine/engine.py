@@ -24,8 +24,14 @@ from ragd import __version__
 from ragd.answer.chat import ChatClient, ChatSettings, read_api_key
 from ragd.answer.pipeline import Answerer, AnswerSettings
 from ragd.answer.types import AnswerEvent, AnswerQuery
+from ragd.cluster.replica import Follower
+from ragd.cluster.snapshots import register_snapshot
+from ragd.cluster.streams import Keys, default_replica_name
+from ragd.cluster.writelog import WriteLog
 from ragd.config import Config
 from ragd.domain import (
+    Ack,
+    AckStatus,
     CollectionStats,
     Document,
     DocumentInfo,
@@ -48,11 +54,11 @@ from ragd.engine.cache import SearchCache
 from ragd.engine.chunking import Chunker
 from ragd.engine.collection import Collections
 from ragd.engine.datadir import DataDir, backup
-from ragd.engine.ingest import Ingestor
+from ragd.engine.ingest import Ingestor, chunk_documents
 from ragd.engine.jobs import JobRunner
 from ragd.engine.reindex import Reindexer
 from ragd.engine.search import Searcher, SearchSettings
-from ragd.errors import Unavailable
+from ragd.errors import InvalidArgument, Unavailable
 from ragd.index.lifecycle import index_context_from
 from ragd.security.paths import backup_target
 from ragd.store.jobs import JobStore
@@ -162,6 +168,14 @@ class _Loaded:
 
 
 @dataclass
+class _Cluster:
+    """Cluster mode's parts of a `ragd serve`: the write log it appends to, and the
+    follower that applies the embedded stream to this replica (ragd.cluster)."""
+    writelog: WriteLog
+    follower: Follower
+
+
+@dataclass
 class _Serving:
     """What start() adds on the event loop; there exactly while calls are served."""
     loaded: _Loaded
@@ -170,6 +184,7 @@ class _Serving:
     stream_ingestor: Ingestor  # streams and jobs: wait for room, which slows their producers down
     searcher: Searcher
     jobs: JobRunner
+    cluster: _Cluster | None = None
 
 
 class Engine:
@@ -284,8 +299,32 @@ class Engine:
         j = self.cfg.jobs
         jobs = JobRunner(JobStore(ld.store), stream_ingestor, self._run_blocking, batch_size=j.batch_size,
                          max_attempts=j.max_attempts, backoff_s=j.retry_backoff_s, retention_s=j.retention_s)
-        self._serving = _Serving(ld, batcher, ingestor, stream_ingestor, searcher, jobs)
+        cluster = self._start_cluster(ld) if self.cfg.cluster.redis_url else None
+        self._serving = _Serving(ld, batcher, ingestor, stream_ingestor, searcher, jobs, cluster)
         jobs.start()
+
+    def _start_cluster(self, ld: _Loaded) -> _Cluster:
+        c = self.cfg.cluster
+        keys = Keys(c.prefix)
+        name = c.replica_name or default_replica_name(self.cfg.data_path)
+        # The follower's ingestor never embeds: the entries it applies carry their vectors.
+        applier = Ingestor(ld.store, ld.embedder, ld.chunker, ld.collections, ld.embedder.name)
+        follower = Follower(c, name, ld.store, applier, f"{ld.embedder.name}:{ld.embedder.sha256}")
+        follower.start()
+        log.info("cluster mode: writes go to the write log at %s; replica %s follows the embedded streams",
+                 c.redis_url, name)
+        return _Cluster(WriteLog(c.redis_url, keys, c.redis_timeout_s), follower)
+
+    @property
+    def follower(self) -> Follower | None:
+        """Cluster mode: the replica's follower of the embedded streams (its figures feed /metrics)."""
+        s = self._serving
+        return s.cluster.follower if s is not None and s.cluster is not None else None
+
+    @property
+    def clustered(self) -> bool:
+        """Cluster mode (cluster.redis_url set): writes are appended to the write log."""
+        return bool(self.cfg.cluster.redis_url)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -296,6 +335,10 @@ class Engine:
                 if runtime.batcher is not self._serving.batcher:
                     await runtime.batcher.stop()
             await self._serving.batcher.stop()
+            cluster = self._serving.cluster
+            if cluster is not None:  # the entry being applied commits (with its position) or not at all
+                await asyncio.get_running_loop().run_in_executor(None, cluster.follower.stop)
+                cluster.writelog.close()
         if self.answerer is not None and self.answerer.chat is not None:
             await self.answerer.chat.close()
 
@@ -347,6 +390,8 @@ class Engine:
         name = validate.collection_name(collection)
         validate.documents(docs, self.limits)
         serving = self.check_ready()
+        if serving.cluster is not None:
+            return await self._append_upsert(serving, name, docs, after, t0)
         ingestor = serving.stream_ingestor if stream else serving.ingestor
         timings = Timings()
         t1 = time.perf_counter()
@@ -359,6 +404,20 @@ class Engine:
         timings.store_ms = _ms(t2)
         timings.total_ms = _ms(t0)
         return WriteResult(acks=acks, sequence=seq, timings=timings)
+
+    async def _append_upsert(self, serving: _Serving, name: str, docs: list[Document],
+                             after: asyncio.Future | None, t0: float) -> WriteResult:
+        """Cluster mode: validate (normalise and chunk: bad input fails this call, naming
+        the document), then append to the write log; acks are QUEUED with the chunks
+        the chunker made, and the result's sequence is the write's position."""
+        assert serving.cluster is not None
+        prepared = await self._run(chunk_documents, serving.loaded.chunker, docs)
+        if after is not None:
+            await after  # stream order is write-log order
+        t1 = time.perf_counter()
+        seq = await self._run(serving.cluster.writelog.upsert, name, [p.doc for p in prepared])
+        acks = [Ack(p.doc.id, AckStatus.QUEUED, p.doc.version, len(p.texts)) for p in prepared]
+        return WriteResult(acks=acks, sequence=seq, timings=Timings(store_ms=_ms(t1), total_ms=_ms(t0)))
 
     async def submit_job(self, collection: str, docs: list[Document]) -> Job:
         """Upsert(wait=false): validate now (nothing is queued on bad input), then enqueue durably."""
@@ -378,7 +437,12 @@ class Engine:
         t0 = time.perf_counter()
         name = validate.collection_name(collection)
         validate.refs(refs, self.limits)
-        acks, seq = await self._run(self.check_ready().ingestor.delete, name, refs)
+        serving = self.check_ready()
+        if serving.cluster is not None:
+            seq = await self._run(serving.cluster.writelog.delete, name, refs)
+            acks = [Ack(r.id, AckStatus.QUEUED, r.version) for r in refs]
+            return WriteResult(acks=acks, sequence=seq, timings=Timings(total_ms=_ms(t0)))
+        acks, seq = await self._run(serving.ingestor.delete, name, refs)
         return WriteResult(acks=acks, sequence=seq, timings=Timings(total_ms=_ms(t0)))
 
     # ------------------------------------------------------------ reads
@@ -391,9 +455,33 @@ class Engine:
         validate.min_score(q.min_score)
         validate.search_params(q.nprobe, q.rerank_factor)
         validate.filter_(q.filter)
+        if q.min_sequence:
+            await self._reach(q.collection, q.min_sequence)
         result = await self._run(self.check_ready().searcher.search, q)
         result.timings.total_ms = _ms(t0)
         return result
+
+    def applied_sequence(self, collection: str) -> int:
+        """Writes applied here up to this sequence: the collection's write-log position in
+        cluster mode, else the op-log sequence (every acknowledged write is applied)."""
+        serving = self.check_ready()
+        if serving.cluster is not None:
+            return serving.cluster.follower.applied(collection)
+        return serving.loaded.store.sequence()
+
+    async def _reach(self, collection: str, seq: int) -> None:
+        """Read your writes: wait (cluster.read_wait_s at most) until `seq` is applied here."""
+        serving = self.check_ready()
+        if serving.cluster is None:
+            have = serving.loaded.store.sequence()
+            if have < seq:  # an acknowledged write is applied: the sequence is another daemon's
+                raise Unavailable(f"min_sequence {seq}: this daemon is at sequence {have}")
+            return
+        follower = serving.cluster.follower
+        if not await self._run(follower.wait, collection, seq, self.cfg.cluster.read_wait_s):
+            raise Unavailable(f"min_sequence {seq}: this replica has applied {collection!r} up to "
+                              f"{follower.applied(collection)} after {self.cfg.cluster.read_wait_s:g} s; "
+                              "retry, or ask another replica")
 
     async def similar(self, collection: str, doc_id: str, top_k: int, flt: Filter,
                       min_score: float) -> SearchResult:
@@ -433,9 +521,15 @@ class Engine:
         """A consistent backup of the data dir into server.backup_dir/`name` (a new
         directory; never a caller-chosen path): (path, sequence, bytes)."""
         backup_dir = Path(self.cfg.server.backup_dir) if self.cfg.server.backup_dir else self.cfg.data_path / "backups"
-        ld = self.check_ready().loaded
+        serving = self.check_ready()
+        ld = serving.loaded
         dest = backup_target(backup_dir, name)
         seq, size = await self._run(backup, ld.store, ld.collections, dest)
+        if serving.cluster is not None:
+            # Registered, so the streams are kept from the backup's positions on: a new
+            # replica restored from it catches up from there.
+            await self._run(register_snapshot, serving.cluster.writelog.redis, Keys(self.cfg.cluster.prefix),
+                            dest.resolve())
         return str(dest.resolve()), seq, size
 
     # ------------------------------------------------------------ models
@@ -513,7 +607,7 @@ class Engine:
             m = coll.meta
             out.append(CollectionStats(name=name, documents=m.docs, chunks=m.chunks, index_kind=coll.index.kind,
                                        index_vectors=coll.index.ntotal, tombstones=m.tombstones,
-                                       sequence=seq, dimension=m.dim))
+                                       sequence=seq, dimension=m.dim, applied_sequence=self.applied_sequence(name)))
         return out
 
     async def list_documents(self, collection: str, page_size: int, after: str, types: list[str],

@@ -50,6 +50,50 @@ def embedding_text(title: str, chunk: str) -> str:
     return f"{title}\n{chunk}" if title else chunk
 
 
+def chunk_documents(chunker, docs: list[Document], skips: Sequence[AckStatus | None] = ()) -> list[PreparedDoc]:
+    """Normalise and chunk documents (those not skipped by a version verdict). Raises
+    InvalidArgument naming the document on bad input: everything that can fail on bad
+    input happens here, before any write (a cluster's front runs it to validate a
+    write before appending it to the write log; the worker runs it again)."""
+    prepared: list[PreparedDoc] = []
+    for i, doc in enumerate(docs):
+        try:
+            doc.text = _native.normalize_text(doc.text.encode("utf-8"))
+        except (UnicodeEncodeError, ValueError) as exc:
+            raise InvalidArgument(f"documents[{i}].text", f"not valid UTF-8 ({exc})") from None
+        prepared.append(PreparedDoc(doc=doc, skip=skips[i] if skips else None))
+    # One native call chunks every document of the batch (one GIL release, no
+    # Python object per chunk but its text): issues and notes are small, and a
+    # call per document cost more than the splitting itself.
+    todo_at = [i for i, p in enumerate(prepared) if p.skip is None]
+    try:
+        batch = chunker.chunk_many([prepared[i].doc.text for i in todo_at],
+                                   embed_prefixes=[embedding_text(prepared[i].doc.title, "") for i in todo_at])
+    except TextError as exc:  # names the k-th document chunked
+        raise InvalidArgument(f"documents[{todo_at[exc.index]}].text", exc.reason) from None
+    for k, i in enumerate(todo_at):
+        if batch.count(k) == 0:
+            raise InvalidArgument(f"documents[{i}].text", "no indexable text after normalisation")
+        prepared[i].spans = batch.spans(k)
+        prepared[i].texts = batch.texts_of(k)
+    return prepared
+
+
+def embed_prepared(embedder, prepared: Sequence[PreparedDoc]) -> None:
+    """Embed the chunks of every prepared document not skipped, in one call."""
+    todo = [p for p in prepared if p.skip is None]
+    if not todo:
+        return
+    inputs = [embedding_text(p.doc.title, t) for p in todo for t in p.texts]
+    result = embedder.embed(inputs)
+    at = 0
+    for p in todo:
+        n = len(p.texts)
+        p.vectors = result.vectors[at:at + n]
+        p.truncated = bool(np.any(result.truncated[at:at + n]))
+        at += n
+
+
 class Ingestor:
     def __init__(self, store: Store, embedder, chunker, collections: Collections, model_name: str):
         self.store = store
@@ -73,37 +117,10 @@ class Ingestor:
                     (embedder, chunker), model = runtime, coll.meta.model
             require_model(coll.meta, model, embedder.dimension, "write to")
         stored = self.store.get_docs(coll.meta.id, [d.id for d in docs]) if coll else {}
-        prepared: list[PreparedDoc] = []
-        for i, doc in enumerate(docs):
-            try:
-                doc.text = _native.normalize_text(doc.text.encode("utf-8"))
-            except (UnicodeEncodeError, ValueError) as exc:
-                raise InvalidArgument(f"documents[{i}].text", f"not valid UTF-8 ({exc})") from None
-            prepared.append(PreparedDoc(doc=doc, skip=version_verdict(stored.get(doc.id), doc.version), model=model))
-        # One native call chunks every document of the batch (one GIL release, no
-        # Python object per chunk but its text): issues and notes are small, and a
-        # call per document cost more than the splitting itself.
-        todo_at = [i for i, p in enumerate(prepared) if p.skip is None]
-        try:
-            batch = chunker.chunk_many([prepared[i].doc.text for i in todo_at],
-                                            embed_prefixes=[embedding_text(prepared[i].doc.title, "") for i in todo_at])
-        except TextError as exc:  # names the k-th document chunked
-            raise InvalidArgument(f"documents[{todo_at[exc.index]}].text", exc.reason) from None
-        for k, i in enumerate(todo_at):
-            if batch.count(k) == 0:
-                raise InvalidArgument(f"documents[{i}].text", "no indexable text after normalisation")
-            prepared[i].spans = batch.spans(k)
-            prepared[i].texts = batch.texts_of(k)
-        todo = [p for p in prepared if p.skip is None]
-        if todo:
-            inputs = [embedding_text(p.doc.title, t) for p in todo for t in p.texts]
-            result = embedder.embed(inputs)
-            at = 0
-            for p in todo:
-                n = len(p.texts)
-                p.vectors = result.vectors[at:at + n]
-                p.truncated = bool(np.any(result.truncated[at:at + n]))
-                at += n
+        prepared = chunk_documents(chunker, docs, [version_verdict(stored.get(d.id), d.version) for d in docs])
+        for p in prepared:
+            p.model = model
+        embed_prepared(embedder, prepared)
         return prepared
 
     def _apply(self, meta: CollectionMeta, w: WriteTxn, parts: Sequence[tuple[DocChunks, np.ndarray]] = ()) -> int:
@@ -127,7 +144,8 @@ class Ingestor:
             with self.store.write() as w:
                 meta = w.collection(name, self.embedder.dimension, self.model_name, create=True)
                 assert meta is not None
-                used = prepared[0].model if prepared else self.model_name
+                # Prepared by another path (a cluster replica applying a worker's vectors): this model's.
+                used = (prepared[0].model if prepared else "") or self.model_name
                 if meta.model != used:  # prepare() checked it: the collection was re-embedded since
                     raise Unavailable(f"collection {name!r} was re-embedded with model {meta.model!r} while "
                                       "this write was prepared; retry it")
@@ -158,12 +176,18 @@ class Ingestor:
                     on_commit(w, acks)
             return acks, self._apply(meta, w, parts)
 
-    def delete(self, name: str, refs: list[DocumentRef]) -> tuple[list[Ack], int]:
+    def delete(self, name: str, refs: list[DocumentRef], create: bool = False,
+               on_commit: Callable[[WriteTxn, list[Ack]], None] | None = None) -> tuple[list[Ack], int]:
+        """`create`: a collection never written is created by the delete (a replica applying
+        a versioned delete that overtook the document's first upsert keeps its tombstone)."""
         with self.write_lock:
-            coll = self.collections.get(name)
+            coll = None if create else self.collections.get(name)
             acks: list[Ack] = []
             with self.store.write() as w:
-                meta = w.collection(name, coll.meta.dim, coll.meta.model, create=False)
+                if coll is None:
+                    meta = w.collection(name, self.embedder.dimension, self.model_name, create=True)
+                else:
+                    meta = w.collection(name, coll.meta.dim, coll.meta.model, create=False)
                 assert meta is not None  # collections are never dropped
                 for ref in refs:
                     stored = w.get_doc(meta, ref.id)
@@ -183,4 +207,6 @@ class Ingestor:
                             meta.tombstones -= 1
                         w.delete_doc(meta, ref.id)
                     acks.append(Ack(ref.id, AckStatus.DELETED if live else AckStatus.NOT_FOUND, ref.version))
+                if on_commit is not None:
+                    on_commit(w, acks)
             return acks, self._apply(meta, w)

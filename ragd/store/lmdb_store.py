@@ -1,7 +1,9 @@
 """LMDB: the source of truth for documents, chunks, vectors and the op log.
 
 One environment under DATA_DIR/store holds named databases:
-  meta         b"seq" -> last op-log sequence (u64), b"next_collection" -> u32
+  meta         b"seq" -> last op-log sequence (u64), b"next_collection" -> u32,
+               b"pos/" + collection name -> msgpack LogPosition (cluster mode: the
+               streams applied, committed with the writes they applied)
   collections  name (utf-8) -> msgpack {id, dim, model, next_chunk, docs, chunks}
   docs         coll(u32) + doc id (utf-8) -> msgpack document record
   chunks       coll(u32) + chunk id (u64) -> msgpack {d: doc id, s: start, e: end, t: text}
@@ -30,22 +32,49 @@ from ragd.store.records import (
     ChunkRecord,
     CollectionMeta,
     DocRecord,
+    LogPosition,
     OpLogEntry,
     decode_chunk,
     decode_collection,
     decode_doc,
     decode_entry,
+    decode_position,
     encode_chunk,
     encode_collection,
     encode_doc,
     encode_entry,
+    encode_position,
 )
 
-__all__ = ["ChunkRecord", "CollectionMeta", "DocRecord", "OpLogEntry", "Store", "WriteTxn"]
+__all__ = ["ChunkRecord", "CollectionMeta", "DocRecord", "LogPosition", "OpLogEntry", "Store", "WriteTxn",
+           "read_positions"]
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _DBS = ("meta", "collections", "docs", "chunks", "vectors", "oplog", "jobs", "job_docs")
+_POS = b"pos/"
+
+
+def _positions(txn: lmdb.Transaction, meta_db) -> dict[str, LogPosition]:
+    out = {}
+    cur = txn.cursor(db=meta_db)
+    if cur.set_range(_POS):
+        for k, v in cur:
+            k = bytes(k)
+            if not k.startswith(_POS):
+                break
+            out[k[len(_POS):].decode()] = decode_position(v)
+    return out
+
+
+def read_positions(store_dir: Path) -> dict[str, LogPosition]:
+    """The stream positions held by a store directory that no process has open (a backup)."""
+    env = lmdb.open(str(store_dir), readonly=True, max_dbs=len(_DBS), lock=False)
+    try:
+        with env.begin() as txn:
+            return _positions(txn, env.open_db(b"meta", txn=txn, create=False))
+    finally:
+        env.close()
 
 
 class StoreError(RuntimeError):
@@ -194,6 +223,11 @@ class Store:
                 for k, v in cur:
                     yield decode_entry(_U64.unpack(bytes(k))[0], v)
 
+    def positions(self) -> dict[str, LogPosition]:
+        """Cluster mode: each collection's stream position (by collection name)."""
+        with self.env.begin() as txn:
+            return _positions(txn, self._db["meta"])
+
     def disk_bytes(self) -> int:
         info = self.env.info()
         stat = self.env.stat()
@@ -285,6 +319,10 @@ class WriteTxn:
             meta = CollectionMeta(name=name, id=nxt, dim=dim, model=model)
         self._metas[name] = meta
         return meta
+
+    def put_position(self, collection: str, pos: LogPosition) -> None:
+        """Record the streams position this write brings a collection to (cluster mode)."""
+        self._txn.put(_POS + collection.encode(), encode_position(pos), db=self._db["meta"])
 
     def get_doc(self, meta: CollectionMeta, doc_id: str) -> DocRecord | None:
         raw = self._txn.get(_U32.pack(meta.id) + doc_id.encode(), db=self._db["docs"])

@@ -147,6 +147,45 @@ def decode_entry(seq: int, raw: bytes | memoryview) -> OpLogEntry:
     return OpLogEntry(seq, rec["c"], tuple(rec["a"]), tuple(rec["r"]))
 
 
+# ---------------------------------------------------------------- cluster positions
+
+@dataclass(slots=True)
+class LogPosition:
+    """How far a replica has applied one collection's streams (cluster mode), written
+    in the LMDB transaction of each write it applies, so the write and the position
+    commit together: a replica restarted or copied resumes after exactly what it holds.
+
+    `stream_id`: the last embedded-stream entry read ("0-0": none). `applied`: every
+    write-log sequence up to it is applied. `above`: sequences beyond `applied` already
+    applied (embedded entries arrive in the order workers finish them, not in write-log
+    order); a sequence seen again (a write embedded twice) is skipped."""
+    stream_id: str = "0-0"
+    applied: int = 0
+    above: list[int] = field(default_factory=list)
+
+    def has(self, seq: int) -> bool:
+        return seq <= self.applied or seq in self.above
+
+    def add(self, seq: int) -> None:
+        if self.has(seq):
+            return
+        above = set(self.above)
+        above.add(seq)
+        while self.applied + 1 in above:
+            self.applied += 1
+            above.discard(self.applied)
+        self.above = sorted(above)
+
+
+def encode_position(pos: LogPosition) -> bytes:
+    return pack({"e": pos.stream_id, "w": pos.applied, "a": list(pos.above)})
+
+
+def decode_position(raw: bytes | memoryview) -> LogPosition:
+    rec = unpack(raw)
+    return LogPosition(rec["e"], rec["w"], list(rec["a"]))
+
+
 # ---------------------------------------------------------------- jobs
 
 def encode_job(job: Job) -> bytes:

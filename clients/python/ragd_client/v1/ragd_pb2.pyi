@@ -274,7 +274,7 @@ class SearchParams(_message.Message):
     def __init__(self, nprobe: _Optional[int] = ..., rerank_factor: _Optional[int] = ..., exact: _Optional[bool] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "query", "top_k", "mode", "filter", "group_by_document", "params", "min_score")
+    __slots__ = ("collection", "query", "top_k", "mode", "filter", "group_by_document", "params", "min_score", "min_sequence")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +283,7 @@ class SearchRequest(_message.Message):
     GROUP_BY_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     query: str
     top_k: int
@@ -291,7 +292,8 @@ class SearchRequest(_message.Message):
     group_by_document: bool
     params: SearchParams
     min_score: float
-    def __init__(self, collection: _Optional[str] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., group_by_document: _Optional[bool] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., min_score: _Optional[float] = ...) -> None: ...
+    min_sequence: int
+    def __init__(self, collection: _Optional[str] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., group_by_document: _Optional[bool] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., min_score: _Optional[float] = ..., min_sequence: _Optional[int] = ...) -> None: ...
 
 class Span(_message.Message):
     __slots__ = ("start", "end")
@@ -464,7 +466,7 @@ class StatsRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
-    __slots__ = ("name", "documents", "chunks", "index_kind", "index_vectors", "tombstones", "sequence", "dimension")
+    __slots__ = ("name", "documents", "chunks", "index_kind", "index_vectors", "tombstones", "sequence", "dimension", "applied_sequence")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
@@ -473,6 +475,7 @@ class CollectionStats(_message.Message):
     TOMBSTONES_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     documents: int
     chunks: int
@@ -481,7 +484,8 @@ class CollectionStats(_message.Message):
     tombstones: int
     sequence: int
     dimension: int
-    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ..., chunks: _Optional[int] = ..., index_kind: _Optional[str] = ..., index_vectors: _Optional[int] = ..., tombstones: _Optional[int] = ..., sequence: _Optional[int] = ..., dimension: _Optional[int] = ...) -> None: ...
+    applied_sequence: int
+    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ..., chunks: _Optional[int] = ..., index_kind: _Optional[str] = ..., index_vectors: _Optional[int] = ..., tombstones: _Optional[int] = ..., sequence: _Optional[int] = ..., dimension: _Optional[int] = ..., applied_sequence: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "dimension", "max_tokens", "provider", "sha256")

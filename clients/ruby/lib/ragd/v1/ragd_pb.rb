@@ -106,6 +106,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :group_by_document, :bool, 6
       optional :params, :message, 7, "ragd.v1.SearchParams"
       optional :min_score, :float, 8
+      optional :min_sequence, :uint64, 9
     end
     add_message "ragd.v1.Span" do
       optional :start, :int32, 1
@@ -201,6 +202,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :tombstones, :int64, 6
       optional :sequence, :uint64, 7
       optional :dimension, :int32, 8
+      optional :applied_sequence, :uint64, 9
     end
     add_message "ragd.v1.ModelInfo" do
       optional :name, :string, 1

@@ -1,0 +1,1 @@
+"""Cluster mode on Redis Streams: the write log, embedding workers, index replicas."""
