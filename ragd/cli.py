@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from ragd import __version__
 from ragd.config import Config, ConfigError, env_name, iter_options, load_config
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# Read by `ragd health` only (a container's health check): the name the daemon's certificate is checked against.
+TLS_SERVER_NAME_VARIABLE = "RAGD_TLS_SERVER_NAME"
 
 
 def _config(args) -> Config:
@@ -285,10 +288,29 @@ def cmd_doctor(args) -> int:
 # ---------------------------------------------------------------- health
 
 def cmd_health(args) -> int:
-    """grpc.health.v1 check of a daemon (container health checks): 0 when SERVING."""
+    """grpc.health.v1 check of a daemon (container health checks, Kubernetes exec probes): 0 when
+    SERVING. Health is open (no token), but a daemon with TLS is reached over TLS: --ca-file (or
+    $RAGD_CA_FILE) turns it on, --server-name (or $RAGD_TLS_SERVER_NAME) is the name its
+    certificate is checked against when that is not the address's host (a probe dials 127.0.0.1,
+    the certificate names the Service), and a daemon asking for client certificates (mutual TLS)
+    gets --cert-file/--key-file."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
-    with grpc.insecure_channel(args.address) as channel:
+
+    from ragd_client.security import Credentials, sync_channel
+    try:
+        creds = Credentials.resolve("", ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file)
+    except ValueError as exc:
+        print(f"ragd health: {exc}", file=sys.stderr)
+        return 2
+    server_name = args.server_name or os.environ.get(TLS_SERVER_NAME_VARIABLE, "")
+    options = [("grpc.ssl_target_name_override", server_name)] if creds.tls and server_name else []
+    try:
+        channel, raw = sync_channel(args.address, creds, options)
+    except OSError as exc:  # an unreadable CA or certificate file
+        print(f"ragd health: {exc}", file=sys.stderr)
+        return 2
+    with raw:
         try:
             resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
                                                              timeout=args.timeout)
@@ -529,6 +551,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("health", help="exit 0 when the daemon's grpc.health.v1 status is SERVING (health checks)")
     s.add_argument("--address", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS})")
     s.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    s.add_argument("--ca-file", help="CA bundle verifying the daemon's certificate; turns TLS on "
+                                     "(default $RAGD_CA_FILE). No token: health is open")
+    s.add_argument("--server-name", help="the name the daemon's certificate is checked against, when not the "
+                                         "address's host, e.g. the Service a probe's 127.0.0.1 stands for "
+                                         f"(default ${TLS_SERVER_NAME_VARIABLE})")
+    s.add_argument("--cert-file", help="client certificate, for a daemon with mutual TLS "
+                                       "(default $RAGD_CLIENT_CERT_FILE)")
+    s.add_argument("--key-file", help="its private key (default $RAGD_CLIENT_KEY_FILE)")
     s.set_defaults(fn=cmd_health)
 
     s = sub.add_parser("restore", help="restore a backup made by `ragd snapshot` into the data dir "

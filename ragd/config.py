@@ -358,7 +358,8 @@ def iter_options(cfg: Config | None = None):
 # client and run the daemon too). Every other unknown RAGD_* name is refused:
 # a typo must not pass silently.
 NOT_OPTIONS = frozenset({"RAGD_CONFIG", "RAGD_ADDRESS", "RAGD_TOKEN", "RAGD_CA_FILE",
-                         "RAGD_CLIENT_CERT_FILE", "RAGD_CLIENT_KEY_FILE"})
+                         "RAGD_CLIENT_CERT_FILE", "RAGD_CLIENT_KEY_FILE",
+                         "RAGD_TLS_SERVER_NAME"})  # `ragd health`'s certificate name (a container's health check)
 
 
 def env_name(section: str | None, key: str) -> str:

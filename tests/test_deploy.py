@@ -56,3 +56,30 @@ def test_dockerfile_copies_what_exists_and_runs_as_non_root():
     assert re.search(r"^USER 10001", text, flags=re.M)
     assert "ragd model export" in text  # the model is provisioned at build time
     assert re.search(r'^HEALTHCHECK .*\n?.*"ragd", "health"', text, flags=re.M)
+
+
+def test_replica_probes_run_ragd_health_over_tls_with_the_mounted_ca():
+    """Kubernetes' grpc probes speak no TLS and the replicas serve TLS: every probe is an exec of
+    `ragd health` with the CA from the mounted TLS Secret (tests/test_cluster_security.py runs
+    that command against a TLS replica)."""
+    import yaml
+    docs = list(yaml.safe_load_all((REPO / "deploy/k8s/replicas.yaml").read_text()))
+    sts = next(d for d in docs if d["kind"] == "StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["RAGD_TLS_CERT_FILE"] and env["RAGD_TLS_KEY_FILE"]  # the replica serves TLS
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    tls_secret = next(v["secret"]["secretName"] for v in pod["volumes"] if v["name"] == "tls")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        p = c[probe]
+        assert "grpc" not in p and p["exec"]["command"][:2] == ["ragd", "health"], probe
+        cmd = p["exec"]["command"]
+        ca = cmd[cmd.index("--ca-file") + 1]
+        assert ca == f"{mounts['tls']}/ca.crt", probe
+        assert cmd[cmd.index("--server-name") + 1] == "ragd"  # the Service clients dial
+        assert p["timeoutSeconds"] > int(cmd[cmd.index("--timeout") + 1]), probe
+    secrets = {d["metadata"]["name"]: d for d in yaml.safe_load_all((REPO / "deploy/k8s/secrets.yaml").read_text())}
+    assert "ca.crt" in secrets[tls_secret]["data"]
+    services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+    assert "ragd" in services
