@@ -26,6 +26,8 @@ from conftest import REPO
 
 from ragd.security.tls import make_self_signed
 from ragd.security.tokens import create_token
+from ragd.v1 import ragd_pb2 as pb
+from ragd.v1 import ragd_pb2_grpc
 
 SERVICE_NAME = "ragd"  # the Service clients dial; the only name in the replica's certificate
 
@@ -47,7 +49,8 @@ def secured_replica(module_daemon, tmp_path_factory, redis):
     files = make_self_signed(root / "tls", [SERVICE_NAME])
     tokens_file = root / "tokens"
     tokens = {"metrics": create_token(tokens_file, "scraper", "metrics"),
-              "search": create_token(tokens_file, "searcher", "search")}
+              "search": create_token(tokens_file, "searcher", "search"),
+              "admin": create_token(tokens_file, "operator", "admin")}
     tls = grpc.ssl_channel_credentials(files["ca"].read_bytes())
     d = module_daemon("replica", metrics=True, client_tls=tls, start=False, env={
         "RAGD_CLUSTER_REDIS_URL": redis.url, "RAGD_CLUSTER_REPLICA_NAME": "secured"}, config={
@@ -100,6 +103,17 @@ def test_a_replicas_metrics_need_the_metrics_token(secured_replica):
     body = urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {tokens['metrics']}"}),
                                   timeout=60).read().decode()
     assert "ragd_cluster_connected 1.0" in body  # the cluster's metrics, behind the same token
+
+
+def test_reindex_is_refused_on_a_replica(secured_replica):
+    """A local re-embed would leave this replica on a model the workers do not embed with."""
+    d, tokens, _ = secured_replica
+    admin = (("authorization", f"Bearer {tokens['admin']}"),)
+    with d.channel() as ch, pytest.raises(grpc.RpcError) as info:
+        ragd_pb2_grpc.RagServiceStub(ch).Reindex(pb.ReindexRequest(collection="default", model="bge-small-en-v1.5"),
+                                                 timeout=60, metadata=admin)
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "cluster mode" in info.value.details()
 
 
 def test_a_replica_refuses_a_network_metrics_address_without_a_token(tmp_path, redis):

@@ -58,7 +58,7 @@ from ragd.engine.ingest import Ingestor, chunk_documents
 from ragd.engine.jobs import JobRunner
 from ragd.engine.reindex import Reindexer
 from ragd.engine.search import Searcher, SearchSettings
-from ragd.errors import InvalidArgument, Unavailable
+from ragd.errors import FailedPrecondition, InvalidArgument, Unavailable
 from ragd.index.lifecycle import index_context_from
 from ragd.security.paths import backup_target
 from ragd.store.jobs import JobStore
@@ -594,6 +594,13 @@ class Engine:
         name = validate.collection_name(collection)
         if not model:
             raise InvalidArgument("model", "name the model to re-embed the collection with")
+        if self.clustered:
+            # Re-embedding here would change this replica's vectors and model alone: the workers
+            # keep embedding with theirs, so this replica would stop following the collection.
+            raise FailedPrecondition("Reindex re-embeds one daemon's collection; in cluster mode the workers "
+                                     "embed every write: change models as a new cluster (workers and replicas on "
+                                     "the new model under another cluster.prefix, filled by a full reindex from "
+                                     "the source), then point clients at it (README: cluster mode)")
         self.check_ready()
         return await self.reindexer.start(name, model)
 
