@@ -266,10 +266,11 @@ class ClusterConfig:
                                    "(UNAVAILABLE past it, or the call's deadline if sooner).")
     claim_idle_s: float = opt(30.0, "A write-log entry a worker took and has not finished for this long is claimed "
                                     "by another worker (XAUTOCLAIM): a killed worker's entries are redone after it.")
-    worker_batch: int = opt(8, "Write-log entries a worker takes per read; entries of up to 64 documents together "
-                               "are embedded in one call, handed on and acknowledged before the next. Higher suits "
-                               "many one-document writes (Redmine's hooks), lower suits bulk batches (a reindex's "
-                               "50-1000 per write): entries a worker holds wait for it while other workers idle.")
+    worker_batch: int = opt(8, "Most write-log entries a worker takes at once. It takes them one at a time while "
+                               "it holds fewer than this many entries and fewer than 32 documents, so one-document "
+                               "writes (Redmine's hooks) are embedded together (up to 64 documents per call) and a "
+                               "bulk write (a reindex's 50-1000) is taken alone, leaving the next to another worker. "
+                               "Entries are handed on and acknowledged after each embedding call.")
     apply_batch: int = opt(64, "Embedded-stream entries a replica reads per call.")
     keep_snapshots: int = opt(2, "Snapshots (Snapshot RPC in cluster mode) whose stream positions are kept: the "
                                  "embedded stream is trimmed only below every replica's position and the oldest "

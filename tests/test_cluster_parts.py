@@ -62,3 +62,38 @@ def test_worker_groups_small_writes_and_never_splits_one():
 def test_cluster_options_are_checked(env):
     with pytest.raises(ConfigError):
         load_config(env=env)
+
+
+def test_a_worker_gathers_small_writes_and_takes_a_bulk_write_alone(tmp_path):
+    """Against a real redis-server: one-document writes are taken together (up to
+    cluster.worker_batch), a bulk write alone, so the writes behind it stay for other workers."""
+    from cluster_procs import Redis
+
+    from ragd.cluster.worker import Worker
+    from ragd.cluster.writelog import WriteLog
+    redis = Redis(tmp_path).start()
+    try:
+        cfg = load_config(env={"RAGD_CLUSTER_REDIS_URL": redis.url, "RAGD_CLUSTER_WORKER_BATCH": "8"})
+        log = WriteLog(redis.url, streams.Keys(cfg.cluster.prefix), 5.0)
+        docs = [Document(id=f"d{i}", text=f"text {i}") for i in range(200)]
+        for i in range(10):
+            log.upsert("c", docs[i:i + 1])       # ten one-document writes (Redmine's hooks)
+        log.upsert("c", docs[:200])              # a reindex's bulk write
+        log.upsert("c", docs[:50])
+        w = Worker(cfg, None, None, "model:x", name="w1")
+        other = Worker(cfg, None, None, "model:x", name="w2")
+
+        def take(worker) -> list[int]:
+            batches: dict = {}
+            worker.read_new(["c"], batches)
+            return [len(e.docs) for e in batches.get("c", [])]
+
+        assert take(w) == [1] * 8                # worker_batch entries of small writes
+        assert take(w) == [1, 1, 200]            # the rest, then a bulk write ends the read
+        assert take(other) == [50]               # the write behind it was left to another worker
+        assert take(other) == []                 # nothing left: an empty read (after its block) returns
+        log.close()
+        w.redis.close()
+        other.redis.close()
+    finally:
+        redis.kill()

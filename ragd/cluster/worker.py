@@ -114,6 +114,28 @@ class Worker:
         pipe.execute()
         self.stats.entries += len(results)
 
+    def read_new(self, names: list[str], batches: dict[str, list[WriteEntry]]) -> None:
+        """Take new entries one at a time while this worker holds fewer than cluster.worker_batch
+        entries and fewer than half an embedding call's documents: one-document writes (Redmine's
+        hooks) are gathered into one call, and a bulk write (a reindex's 50-1000 documents) is
+        taken alone, leaving the entries behind it to other workers instead of holding them."""
+        prefix = len(self.keys.wlog(""))
+        wanted = {self.keys.wlog(c): ">" for c in names}
+        taken = docs = 0
+        block: int | None = 500  # the first read waits for work; the next ones only take what is there
+        while taken < self.cfg.worker_batch and docs < EMBED_DOCS // 2:
+            reply = self.redis.xreadgroup(GROUP, self.name, wanted, count=1, block=block)
+            if not reply:
+                return
+            for stream, entries in reply:
+                c = streams.as_str(stream)[prefix:]
+                for sid, f in entries:
+                    w = streams.decode_write(sid, f)
+                    batches.setdefault(c, []).append(w)
+                    taken += 1
+                    docs += max(1, len(w.docs))
+            block = None
+
     def step(self) -> int:
         """One round: claim entries idle too long in a dead worker's hands, else read new
         ones; process and hand them on. Returns entries handled."""
@@ -136,12 +158,7 @@ class Worker:
                          len(claimed), c, self.cfg.claim_idle_s)
                 batches[c] = [streams.decode_write(sid, f) for sid, f in claimed]
         if not batches and names:
-            reply = r.xreadgroup(GROUP, self.name, {self.keys.wlog(c): ">" for c in names},
-                                 count=self.cfg.worker_batch, block=500)
-            prefix = len(self.keys.wlog(""))
-            for stream, entries in reply or []:
-                c = streams.as_str(stream)[prefix:]
-                batches.setdefault(c, []).extend(streams.decode_write(sid, f) for sid, f in entries)
+            self.read_new(names, batches)
         elif not names:
             self.stop.wait(0.5)
         n = 0
