@@ -56,7 +56,7 @@ rm_start_model_server "$answer_data/llama-server.log"
 rm_start_ragd "$answer_data" RAGD_ANSWER_MODEL_URL="$RM_MODEL_URL" RAGD_ANSWER_MAX_TOKENS=48 RAGD_ANSWER_TOP_K=3 \
   RAGD_AUTH_TOKENS_FILE="$secure/tokens" RAGD_TLS_CERT_FILE="$secure/tls/server.pem" \
   RAGD_TLS_KEY_FILE="$secure/tls/server.key" RAGD_TLS_CLIENT_CA_FILE="$secure/tls/ca.pem"
-ANSWER_RAGD_PID=$RAGD_PID
+ANSWER_RAGD_PID=$RM_RAGD_PID
 export REDMINE_RAG_ANSWER_ADDRESS=$RAGD_ADDRESS
 rm_start_ragd "$data"
 rm_say "ragd serving on $RAGD_ADDRESS (with an answer model: $REDMINE_RAG_ANSWER_ADDRESS)"
