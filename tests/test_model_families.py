@@ -317,3 +317,15 @@ def test_background_reindex_switches_models_without_downtime_and_survives_a_cras
     assert next(h for h in hits if h.document.id == "late").score == pytest.approx(late_hit.score, abs=1e-4)
     channel.close()
     d.stop()
+
+
+@pytest.mark.parametrize("model", ["../models/all-MiniLM-L6-v2", "a/b", "x" * 3569, "..", ".hidden"])
+def test_reindex_refuses_a_model_name_that_is_not_one_path_component(model):
+    # Reindex joins the name to DATA_DIR/models: a path or an over-long name must be an
+    # INVALID_ARGUMENT naming the field, never a file opened elsewhere or an INTERNAL error.
+    from ragd.engine import validate
+    from ragd.errors import InvalidArgument
+    with pytest.raises(InvalidArgument) as exc:
+        validate.model_name(model)
+    assert exc.value.field == "model"
+    assert validate.model_name("e5-small-v2") == "e5-small-v2"
