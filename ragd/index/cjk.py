@@ -12,11 +12,14 @@ as before (ERR_CONN_RESET and foo_bar.rb stay phrases of their parts); a documen
 scripts gets both. Everything here works on code points, so highlights land on the
 characters the query matched.
 
-Why bigrams rather than a morphological analyser (SudachiPy, fugashi + unidic-lite, Janome
-on PyPI): bigrams need no dictionary to install or keep in step between index and query,
-and they find substrings a dictionary segments differently (a query "ログイン" inside
-"ログイン画面" is one token for some dictionaries and two for others). The README has the
-measured comparison that decided the default (keyword analysis on/off, Japanese set).
+Why bigrams rather than a morphological analyser (measured: benchmarks/model_families.py,
+analysers part, on the Japanese set tests/data/redmine_ja; the README has the table): SudachiPy
++ sudachidict_core, fugashi + unidic-lite and Janome, plugged in through the Analysis interface
+below, each ranked Redmine's messages worse than bigrams by KEYWORD (nDCG@10 0.73-0.77 vs 0.79 for
+two nouns of the message, 0.93-0.94 vs 0.98 for its first two thirds) and indexed 5-50x slower,
+with 70-250 MB of dictionary to install and keep in step between index and query. Bigrams find
+substrings a dictionary segments differently ("ログイン" inside "ログイン画面" is one token for
+some dictionaries and two for others) and rank longer query words higher (more bigrams match).
 """
 from __future__ import annotations
 
