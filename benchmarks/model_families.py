@@ -420,16 +420,23 @@ def plot(out: dict, png: Path) -> None:
                   "median of interleaved rounds")
     ax = axes[1][0]
     ja = out.get("japanese", {}).get("rows", {})
-    labels, vals = [], []
-    for cfg, row in ja.items():
-        for metric, v in row.items():
-            if isinstance(v, dict):
-                labels.append(f"{cfg.replace('keyword_cjk=', 'cjk ')}: {metric}")
-                vals.append(v["ndcg@10"])
-    if vals:
-        ax.barh(labels[::-1], vals[::-1], color="tab:purple")
-        ax.tick_params(axis="y", labelsize=5)
-        ax.set_xlabel("nDCG@10, Japanese set (360 Redmine messages, one relevant each)")
+    models = [k.split(", keyword_cjk=")[0] for k in ja if k.endswith("keyword_cjk=bigram")]
+    qsets = [("en", "from English"), ("ja_part", "first two thirds"), ("ja_words", "two nouns")]
+    bars = [("KEYWORD", models[0] if models else "", "KEYWORD, bigrams (any model)")]
+    bars += [(mode, m, f"{mode} {m}") for m in models for mode in ("VECTOR", "HYBRID")]
+    width = 0.9 / max(len(bars), 1)
+    cmap = plt.get_cmap("tab10")
+    for i, (mode, m, label) in enumerate(bars):
+        row = ja.get(f"{m}, keyword_cjk=bigram", {})
+        vals = [row.get(f"{q} {mode}", {}).get("ndcg@10", 0.0) for q, _ in qsets]
+        color = "tab:gray" if mode == "KEYWORD" else cmap(models.index(m))
+        ax.bar([x + i * width for x in range(len(qsets))], vals, width, label=label, color=color,
+               hatch="//" if mode == "HYBRID" else None, edgecolor="white")
+    ax.set_xticks([x + 0.45 - width / 2 for x in range(len(qsets))], [t for _, t in qsets])
+    ax.set_ylabel("nDCG@10")
+    ax.set_ylim(0, 1.35)
+    ax.legend(fontsize=6, ncol=3, loc="upper center")
+    ax.set_title("Japanese set (360 Redmine messages, one relevant each), keyword_cjk = bigram", fontsize=9)
     ax = axes[1][1]
     an = out.get("analysers", {})
     names = list(an.get("quality", {}))
@@ -439,10 +446,11 @@ def plot(out: dict, png: Path) -> None:
     for y, n in enumerate(names):
         sp = an.get("speed", {}).get(n)
         if sp:
-            ax.text(0.02, y + 0.2, f"{sp['chars_per_s']} chars/s indexed ({sp['time_vs_bigram']}x bigram time)",
-                    va="center", fontsize=7, color="white")
+            ax.text(1.0, y + 0.2, f" {sp['chars_per_s'] / 1000:.0f}k chars/s indexed, "
+                    f"{sp['time_vs_bigram']}x bigrams' time", va="center", fontsize=7)
     ax.set_yticks([y + 0.2 for y in range(len(names))], names)
     ax.legend(loc="lower right", fontsize=7)
+    ax.set_xlim(0, 1.6)
     ax.set_xlabel("Japanese keyword analysis: quality and indexing speed")
     fig.tight_layout()
     fig.savefig(png, dpi=110)
