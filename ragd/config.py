@@ -359,8 +359,13 @@ def iter_options(cfg: Config | None = None):
 # clients' settings (address, token, TLS files: a shell may set them for a
 # client and run the daemon too). Every other unknown RAGD_* name is refused:
 # a typo must not pass silently.
+# RAGD_* names that are not daemon options, so a daemon that inherits them does not refuse
+# them: the config file, the clients' connection settings, where scripts/fetch_models.sh keeps
+# model packages (model.packages_dir's fallback), the plugin Gemfile's path to the gem, and the
+# Redmine test scripts' model cache.
 NOT_OPTIONS = frozenset({"RAGD_CONFIG", "RAGD_ADDRESS", "RAGD_TOKEN", "RAGD_CA_FILE",
-                         "RAGD_CLIENT_CERT_FILE", "RAGD_CLIENT_KEY_FILE"})
+                         "RAGD_CLIENT_CERT_FILE", "RAGD_CLIENT_KEY_FILE", "RAGD_MODEL_PACKAGES",
+                         "RAGD_CLIENT_PATH", "RAGD_TEST_MODEL_CACHE"})
 
 
 def env_name(section: str | None, key: str) -> str:

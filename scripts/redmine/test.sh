@@ -45,7 +45,7 @@ export RAGD_LIMITS_MAX_DOCUMENT_BYTES=${RAGD_LIMITS_MAX_DOCUMENT_BYTES:-200000}
 mkdir -p "$answer_data"
 rm_start_model_server "$answer_data/llama-server.log"
 rm_start_ragd "$answer_data" RAGD_ANSWER_MODEL_URL="$RM_MODEL_URL" RAGD_ANSWER_MAX_TOKENS=48 RAGD_ANSWER_TOP_K=3
-ANSWER_RAGD_PID=$RAGD_PID
+ANSWER_RAGD_PID=$RM_RAGD_PID
 export REDMINE_RAG_ANSWER_ADDRESS=$RAGD_ADDRESS
 rm_start_ragd "$data"
 rm_say "ragd serving on $RAGD_ADDRESS (with an answer model: $REDMINE_RAG_ANSWER_ADDRESS)"
