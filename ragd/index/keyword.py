@@ -157,6 +157,7 @@ class KeywordIndex:
         self._lock = threading.Lock()
         self._dirty = False
         self._failed_at: float | None = None  # when a commit failed; refresh() rebuilds (full disk)
+        self._free_at_failure = 0   # free bytes on the index's disk then
         self.sequence = 0           # op-log sequence of what it holds (staged writes included)
         self._unreadable: Exception | None = None
         self._index = self._open_index()
@@ -261,7 +262,9 @@ class KeywordIndex:
         searches read the last committed state, and the index is rebuilt from LMDB
         (what it would be after a restart) at most every RETRY_S until that succeeds."""
         if self._failed_at is not None:
-            if time.monotonic() - self._failed_at >= self.RETRY_S:
+            # Retry when space was freed (a real signal: the next search after an admin
+            # frees the disk sees every acknowledged write), else at most every RETRY_S.
+            if time.monotonic() - self._failed_at >= self.RETRY_S or self._space_freed():
                 self._recover()
             return
         if self._dirty:
@@ -270,11 +273,23 @@ class KeywordIndex:
                     try:
                         self._commit()
                     except (OSError, ValueError) as exc:
-                        self._failed_at = time.monotonic()
+                        self._failed_at, self._free_at_failure = time.monotonic(), self._free_bytes()
                         log.warning("keyword index of collection %d: commit failed (%s); keyword searches read "
                                     "the last committed state until it is rebuilt", self.coll_id, exc)
 
     RETRY_S = 2.0
+    FREED_BYTES = 1 << 20  # this much more free space than at the failure: retry now
+
+    def _free_bytes(self) -> int:
+        if self.path is None:
+            return 0
+        try:
+            return shutil.disk_usage(self.path).free
+        except OSError:
+            return 0
+
+    def _space_freed(self) -> bool:
+        return self.path is not None and self._free_bytes() >= self._free_at_failure + self.FREED_BYTES
 
     def _recover(self) -> None:
         try:
@@ -282,7 +297,7 @@ class KeywordIndex:
                 self._open_writer().rollback()  # whatever the failed commit left staged
             self.rebuild()
         except (OSError, ValueError, RuntimeError) as exc:
-            self._failed_at = time.monotonic()
+            self._failed_at, self._free_at_failure = time.monotonic(), self._free_bytes()
             log.debug("keyword index of collection %d: rebuild failed again (%s)", self.coll_id, exc)
             return
         self._failed_at = None
