@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -193,6 +194,9 @@ class SearchConfig:
                                      "are single words, as before). Changing it rebuilds the keyword indexes on start. "
                                      "Morphological analysers (SudachiPy, fugashi, Janome) measured worse and slower "
                                      "on the Japanese set (README, Models and languages).")
+    keyword_cjk_by_collection: str = opt("", "keyword_cjk for named collections, overriding it: comma-separated "
+                                              "NAME=MODE, e.g. 'wiki_ja=bigram,legacy=off'. Changing a collection's "
+                                              "mode rebuilds its keyword index on start.")
     highlights: bool = opt(True, "Fill each hit's highlight spans (words of the chunk matching the query's terms).")
 
 
@@ -418,6 +422,21 @@ def load_config(
     return cfg
 
 
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def keyword_cjk_by_collection(search: SearchConfig) -> dict[str, str]:
+    """search.keyword_cjk_by_collection parsed: {collection name: bigram|off}."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in search.keyword_cjk_by_collection.split(","))):
+        name, sep, mode = (x.strip() for x in item.partition("="))
+        if not sep or not _COLLECTION_NAME.fullmatch(name) or mode not in ("bigram", "off"):
+            raise ConfigError(f"search.keyword_cjk_by_collection: {item!r} is not NAME=bigram or NAME=off "
+                              "(NAME a collection name)")
+        out[name] = mode
+    return out
+
+
 def validate(cfg: Config) -> None:
     if cfg.model.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"model.device: {cfg.model.device!r} is not auto, cpu or cuda")
@@ -425,6 +444,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.precision: {cfg.model.precision!r} is not auto, fp32 or int8")
     if cfg.search.keyword_cjk not in ("bigram", "off"):
         raise ConfigError(f"search.keyword_cjk: {cfg.search.keyword_cjk!r} is not bigram or off")
+    keyword_cjk_by_collection(cfg.search)
     if cfg.chunking.mode not in ("chars", "tokens"):
         raise ConfigError(f"chunking.mode: {cfg.chunking.mode!r} is not chars or tokens")
     c = cfg.chunking

@@ -221,10 +221,16 @@ def test_japanese_issue_found_by_keyword_and_by_vector(family_models, daemon):
     """With the multilingual model and CJK bigrams, a Japanese query finds the Japanese issue
     by keyword (a word inside a sentence without spaces, highlighted on its characters) and
     by vector, also from an English query (cross-lingual)."""
-    d = daemon("ja", env={"RAGD_MODEL_NAME": "use-multilingual-v3"})
+    d = daemon("ja", env={"RAGD_MODEL_NAME": "use-multilingual-v3",
+                          "RAGD_SEARCH_KEYWORD_CJK_BY_COLLECTION": "ja_plain=off"})
     channel, stub = _stub(d)
     docs = [pb.Document(id=i, title=t, text=x, project_id=1, type="issue") for i, t, x in JA_ISSUES]
     stub.Upsert(pb.UpsertRequest(collection="ja", documents=docs, wait=True))
+    # Keyword analysis is per collection: without bigrams a CJK run is one word, so a word
+    # inside a sentence is not found by keyword there.
+    stub.Upsert(pb.UpsertRequest(collection="ja_plain", documents=docs, wait=True))
+    plain = stub.Search(pb.SearchRequest(collection="ja_plain", query="ログイン", mode=pb.SEARCH_MODE_KEYWORD))
+    assert list(plain.hits) == []
 
     def top(query, mode):
         return stub.Search(pb.SearchRequest(collection="ja", query=query, mode=mode, top_k=3,
