@@ -176,10 +176,15 @@ def test_kill_a_worker_and_a_replica_mid_ingest_loses_nothing(cluster):
     w0 = cluster.workers[0]
     victim = consumer_name(w0)
     # Kill the worker while it holds entries (pending in its name): they must be claimed by another.
-    wait_for(lambda: pending_of(r, victim) > 0, "worker 0 holding entries", every=0.02)
-    held = pending_of(r, victim)
-    w0.kill()
-    w0.start()
+    # What it held is read after the kill (a dead worker's count no longer moves): one that had
+    # acknowledged its last entry in between is restarted and waited for again.
+    held = 0
+    while not held:
+        wait_for(lambda name=victim: pending_of(r, name) > 0, "worker 0 holding entries", every=0.02)
+        w0.kill()
+        held = pending_of(r, victim)
+        w0.start()
+        victim = victim if held else consumer_name(w0)
     # Then a replica, while it applies the stream: once it has applied a fifth of the writes
     # (its position as it publishes it in Redis), before it has applied them all.
     rep = cluster.replicas[1]
