@@ -855,7 +855,6 @@ def main(argv=None) -> None:
     ap.add_argument("--gpu", action="store_true", help="daemon on CUDA; record provider, tokens/s, share of peak")
     ap.add_argument("--secure", action="store_true", help="daemon with bearer tokens and TLS (clients use them)")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
-    ap.add_argument("--secure", action="store_true", help="daemon with bearer tokens and TLS (clients use them)")
     args = ap.parse_args(argv)
     common.exit_on_sigterm()
     if args.large:
