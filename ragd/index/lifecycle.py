@@ -213,6 +213,7 @@ class IndexKeeper:
         sample, found = self.fetch(sample_ids)
         staging = VectorIndex(self.index.dim, self.index.settings, self.index.fetch)
         new = staging.build_ivfpq(sample[found], n)
+        copy = staging.new_rerank_copy(sample[found])
         t1 = time.perf_counter()
         states = np.zeros(max(len(self.index._state), 1024), dtype=np.uint8)
         seq0 = 0
@@ -222,14 +223,16 @@ class IndexKeeper:
                 return True  # shutting down: keep the current index
             if len(ids):
                 new.add_with_ids(vecs, ids)
+                if copy is not None:
+                    copy.add(ids, vecs)
                 if ids.max() >= len(states):
                     states = np.concatenate([states, np.zeros(int(ids.max()) + 1 - len(states) + 1024, np.uint8)])
                 states[ids] = LIVE
-        staging.swap_in(new, states, n)
+        staging.swap_in(new, states, n, copy)
         t2 = time.perf_counter()
         with self.ctx.write_lock:
             replayed = replay(self.store, self.meta, [_Staging(staging, seq0)])[0]
-            self.index.swap_in(staging._index, staging._state, n)
+            self.index.swap_in(staging._index, staging._state, n, staging.copy)
         t3 = time.perf_counter()
         log.info("collection %s: IVF-PQ (nlist %d) trained on %d of %d vectors in %.1f s, built in %.1f s, "
                  "caught up %d op-log entries and swapped in %.0f ms",

@@ -13,7 +13,9 @@ FAISS in one batch. IVF uses a hashtable direct map, so removal does not scan
 every inverted list.
 
 IVF-PQ candidates (top_k x rerank_factor) are re-ranked with the exact vectors
-fetched through `fetch` (LMDB, memory-mapped), so PQ does not cap recall.
+fetched through `fetch` (LMDB, memory-mapped), so PQ does not cap recall; or,
+with settings.rerank_copy, with a resident compact copy (ragd.index.rerank_copy:
+fp16 or 8-bit scalar-quantised), which needs no LMDB read per query.
 
 The index is derived data: `to_bytes` / `from_bytes` (de)serialise it with its
 id states for snapshots; a collection rebuilds it from LMDB when missing.
@@ -29,6 +31,8 @@ from typing import Any
 
 import faiss as _faiss
 import numpy as np
+
+from ragd.index.rerank_copy import RerankCopy
 
 # faiss's bundled SWIG stubs lack most keyword arguments and constants (sel=,
 # nprobe=, DirectMap): it is used untyped.
@@ -51,6 +55,7 @@ class IndexSettings:
     rerank_factor: int = 40          # candidates re-ranked exactly = k x this
     compact_fraction: float = 0.05   # compact when tombstones exceed this share of the index
     gpu: bool = True                 # search a GPU clone when faiss sees a GPU
+    rerank_copy: str = ""            # "": re-rank with `fetch` (LMDB); "fp16" / "sq8": a resident copy
 
 
 def nlist_for(n: int, factor: float) -> int:
@@ -77,6 +82,7 @@ class VectorIndex:
         self._live_bits: tuple[int, np.ndarray] | None = None
         self._gpu = None
         self._gpu_version = -1
+        self.copy: RerankCopy | None = None  # the resident re-rank copy (IVF-PQ with settings.rerank_copy)
         # FAISS indexes are not safe for concurrent add/remove and search; searches
         # are short, so one lock is simpler than a reader/writer scheme.
         self._lock = threading.Lock()
@@ -131,6 +137,8 @@ class VectorIndex:
             if len(ids) == 0:
                 return
             self._index.add_with_ids(vectors, np.ascontiguousarray(ids))
+            if self.copy is not None:
+                self.copy.add(ids, vectors)
             self._state[ids] = LIVE
             self._live += len(ids)
             self._version += 1
@@ -186,8 +194,15 @@ class VectorIndex:
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return index
 
-    def swap_in(self, index, states: np.ndarray, trained_n: int) -> None:
-        """Atomically replace the FAISS index (searches see the old one or the new one)."""
+    def new_rerank_copy(self, sample: np.ndarray) -> RerankCopy | None:
+        """An empty re-rank copy of settings.rerank_copy's kind, trained on the IVF-PQ
+        training sample (None: the re-rank reads `fetch`)."""
+        kind = self.settings.rerank_copy
+        return RerankCopy.trained_on(self.dim, kind, sample) if kind else None
+
+    def swap_in(self, index, states: np.ndarray, trained_n: int, copy: RerankCopy | None = None) -> None:
+        """Atomically replace the FAISS index (searches see the old one or the new one),
+        with the re-rank copy that holds its vectors (None: re-rank through `fetch`)."""
         live = int((states == LIVE).sum())
         dead = int((states == DEAD).sum())
         with self._lock:
@@ -196,6 +211,7 @@ class VectorIndex:
             self._state = states
             self._live, self._dead = live, dead
             self.trained_n = trained_n
+            self.copy = copy if self.kind == "ivfpq" else None
             self._version += 1
             self._gpu = None
 
@@ -220,7 +236,7 @@ class VectorIndex:
                       "live": self._live, "dead": self._dead}
         return header, blob, states
 
-    def load_bytes(self, header: dict, blob: np.ndarray, states: np.ndarray) -> None:
+    def load_bytes(self, header: dict, blob: np.ndarray, states: np.ndarray, copy: RerankCopy | None = None) -> None:
         index = faiss.deserialize_index(blob)
         if index.d != self.dim:
             raise ValueError(f"snapshot is {index.d}-d, collection is {self.dim}-d")
@@ -230,7 +246,7 @@ class VectorIndex:
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None and ivf.direct_map.type != faiss.DirectMap.Hashtable:
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-        self.swap_in(index, states.copy(), int(header.get("trained_n", 0)))
+        self.swap_in(index, states.copy(), int(header.get("trained_n", 0)), copy)
 
     # ------------------------------------------------------------ search
 
@@ -269,16 +285,21 @@ class VectorIndex:
             if self.kind == "flat":
                 params = faiss.SearchParameters(sel=sel) if sel is not None else None
                 return self._index.search(queries, k, params=params)
-            scores, ids = self._search_ivf(queries, k, sel, admitted, nprobe, rerank_factor, exact)
-        if self.fetch is None:
+            rerank = self._rerank_fetch()
+            scores, ids = self._search_ivf(queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank)
+        if rerank is None:
             return scores[:, :k], ids[:, :k]
-        return self._rerank(self.fetch, queries, scores, ids, k)
+        return self._rerank(rerank, queries, scores, ids, k)
 
-    def _search_ivf(self, queries, k, sel, admitted, nprobe, rerank_factor, exact):
+    def _rerank_fetch(self) -> Fetch | None:
+        """Where the re-rank reads candidates' vectors: the resident copy, else `fetch`."""
+        return self.copy.fetch if self.copy is not None else self.fetch
+
+    def _search_ivf(self, queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank):
         s = self.settings
         nlist = self.nlist
         base = nprobe or s.nprobe or default_nprobe(nlist)
-        kk = k * max(1, rerank_factor or s.rerank_factor) if self.fetch is not None else k
+        kk = k * max(1, rerank_factor or s.rerank_factor) if rerank is not None else k
         kk = min(kk, max(admitted, 1))
         if exact:
             probe = nlist
