@@ -737,7 +737,8 @@ def main() -> None:
                          "streamed in batches, a resident re-rank copy (and its recall cost against fp32 "
                          "re-rank at 1M); writes index_scale_xlarge.{json,png}")
     ap.add_argument("--compare-at", type=int, default=1_000_000,
-                    help="--xlarge: the size of the fp32 / fp16 / sq8 re-rank comparison (0: skip it)")
+                    help="--xlarge: sizes up to this also compare fp32 / fp16 / sq8 re-rank on the same index "
+                         "(0: never); list it first, e.g. --size 1000000 10000000")
     ap.add_argument("--rerank-copy", default="fp16", choices=("fp16", "sq8"),
                     help="--xlarge: the resident re-rank copy of the large index")
     args = ap.parse_args()
@@ -796,8 +797,7 @@ def main_xlarge(args, mix: Mixture, real: np.ndarray, real_q: np.ndarray) -> Non
     results = []
     for n in sizes:
         results.append(index_xlarge.run_xlarge(n, mix, real, real_q, args.queries, workdir,
-                                               compare_at=args.compare_at if n >= args.compare_at else 0,
-                                               copy_kind=args.rerank_copy))
+                                               compare_at=args.compare_at, copy_kind=args.rerank_copy))
     out = {"machine": {"cpus": os.cpu_count(), "faiss": faiss.__version__, "load_avg": os.getloadavg()},
            "vectors": "first: real all-MiniLM-L6-v2 embeddings of CISI chunks; rest drawn from the Gaussian mixture "
                       "fitted to them, L2-normalised, generated in batches (never all at once)",

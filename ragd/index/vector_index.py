@@ -39,6 +39,7 @@ from ragd.index.rerank_copy import RerankCopy
 faiss: Any = _faiss
 
 ABSENT, LIVE, DEAD = 0, 1, 2
+_FACTS_KEPT = 16  # selector bitmaps of shared (cached) masks kept per index
 
 # fetch(ids) -> (vectors float32 [n, dim], found bool [n]); missing = deleted since.
 Fetch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -83,6 +84,7 @@ class VectorIndex:
         self._gpu = None
         self._gpu_version = -1
         self.copy: RerankCopy | None = None  # the resident re-rank copy (IVF-PQ with settings.rerank_copy)
+        self._facts: dict[int, tuple] = {}   # id(read-only mask) -> (mask, version, bits, admitted)
         # FAISS indexes are not safe for concurrent add/remove and search; searches
         # are short, so one lock is simpler than a reader/writer scheme.
         self._lock = threading.Lock()
@@ -261,9 +263,32 @@ class VectorIndex:
             bits = np.packbits(self._state == LIVE, bitorder="little")
             self._live_bits = (self._version, bits)
             return bits
+        return self._mask_facts(allowed)[0]
+
+    def _mask_facts(self, allowed: np.ndarray) -> tuple[np.ndarray, int]:
+        """(packed selector bitmap, admitted count) of a mask. For a read-only mask (the
+        filter columns' cached ones: their contents never change) both are kept, keyed
+        by the array's identity (the entry holds it, so the id is not reused) and this
+        index's version (the bitmap excludes tombstones): a repeated filter skips two
+        passes over every chunk id."""
+        shared = not allowed.flags.writeable
+        if shared:
+            hit = self._facts.get(id(allowed))
+            if hit is not None and hit[0] is allowed and hit[1] == self._version:
+                return hit[2], hit[3]
         n = min(len(allowed), len(self._state))
         mask = allowed[:n] & (self._state[:n] == LIVE) if self._dead else allowed[:n]
-        return np.packbits(mask, bitorder="little")
+        facts = np.packbits(mask, bitorder="little"), int(np.count_nonzero(allowed))
+        if shared:
+            self._facts[id(allowed)] = (allowed, self._version, *facts)
+            while len(self._facts) > _FACTS_KEPT:
+                self._facts.pop(next(iter(self._facts)))
+        return facts
+
+    def admitted(self, allowed: np.ndarray) -> int:
+        """Chunk ids the mask admits (its count of True), from the same memo as the search."""
+        with self._lock:
+            return self._mask_facts(allowed)[1]
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, *,
                nprobe: int = 0, rerank_factor: int = 0, exact: bool = False):
@@ -279,7 +304,7 @@ class VectorIndex:
             if self._live == 0:
                 return np.zeros((nq, 0), np.float32), np.zeros((nq, 0), np.int64)
             bits = self._selector_bits(allowed)
-            admitted = self._live if allowed is None else int(np.count_nonzero(allowed))
+            admitted = self._live if allowed is None else self._mask_facts(allowed)[1]
             k = max(1, min(k, self._live))
             sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)) if bits is not None else None
             if self.kind == "flat":
