@@ -25,7 +25,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,9 +86,9 @@ class VectorIndex:
         self._gpu_version = -1
         self.copy: RerankCopy | None = None  # the resident re-rank copy (IVF-PQ with settings.rerank_copy)
         self._facts: dict[int, tuple] = {}   # id(read-only mask) -> (mask, version, bits, admitted)
-        # FAISS indexes are not safe for concurrent add/remove and search; searches
-        # are short, so one lock is simpler than a reader/writer scheme.
-        self._lock = threading.Lock()
+        # FAISS indexes are not safe for concurrent add/remove and search, but searches
+        # (const) are safe with each other: searches share the lock, writes take it alone.
+        self._lock = ReadWriteLock()
 
     # ------------------------------------------------------------ state
 
@@ -114,7 +115,7 @@ class VectorIndex:
             self._state = new
 
     def live_ids(self) -> np.ndarray:
-        with self._lock:
+        with self._lock.read():
             return np.flatnonzero(self._state == LIVE).astype(np.int64)
 
     def contains(self, ids) -> np.ndarray:
@@ -131,7 +132,7 @@ class VectorIndex:
         if len(ids) == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
-        with self._lock:
+        with self._lock.write():
             self._grow(int(ids.max()) + 1)
             fresh = self._state[ids] == ABSENT  # idempotent: replaying an op twice adds nothing
             if not fresh.all():
@@ -150,7 +151,7 @@ class VectorIndex:
         if len(ids) == 0:
             return
         ids = np.unique(np.asarray(ids, dtype=np.int64))
-        with self._lock:
+        with self._lock.write():
             ids = ids[ids < len(self._state)]
             ids = ids[self._state[ids] == LIVE]
             if len(ids) == 0:
@@ -165,7 +166,7 @@ class VectorIndex:
 
     def compact(self) -> int:
         """Remove tombstoned vectors from FAISS; returns how many."""
-        with self._lock:
+        with self._lock.write():
             dead = np.flatnonzero(self._state == DEAD).astype(np.int64)
             if len(dead) == 0:
                 return 0
@@ -207,7 +208,7 @@ class VectorIndex:
         with the re-rank copy that holds its vectors (None: re-rank through `fetch`)."""
         live = int((states == LIVE).sum())
         dead = int((states == DEAD).sum())
-        with self._lock:
+        with self._lock.write():
             self._index = index
             self.kind = "ivfpq" if isinstance(faiss.downcast_index(index), faiss.IndexIVF) else "flat"
             self._state = states
@@ -231,7 +232,7 @@ class VectorIndex:
 
     def to_bytes(self) -> tuple[dict, np.ndarray, np.ndarray]:
         """(header, index bytes, id states); call with writes excluded for a consistent cut."""
-        with self._lock:
+        with self._lock.read():
             blob = faiss.serialize_index(self._index)
             states = self._state.copy()
             header = {"kind": self.kind, "dim": self.dim, "trained_n": self.trained_n,
@@ -281,13 +282,13 @@ class VectorIndex:
         facts = np.packbits(mask, bitorder="little"), int(np.count_nonzero(allowed))
         if shared:
             self._facts[id(allowed)] = (allowed, self._version, *facts)
-            while len(self._facts) > _FACTS_KEPT:
-                self._facts.pop(next(iter(self._facts)))
+            for key in list(self._facts)[:-_FACTS_KEPT]:  # concurrent searches may evict the same
+                self._facts.pop(key, None)
         return facts
 
     def admitted(self, allowed: np.ndarray) -> int:
         """Chunk ids the mask admits (its count of True), from the same memo as the search."""
-        with self._lock:
+        with self._lock.read():
             return self._mask_facts(allowed)[1]
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, *,
@@ -300,7 +301,7 @@ class VectorIndex:
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         nq = len(queries)
-        with self._lock:
+        with self._lock.read():
             if self._live == 0:
                 return np.zeros((nq, 0), np.float32), np.zeros((nq, 0), np.int64)
             bits = self._selector_bits(allowed)
@@ -309,7 +310,8 @@ class VectorIndex:
             sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)) if bits is not None else None
             if self.kind == "flat":
                 params = faiss.SearchParameters(sel=sel) if sel is not None else None
-                return self._index.search(queries, k, params=params)
+                with _one_omp_thread(nq):
+                    return self._index.search(queries, k, params=params)
             rerank = self._rerank_fetch()
             scores, ids = self._search_ivf(queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank)
         if rerank is None:
@@ -339,7 +341,8 @@ class VectorIndex:
                 faiss.SearchParametersIVF(nprobe=probe)
             index = self._gpu if (sel is None and self._gpu is not None and self._gpu_version == self._version) \
                 else self._index
-            scores, ids = index.search(queries, kk, params=params)
+            with _one_omp_thread(len(queries)):
+                scores, ids = index.search(queries, kk, params=params)
             short = (ids >= 0).sum(axis=1).min() < want
             if not short or probe >= nlist:
                 return scores, ids
@@ -372,7 +375,7 @@ class VectorIndex:
         if faiss.get_num_gpus() <= 0 or self._gpu_version == self._version:
             return False
         try:
-            with self._lock:
+            with self._lock.write():
                 version = self._version
                 if not hasattr(self, "_gpu_res"):
                     self._gpu_res = faiss.StandardGpuResources()
@@ -385,6 +388,62 @@ class VectorIndex:
             self.settings.gpu = False
             return False
         return True
+
+
+@contextmanager
+def _one_omp_thread(nq: int) -> Iterator[None]:
+    """FAISS parallelises a search over its queries: one query gains nothing from an
+    OpenMP team, and every concurrent caller starting one oversubscribes the cores.
+    The setting is per calling thread (OpenMP's nthreads-var), restored afterwards."""
+    if nq != 1:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+class ReadWriteLock:
+    """Any number of readers at once, or one writer; a waiting writer holds back new
+    readers (a stream of searches cannot starve a write)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
 
 
 def default_nprobe(nlist: int) -> int:
