@@ -42,8 +42,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import faiss  # noqa: E402
+from index_scale import pct, rss_mb  # noqa: E402  (this profile's entry point: index_scale.py --xlarge)
 
 from ragd.domain import Filter, Grant, Visibility  # noqa: E402
 from ragd.index import snapshot as snapfile  # noqa: E402
@@ -56,18 +58,6 @@ BATCH = 250_000
 CHUNKS_PER_DOC = 10
 PROJECTS = 100
 PRIVATE_SHARE = 0.05
-
-
-def pct(xs, p) -> float:
-    return float(np.percentile(np.asarray(xs), p))
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Stream:
