@@ -741,6 +741,9 @@ def main() -> None:
                          "(0: never); list it first, e.g. --size 1000000 10000000")
     ap.add_argument("--rerank-copy", default="fp16", choices=("fp16", "sq8"),
                     help="--xlarge: the resident re-rank copy of the large index")
+    ap.add_argument("--reuse", action="store_true",
+                    help="--xlarge with --workdir: measure the build a previous run left there (its index, "
+                         "re-rank copy and columns files) instead of building again")
     args = ap.parse_args()
     real, real_q = real_vectors()
     mix = Mixture(real)
@@ -796,8 +799,11 @@ def main_xlarge(args, mix: Mixture, real: np.ndarray, real_q: np.ndarray) -> Non
     workdir.mkdir(parents=True, exist_ok=True)
     results = []
     for n in sizes:
-        results.append(index_xlarge.run_xlarge(n, mix, real, real_q, args.queries, workdir,
-                                               compare_at=args.compare_at, copy_kind=args.rerank_copy))
+        if args.reuse:
+            results.append(index_xlarge.reload(n, mix, real, real_q, args.queries, workdir))
+        else:
+            results.append(index_xlarge.run_xlarge(n, mix, real, real_q, args.queries, workdir,
+                                                   compare_at=args.compare_at, copy_kind=args.rerank_copy))
     out = {"machine": {"cpus": os.cpu_count(), "faiss": faiss.__version__, "load_avg": os.getloadavg()},
            "vectors": "first: real all-MiniLM-L6-v2 embeddings of CISI chunks; rest drawn from the Gaussian mixture "
                       "fitted to them, L2-normalised, generated in batches (never all at once)",

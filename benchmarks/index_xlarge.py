@@ -362,6 +362,41 @@ def run_xlarge(n: int, mix, real: np.ndarray, real_q: np.ndarray, nq: int, workd
           f"{res['rerank_copy_bytes'] / 1e6:.0f} MB ({res['rerank_copy_write_s']:.0f} s), columns "
           f"{res['columns_bytes'] / 1e6:.0f} MB ({res['columns_write_s']:.0f} s)", flush=True)
     _save_partial(res, workdir)
+    return measure(res, idx, cols, flts, masks, truth, queries, workdir, (snap, copy_path, cols_path))
+
+
+def reload(n: int, mix, real: np.ndarray, real_q: np.ndarray, nq: int, workdir: Path) -> dict:
+    """--reuse: the index, copy and columns files a build left in the workdir (with its partial
+    results), loaded back; the exact ground truth recomputed from the regenerated vectors."""
+    res = json.loads((workdir / "xlarge-partial.json").read_text())
+    if res["vectors"] != n:
+        raise SystemExit(f"{workdir} holds a build of {res['vectors']:,} vectors, not {n:,}")
+    paths = workdir / "xl.snap", workdir / "xl.rerank", workdir / "xl.cols"
+    print(f"\n=== --xlarge --reuse: {n:,} vectors from {workdir} ===", flush=True)
+    queries = np.concatenate([real_q, mix.draw(max(nq - len(real_q), 0), seed=n + 1)])[:nq]
+    idx = VectorIndex(DIM, IndexSettings(ivf_threshold=1, rerank_copy=res["rerank_copy"]))
+    h, blob, states = snapfile.read(paths[0])
+    copy, _ = RerankCopy.load(paths[1])
+    idx.load_bytes(h, blob, states, copy)
+    del blob, states
+    cols = fill_columns(n)  # the same columns (deterministic) as the build's
+    flts = filters(cols)
+    masks = {name: cols.mask(f) for name, f in flts.items()}
+    truth = Truth(queries, masks)
+    t0 = time.perf_counter()
+    for a, v in Stream(mix, real, n).batches():
+        truth.add(a, v)
+    print(f"exact ground truth recomputed in {time.perf_counter() - t0:.0f} s", flush=True)
+    res["reused_build"] = True
+    return measure(res, idx, cols, flts, masks, truth, queries, workdir, paths)
+
+
+def measure(res: dict, idx: VectorIndex, cols: FilterColumns, flts: dict, masks: dict, truth: Truth,
+            queries: np.ndarray, workdir: Path, paths: tuple[Path, Path, Path]) -> dict:
+    """Steps 3 and 4: load the files in a fresh process; latency and recall, one thread."""
+    n, nlist, copy_kind = res["vectors"], res["nlist"], res["rerank_copy"]
+    settings = idx.settings
+    snap, copy_path, cols_path = paths
     res["load"] = load_in_fresh_process(snap, copy_path, cols_path, copy_kind)
     ld = res["load"]
     res["bytes_per_vector"] = {
