@@ -169,18 +169,21 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--models", nargs="*", default=None,
                     help="the per-model table instead (benchmarks/model_families.py): CISI nDCG@10 VECTOR/HYBRID, "
-                         "Embed tokens/s interleaved, the Japanese set; no names = every model ragd knows")
+                         "embedding speed interleaved, the Japanese set, the Japanese keyword analysers; no names = "
+                         "every model ragd knows")
+    ap.add_argument("--parts", nargs="+", default=["cisi", "speed", "japanese", "analysers"],
+                    choices=["cisi", "speed", "japanese", "analysers"],
+                    help="with --models: the parts to measure (the JSON keeps the others from its last run)")
     args = ap.parse_args()
     if args.models is not None:
         import model_families
         tmp = Path(tempfile.mkdtemp(prefix="ragd-quality-models-"))
         try:
-            out = model_families.measure_models(args.models or model_families.DEFAULT_MODELS, tmp, start_daemon,
-                                                ndcg_at_10, doc_num, MODELS)
+            out = model_families.measure_models(args.models or model_families.DEFAULT_MODELS, args.parts, tmp,
+                                                start_daemon, ndcg_at_10, doc_num, MODELS)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        model_families.write(out, args.out)
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        print(json.dumps(model_families.write(out, args.out), indent=2, ensure_ascii=False))
         return
 
     docs = cisi.documents()

@@ -4,7 +4,7 @@ by side and interleaved: in every round each scenario runs on one server then
 the other (the order alternates), with queries no round repeats (neither ragd's
 page cache nor SQLite's warm pages favour one side).
 
-  .venv/bin/python benchmarks/redmine_search.py [--rounds 5] [--queries 12]
+  .venv/bin/python benchmarks/redmine_search.py [--rounds 4] [--queries 10]
 
 Scenarios, at 1 and 8 concurrent users (alice, bob, carol, dave: different roles):
   search_html   /search?q=...            (the search box: every type ticked)
@@ -215,20 +215,31 @@ def start_bare(port: int) -> subprocess.Popen:
 
 
 def queries() -> list[str]:
-    """CISI's queries as a user would type them into the search box: the first words."""
+    """CISI's queries as a user would type them into the search box, a few words of each.
+
+    Every request of a run gets a query no other request had (windows of 5 to 8 words
+    of each CISI query): ragd's query cache never answers, each query is embedded, as
+    when many users type their own words. Both servers get the same queries."""
     text = (REPO / "tests" / "data" / "cisi" / "CISI.QRY").read_text(encoding="latin-1")
-    out = []
+    seen: set[str] = set()
+    variants: list[list[str]] = [[] for _ in range(12)]
     for rec in text.split(".I ")[1:]:
         words = " ".join(rec.split(".W", 1)[1].split()).rstrip("?.").split()
-        if len(words) >= 4:
-            out.append(" ".join(words[:8]))
-    return out
+        i = 0
+        for start in (0, 2, 4):
+            for n in (8, 6, 7, 5):
+                q = " ".join(words[start:start + n])
+                if len(words) - start >= n and q not in seen:
+                    seen.add(q)
+                    variants[i].append(q)
+                    i += 1
+    return [q for group in variants for q in group]  # whole first queries first
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--queries", type=int, default=12, help="queries per scenario and round (none repeats)")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--queries", type=int, default=10, help="requests per scenario and round at 1 user (x4 at 8)")
     ap.add_argument("--concurrency", default="1,8")
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -249,10 +260,14 @@ def main() -> None:
         servers = {"ragd": plugin_url, "redmine": f"http://127.0.0.1:{bare_port}"}
         sessions = {name: [Session(url, u, name) for u in USERS * 2] for name, url in servers.items()}
         issue_ids = visible_to_all(sessions["ragd"][:len(USERS)])
-        qs = queries()
+        fresh = iter(queries())
         per_round = args.queries
-        need = per_round * args.rounds
-        qs = (qs * (need // len(qs) + 1))[:need]
+
+        def take(n: int) -> list[str]:
+            out = [q for _, q in zip(range(n), fresh)]
+            if len(out) < n:
+                raise SystemExit("not enough distinct queries: lower --rounds or --queries")
+            return out
         results: dict = {}
         outcomes = {"ragd": 0, "fallback": 0}
 
@@ -282,27 +297,30 @@ def main() -> None:
                 + [issue_page(n, name == "ragd") for n in (1, 2, 3, 4)], 4)
 
         for r in range(args.rounds):
-            batch = qs[r * per_round:(r + 1) * per_round]
             start = (r * per_round) % max(1, len(issue_ids) - per_round)
             issues = issue_ids[start:start + per_round]
             order = ["ragd", "redmine"] if r % 2 == 0 else ["redmine", "ragd"]
             for c in levels:
                 for scenario in ("search_html", "search_json", "issue_page"):
+                    n_jobs = per_round * max(1, c // 2)  # enough requests to keep c users busy
+                    batch = take(n_jobs) if scenario != "issue_page" else []  # the same for both servers
                     for name in order:
                         if scenario == "search_html":
                             jobs = [search_html(q) for q in batch]
                         elif scenario == "search_json":
                             jobs = [search_json(q) for q in batch]
                         else:
-                            jobs = [issue_page(n, name == "ragd") for n in issues]
-                        jobs = jobs * max(1, c // 2)  # enough requests to keep c users busy
+                            jobs = [issue_page(n, name == "ragd") for n in issues] * max(1, c // 2)
                         lat = run(sessions[name], jobs, c)
                         results.setdefault(f"{scenario}@{c}", {}).setdefault(name, []).append(lat)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
 
         # Duplicate suggestions (the plugin only): subjects typed so far, 1 user.
         dup = []
-        subjects = [" ".join(q.split()[:n]) for q in qs[:40] for n in (3, 5)]
+        subjects: list[str] = []  # typed so far: 3 words, then 5; none twice (ragd's cache never answers)
+        while len(subjects) < 80:
+            words = take(1)[0].split()
+            subjects += [t for t in (" ".join(words[:3]), " ".join(words[:5])) if t not in subjects]
         s = sessions["ragd"][1]  # bob
         for subj in subjects:
             path = "/redmine_rag/duplicates?" + urllib.parse.urlencode({"project_id": "library", "subject": subj})

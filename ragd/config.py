@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -195,7 +196,12 @@ class SearchConfig:
     keyword_cjk: str = opt("bigram", "Keyword analysis of Chinese, Japanese and Korean text: bigram (each run of "
                                      "CJK characters indexed and queried as overlapping character bigrams, so "
                                      "'ログイン' finds 'ログインできない'; other scripts untouched) or off (CJK runs "
-                                     "are single words, as before). Changing it rebuilds the keyword indexes on start.")
+                                     "are single words, as before). Changing it rebuilds the keyword indexes on start. "
+                                     "Morphological analysers (SudachiPy, fugashi, Janome) measured worse and slower "
+                                     "on the Japanese set (README, Models and languages).")
+    keyword_cjk_by_collection: str = opt("", "keyword_cjk for named collections, overriding it: comma-separated "
+                                              "NAME=MODE, e.g. 'wiki_ja=bigram,legacy=off'. Changing a collection's "
+                                              "mode rebuilds its keyword index on start.")
     highlights: bool = opt(True, "Fill each hit's highlight spans (words of the chunk matching the query's terms).")
 
 
@@ -362,8 +368,13 @@ def iter_options(cfg: Config | None = None):
 # clients' settings (address, token, TLS files: a shell may set them for a
 # client and run the daemon too). Every other unknown RAGD_* name is refused:
 # a typo must not pass silently.
+# RAGD_* names that are not daemon options, so a daemon that inherits them does not refuse
+# them: the config file, the clients' connection settings, where scripts/fetch_models.sh keeps
+# model packages (model.packages_dir's fallback), the plugin Gemfile's path to the gem, and the
+# Redmine test scripts' model cache.
 NOT_OPTIONS = frozenset({"RAGD_CONFIG", "RAGD_ADDRESS", "RAGD_TOKEN", "RAGD_CA_FILE",
-                         "RAGD_CLIENT_CERT_FILE", "RAGD_CLIENT_KEY_FILE"})
+                         "RAGD_CLIENT_CERT_FILE", "RAGD_CLIENT_KEY_FILE", "RAGD_MODEL_PACKAGES",
+                         "RAGD_CLIENT_PATH", "RAGD_TEST_MODEL_CACHE"})
 
 
 def env_name(section: str | None, key: str) -> str:
@@ -416,6 +427,21 @@ def load_config(
     return cfg
 
 
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def keyword_cjk_by_collection(search: SearchConfig) -> dict[str, str]:
+    """search.keyword_cjk_by_collection parsed: {collection name: bigram|off}."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in search.keyword_cjk_by_collection.split(","))):
+        name, sep, mode = (x.strip() for x in item.partition("="))
+        if not sep or not _COLLECTION_NAME.fullmatch(name) or mode not in ("bigram", "off"):
+            raise ConfigError(f"search.keyword_cjk_by_collection: {item!r} is not NAME=bigram or NAME=off "
+                              "(NAME a collection name)")
+        out[name] = mode
+    return out
+
+
 def validate(cfg: Config) -> None:
     if cfg.model.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"model.device: {cfg.model.device!r} is not auto, cpu or cuda")
@@ -425,6 +451,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"index.rerank_copy: {cfg.index.rerank_copy!r} is not fp16, sq8 or empty")
     if cfg.search.keyword_cjk not in ("bigram", "off"):
         raise ConfigError(f"search.keyword_cjk: {cfg.search.keyword_cjk!r} is not bigram or off")
+    keyword_cjk_by_collection(cfg.search)
     if cfg.chunking.mode not in ("chars", "tokens"):
         raise ConfigError(f"chunking.mode: {cfg.chunking.mode!r} is not chars or tokens")
     c = cfg.chunking

@@ -81,3 +81,12 @@ def test_every_ragd_variable_the_project_uses_is_accepted_by_the_daemon():
 def test_the_clients_address_variable_does_not_stop_the_daemon():
     cfg = load_config(env={"RAGD_ADDRESS": "127.0.0.1:50051", "RAGD_SERVER_LISTEN": "127.0.0.1:0"})
     assert cfg.server.listen == "127.0.0.1:0"
+
+
+def test_keyword_cjk_by_collection_is_parsed_and_bad_items_name_the_option():
+    from ragd.config import ConfigError, keyword_cjk_by_collection, load_config
+    cfg = load_config(env={"RAGD_SEARCH_KEYWORD_CJK_BY_COLLECTION": " wiki_ja=bigram, legacy=off "})
+    assert keyword_cjk_by_collection(cfg.search) == {"wiki_ja": "bigram", "legacy": "off"}
+    for bad in ("wiki", "wiki=sudachi", "../x=off"):
+        with pytest.raises(ConfigError, match="search.keyword_cjk_by_collection"):
+            load_config(env={"RAGD_SEARCH_KEYWORD_CJK_BY_COLLECTION": bad})

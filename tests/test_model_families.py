@@ -221,10 +221,16 @@ def test_japanese_issue_found_by_keyword_and_by_vector(family_models, daemon):
     """With the multilingual model and CJK bigrams, a Japanese query finds the Japanese issue
     by keyword (a word inside a sentence without spaces, highlighted on its characters) and
     by vector, also from an English query (cross-lingual)."""
-    d = daemon("ja", env={"RAGD_MODEL_NAME": "use-multilingual-v3"})
+    d = daemon("ja", env={"RAGD_MODEL_NAME": "use-multilingual-v3",
+                          "RAGD_SEARCH_KEYWORD_CJK_BY_COLLECTION": "ja_plain=off"})
     channel, stub = _stub(d)
     docs = [pb.Document(id=i, title=t, text=x, project_id=1, type="issue") for i, t, x in JA_ISSUES]
     stub.Upsert(pb.UpsertRequest(collection="ja", documents=docs, wait=True))
+    # Keyword analysis is per collection: without bigrams a CJK run is one word, so a word
+    # inside a sentence is not found by keyword there.
+    stub.Upsert(pb.UpsertRequest(collection="ja_plain", documents=docs, wait=True))
+    plain = stub.Search(pb.SearchRequest(collection="ja_plain", query="ログイン", mode=pb.SEARCH_MODE_KEYWORD))
+    assert list(plain.hits) == []
 
     def top(query, mode):
         return stub.Search(pb.SearchRequest(collection="ja", query=query, mode=mode, top_k=3,
@@ -317,3 +323,15 @@ def test_background_reindex_switches_models_without_downtime_and_survives_a_cras
     assert next(h for h in hits if h.document.id == "late").score == pytest.approx(late_hit.score, abs=1e-4)
     channel.close()
     d.stop()
+
+
+@pytest.mark.parametrize("model", ["../models/all-MiniLM-L6-v2", "a/b", "x" * 3569, "..", ".hidden"])
+def test_reindex_refuses_a_model_name_that_is_not_one_path_component(model):
+    # Reindex joins the name to DATA_DIR/models: a path or an over-long name must be an
+    # INVALID_ARGUMENT naming the field, never a file opened elsewhere or an INTERNAL error.
+    from ragd.engine import validate
+    from ragd.errors import InvalidArgument
+    with pytest.raises(InvalidArgument) as exc:
+        validate.model_name(model)
+    assert exc.value.field == "model"
+    assert validate.model_name("e5-small-v2") == "e5-small-v2"

@@ -44,7 +44,7 @@ class Collection:
         self.index = VectorIndex(meta.dim, ctx.settings, vector_fetch(store, meta.id, meta.dim))
         # Vector index lifecycle (snapshots with the columns, training, compaction).
         self.keeper = IndexKeeper(self.index, store, meta, ctx, snapshot_paths, self.columns_keeper)
-        self.keyword = KeywordIndex(keyword_dir, store, meta.id, ctx.keyword_cjk)  # BM25 (tantivy)
+        self.keyword = KeywordIndex(keyword_dir, store, meta.id, ctx.keyword_cjk_of(meta.name))  # BM25 (tantivy)
         # Apply order matters to searches running alongside (they take no lock): the
         # filter columns first, so a new chunk has its filter rows before an index can
         # return it, and an old one's rows are dead before it leaves the indexes.

@@ -592,8 +592,7 @@ class Engine:
     async def reindex(self, collection: str, model: str):
         """Start (or report) re-embedding `collection` with `model` in the background."""
         name = validate.collection_name(collection)
-        if not model:
-            raise InvalidArgument("model", "name the model to re-embed the collection with")
+        model = validate.model_name(model)
         self.check_ready()
         return await self.reindexer.start(name, model)
 

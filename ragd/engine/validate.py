@@ -31,6 +31,20 @@ def collection_name(name: str) -> str:
     return name
 
 
+_MODEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def model_name(name: str) -> str:
+    """A model as Reindex names it: a directory under DATA_DIR/models or a model family, so one
+    path component (never '..', '/', or a name the filesystem refuses as too long)."""
+    if not name:
+        raise InvalidArgument("model", "name the model to re-embed the collection with")
+    if not _MODEL_RE.fullmatch(name) or ".." in name:
+        raise InvalidArgument("model", f"{name[:80]!r} is not a model name (1-128 of letters, digits, '_', '.', "
+                              "'-', starting with a letter or digit)")
+    return name
+
+
 _MAX_JOB_ID_BYTES = 128  # job ids are 32 hex digits; LMDB refuses keys over 511 bytes
 
 

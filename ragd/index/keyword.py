@@ -41,9 +41,10 @@ log = logging.getLogger("ragd.keyword")
 
 _FORMAT = 1  # bump when the schema or analyzer changes: the index is rebuilt
 # Keyword analysis of CJK text (config search.keyword_cjk): "bigram" indexes CJK runs as
-# overlapping bigrams (ragd/index/cjk.py), "off" as whole space-delimited words. Part of the
-# index's format tag, so changing it rebuilds the index from LMDB on the next start.
-CJK_MODES = ("bigram", "off")
+# overlapping bigrams, "sudachi" as morphemes (ragd/index/cjk.py), "off" as whole
+# space-delimited words. Part of the index's format tag, so changing it (or the Sudachi
+# dictionary's version) rebuilds the index from LMDB on the next start.
+CJK_MODES = cjk_analysis.ANALYSES
 _TOKENIZER = "ragd_en"
 # English stop words, dropped from OR-queries (as bm25s does): a natural-language
 # question otherwise matches nearly every chunk through "the" and "of".
@@ -98,11 +99,14 @@ class QueryTerms:
     +0.06 nDCG@10 over de-duplicated terms) and phrases for identifier-like pieces
     (ERR_CONN_RESET, mail_handler.rb, v1.2.3 are phrases of their parts)."""
 
-    def __init__(self, text: str, an: tantivy.TextAnalyzer, cjk: bool = False):
+    def __init__(self, text: str, an: tantivy.TextAnalyzer, cjk: cjk_analysis.Analysis | None = None):
         self.terms: list[str] = []
         self.phrases: list[list[str]] = []
-        # CJK runs become bigrams as in the index; a phrase or identifier keeps them in order.
-        prepare = cjk_analysis.index_text if cjk else (lambda t: t)
+        # CJK runs become bigrams (or morphemes) as in the index; a phrase or identifier
+        # keeps them in order.
+
+        def prepare(t: str) -> str:
+            return cjk_analysis.index_text(t, cjk) if cjk is not None else t
         quoted = text.strip()
         if len(quoted) > 2 and quoted[0] == quoted[-1] == '"':
             stems = an.analyze(prepare(quoted[1:-1]))
@@ -118,10 +122,10 @@ class QueryTerms:
                 self.terms.extend(stems)  # "#1234", "E500": one term, kept even if short
                 continue
             for word in _WORD.findall(piece):
-                parts = cjk_analysis.split_runs(word) if cjk else [(False, word)]
+                parts = cjk_analysis.split_runs(word) if cjk is not None else [(False, word)]
                 for is_cjk, part in parts:
-                    if is_cjk:  # every bigram of the run, ORed: BM25 ranks texts holding more of them
-                        self.terms.extend(an.analyze(cjk_analysis.index_text(part)))
+                    if is_cjk:  # every term of the run, ORed: BM25 ranks texts holding more of them
+                        self.terms.extend(an.analyze(cjk_analysis.query_terms(part, cjk)))
                     elif part.lower() not in STOPWORDS:
                         self.terms.extend(an.analyze(part))
         self.terms = self.terms[:MAX_TERMS]
@@ -142,11 +146,9 @@ class KeywordIndex:
     label = "keyword index"
 
     def __init__(self, path: Path | None, store: StoreReader | None = None, coll_id: int = 0,
-                 cjk: str = "bigram"):
-        if cjk not in CJK_MODES:
-            raise ValueError(f"search.keyword_cjk: {cjk!r} is not one of {', '.join(CJK_MODES)}")
-        self.cjk = cjk == "bigram"
-        self.format_tag = f"{_FORMAT}+cjk-bigram" if self.cjk else f"{_FORMAT}"
+                 cjk: str | cjk_analysis.Analysis = "bigram"):
+        self.cjk = cjk_analysis.analysis(cjk)  # None: off
+        self.format_tag = f"{_FORMAT}+{self.cjk.format_tag}" if self.cjk is not None else f"{_FORMAT}"
         self.path = path            # None: in memory (rebuilt on every start)
         self.store = store          # for rebuild() only
         self.coll_id = coll_id
@@ -155,6 +157,7 @@ class KeywordIndex:
         self._lock = threading.Lock()
         self._dirty = False
         self._failed_at: float | None = None  # when a commit failed; refresh() rebuilds (full disk)
+        self._free_at_failure = 0   # free bytes on the index's disk then
         self.sequence = 0           # op-log sequence of what it holds (staged writes included)
         self._unreadable: Exception | None = None
         self._index = self._open_index()
@@ -259,7 +262,9 @@ class KeywordIndex:
         searches read the last committed state, and the index is rebuilt from LMDB
         (what it would be after a restart) at most every RETRY_S until that succeeds."""
         if self._failed_at is not None:
-            if time.monotonic() - self._failed_at >= self.RETRY_S:
+            # Retry when space was freed (a real signal: the next search after an admin
+            # frees the disk sees every acknowledged write), else at most every RETRY_S.
+            if time.monotonic() - self._failed_at >= self.RETRY_S or self._space_freed():
                 self._recover()
             return
         if self._dirty:
@@ -268,11 +273,23 @@ class KeywordIndex:
                     try:
                         self._commit()
                     except (OSError, ValueError) as exc:
-                        self._failed_at = time.monotonic()
+                        self._failed_at, self._free_at_failure = time.monotonic(), self._free_bytes()
                         log.warning("keyword index of collection %d: commit failed (%s); keyword searches read "
                                     "the last committed state until it is rebuilt", self.coll_id, exc)
 
     RETRY_S = 2.0
+    FREED_BYTES = 1 << 20  # this much more free space than at the failure: retry now
+
+    def _free_bytes(self) -> int:
+        if self.path is None:
+            return 0
+        try:
+            return shutil.disk_usage(self.path).free
+        except OSError:
+            return 0
+
+    def _space_freed(self) -> bool:
+        return self.path is not None and self._free_bytes() >= self._free_at_failure + self.FREED_BYTES
 
     def _recover(self) -> None:
         try:
@@ -280,7 +297,7 @@ class KeywordIndex:
                 self._open_writer().rollback()  # whatever the failed commit left staged
             self.rebuild()
         except (OSError, ValueError, RuntimeError) as exc:
-            self._failed_at = time.monotonic()
+            self._failed_at, self._free_at_failure = time.monotonic(), self._free_bytes()
             log.debug("keyword index of collection %d: rebuild failed again (%s)", self.coll_id, exc)
             return
         self._failed_at = None
@@ -383,20 +400,21 @@ class KeywordIndex:
         spans: list[tuple[int, int]] = []
         for m in _WORD.finditer(text):
             at = m.start()
-            for is_cjk, part in (cjk_analysis.split_runs(m.group()) if self.cjk else [(False, m.group())]):
+            for is_cjk, part in (cjk_analysis.split_runs(m.group()) if self.cjk is not None
+                                 else [(False, m.group())]):
                 if not is_cjk:
                     st = self.analyzer.analyze(part)
                     if st and any(s in stems for s in st):
                         spans.append((at, at + len(part)))
                 at += len(part)
-        if self.cjk:
-            spans.extend(cjk_analysis.highlight_spans(text, stems))
+        if self.cjk is not None:
+            spans.extend(cjk_analysis.highlight_spans(text, stems, self.cjk))
             spans.sort()
         return spans[:limit]
 
     def _body(self, title: str, text: str) -> str:
         body = f"{title}\n{text}" if title else text
-        return cjk_analysis.index_text(body) if self.cjk else body
+        return cjk_analysis.index_text(body, self.cjk) if self.cjk is not None else body
 
 
 def _read_seq(path: Path, tag: str) -> int | None:

@@ -50,6 +50,10 @@ class IndexContext:
     background: bool = True                # run the maintenance thread
     poll_s: float = 0.5
     keyword_cjk: str = "bigram"            # keyword analysis of CJK text (search.keyword_cjk)
+    keyword_cjk_by_collection: dict[str, str] = field(default_factory=dict)  # name -> mode, overriding it
+
+    def keyword_cjk_of(self, collection: str) -> str:
+        return self.keyword_cjk_by_collection.get(collection, self.keyword_cjk)
 
 
 def vector_fetch(store: StoreReader, coll_id: int, dim: int) -> Fetch:
@@ -314,7 +318,8 @@ class IndexKeeper:
 
 
 def index_context_from(cfg, write_lock: threading.Lock) -> IndexContext:
-    """The IndexContext of an engine from its Config (section `index`)."""
+    """The IndexContext of an engine from its Config (section `index`, keyword analysis from `search`)."""
+    from ragd.config import keyword_cjk_by_collection
     c = cfg.index
     settings = IndexSettings(ivf_threshold=c.ivf_threshold, retrain_growth=c.retrain_growth,
                              nlist_factor=c.nlist_factor, pq_m=c.pq_m, nprobe=c.nprobe,
@@ -322,4 +327,5 @@ def index_context_from(cfg, write_lock: threading.Lock) -> IndexContext:
                              rerank_copy=c.rerank_copy)
     return IndexContext(settings=settings, write_lock=write_lock,
                         snapshot_every_ops=c.snapshot_every_ops, snapshot_every_s=c.snapshot_every_s,
-                        keyword_cjk=cfg.search.keyword_cjk)
+                        keyword_cjk=cfg.search.keyword_cjk,
+                        keyword_cjk_by_collection=keyword_cjk_by_collection(cfg.search))

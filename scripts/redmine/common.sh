@@ -209,30 +209,30 @@ rm_test_tree() {
 # ------------------------------------------------------------------ ragd
 
 # The model, provisioned once (offline) into the cache the Python tests use.
-RAGD_MODEL_CACHE=${RAGD_TEST_MODEL_CACHE:-$REPO/var/test-cache/models}
+RM_MODEL_CACHE=${RAGD_TEST_MODEL_CACHE:-$REPO/var/test-cache/models}
 
 # Starts `ragd serve` from the worktree's .venv on a free loopback port with its
 # data in DIR, and waits until it reports SERVING (it writes its port then).
-# Sets RAGD_PID and RAGD_ADDRESS. Stop it with rm_stop_ragd.
+# Sets RM_RAGD_PID and RAGD_ADDRESS. Stop it with rm_stop_ragd.
 # rm_start_ragd DIR [VAR=value ...]: extra environment for the daemon (e.g. RAGD_ANSWER_MODEL_URL).
 rm_start_ragd() {
   local dir=$1
   shift
-  mkdir -p "$dir" "$RAGD_MODEL_CACHE"
-  [ -e "$dir/models" ] || ln -s "$RAGD_MODEL_CACHE" "$dir/models"
+  mkdir -p "$dir" "$RM_MODEL_CACHE"
+  [ -e "$dir/models" ] || ln -s "$RM_MODEL_CACHE" "$dir/models"
   "$REPO/.venv/bin/python" -c 'import sys; from pathlib import Path; from ragd.embed.provision import provision_model; provision_model(Path(sys.argv[1]))' \
-    "$RAGD_MODEL_CACHE" >/dev/null
+    "$RM_MODEL_CACHE" >/dev/null
   rm -f "$dir/port"
   env -u RAGD_ADDRESS RAGD_SERVER_METRICS_LISTEN= RAGD_MODEL_THREADS=${RAGD_MODEL_THREADS:-2} "$@" \
     "$REPO/.venv/bin/python" -m ragd.cli serve --data-dir "$dir" --listen 127.0.0.1:0 \
     --port-file "$dir/port" >>"$dir/daemon.log" 2>&1 &
-  RAGD_PID=$!
-  rm_wait_ready ragd "$RAGD_PID" "$dir/daemon.log" test -s "$dir/port"
+  RM_RAGD_PID=$!
+  rm_wait_ready ragd "$RM_RAGD_PID" "$dir/daemon.log" test -s "$dir/port"
   RAGD_ADDRESS=127.0.0.1:$(cat "$dir/port")
   export RAGD_ADDRESS
 }
 
-rm_stop_ragd() { rm_stop_pid "${RAGD_PID:-}"; RAGD_PID=; }
+rm_stop_ragd() { rm_stop_pid "${RM_RAGD_PID:-}"; RM_RAGD_PID=; }
 
 # rm_wait_ready NAME PID LOG COMMAND...: until COMMAND succeeds (polled every
 # 0.1 s); fails, with the log's tail, if PID exits first or after 300 s.

@@ -59,7 +59,7 @@ if [ "${DEMO_ANSWER:-1}" = 1 ]; then
   rm_say "model server for answers on $RM_MODEL_URL"
 fi
 RAGD_LOG_LEVEL=${RAGD_LOG_LEVEL:-warning} rm_start_ragd "$RM_VAR/ragd-demo" "${answer_env[@]}"
-DEMO_RAGD_PID=$RAGD_PID
+DEMO_RAGD_PID=$RM_RAGD_PID
 rm_say "ragd serving on $RAGD_ADDRESS (data in var/redmine/ragd-demo)"
 
 t1=$(rm_now)

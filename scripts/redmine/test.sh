@@ -42,10 +42,21 @@ export RAGD_LIMITS_MAX_DOCUMENT_BYTES=${RAGD_LIMITS_MAX_DOCUMENT_BYTES:-200000}
 # The Ask box's tests: a second daemon with an answer model (a real llama-server
 # with SmolLM2-135M; short answers keep them quick). The first has none: its
 # Answer RPC is refused (FAILED_PRECONDITION), which hides the box.
+# The second one is also ragd as it runs on a network: a bearer token (scopes
+# search, write) over mutual TLS (a self-signed CA, a server and a client
+# certificate), so the plugin's token and TLS settings are tested by every test
+# that talks to it (test/integration/secure_test.rb, the Ask box's tests).
 mkdir -p "$answer_data"
+secure=$answer_data/secure
+"$REPO/.venv/bin/python" -m ragd.cli tls selfsigned --out "$secure/tls" --host 127.0.0.1 --client redmine >/dev/null
+"$REPO/.venv/bin/python" -m ragd.cli token create redmine --scopes search,write --tokens-file "$secure/tokens" \
+  2>/dev/null > "$secure/token"
+export REDMINE_RAG_SECURE_DIR=$secure
 rm_start_model_server "$answer_data/llama-server.log"
-rm_start_ragd "$answer_data" RAGD_ANSWER_MODEL_URL="$RM_MODEL_URL" RAGD_ANSWER_MAX_TOKENS=48 RAGD_ANSWER_TOP_K=3
-ANSWER_RAGD_PID=$RAGD_PID
+rm_start_ragd "$answer_data" RAGD_ANSWER_MODEL_URL="$RM_MODEL_URL" RAGD_ANSWER_MAX_TOKENS=48 RAGD_ANSWER_TOP_K=3 \
+  RAGD_AUTH_TOKENS_FILE="$secure/tokens" RAGD_TLS_CERT_FILE="$secure/tls/server.pem" \
+  RAGD_TLS_KEY_FILE="$secure/tls/server.key" RAGD_TLS_CLIENT_CA_FILE="$secure/tls/ca.pem"
+ANSWER_RAGD_PID=$RM_RAGD_PID
 export REDMINE_RAG_ANSWER_ADDRESS=$RAGD_ADDRESS
 rm_start_ragd "$data"
 rm_say "ragd serving on $RAGD_ADDRESS (with an answer model: $REDMINE_RAG_ANSWER_ADDRESS)"

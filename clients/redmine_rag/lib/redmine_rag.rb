@@ -24,7 +24,7 @@ module RedmineRag
       @client ||= begin
         require 'ragd/client'
         Ragd::Client.new(s.address, timeout: s.index_timeout, stream_timeout: s.stream_timeout,
-                                    collection: s.collection, credentials: s.credentials)
+                                    collection: s.collection, **s.connection_options)
       end
     end
 

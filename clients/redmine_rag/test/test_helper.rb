@@ -24,6 +24,19 @@ module RedmineRag
       end
     end
 
+    # The second daemon of the test script (the one with an answer model) serves only
+    # over mutual TLS and to a bearer token (scopes search, write): the plugin settings
+    # that reach it. The files come from `ragd tls selfsigned` and `ragd token create`.
+    def self.secure_settings
+      dir = ENV.fetch('REDMINE_RAG_SECURE_DIR') do
+        raise 'REDMINE_RAG_SECURE_DIR is not set: run the plugin tests with scripts/redmine/test.sh'
+      end
+      { 'address' => ENV.fetch('REDMINE_RAG_ANSWER_ADDRESS'), 'token' => File.read(File.join(dir, 'token')).strip,
+        'tls_ca_file' => File.join(dir, 'tls', 'ca.pem'),
+        'tls_client_cert_file' => File.join(dir, 'tls', 'redmine.pem'),
+        'tls_client_key_file' => File.join(dir, 'tls', 'redmine.key') }
+    end
+
     # ragd's limits.max_document_bytes as the test script started it.
     def self.max_document_bytes = ENV.fetch('RAGD_LIMITS_MAX_DOCUMENT_BYTES', 10 * 1024 * 1024).to_i
 
@@ -41,11 +54,16 @@ module RedmineRag
     end
 
     def rag_settings(overrides = {})
+      # Rolled-back fixtures of an earlier test commit nothing: no filter cached then may serve this one.
+      RedmineRag::Grants.clear
       @rag_collection ||= self.class.shared_collection || "t#{SecureRandom.hex(6)}"
       values = RedmineRag::Settings::DEFAULTS.merge('address' => RedmineRag::TestHelper.address,
                                                     'collection' => @rag_collection,
                                                     'search_timeout' => '30', 'index_timeout' => '120')
-      Setting.plugin_redmine_rag = values.merge(overrides.transform_keys(&:to_s))
+      overrides = overrides.transform_keys(&:to_s)
+      # The stored token is write-only (an empty one keeps it): settings without one clear it.
+      overrides['token_clear'] = '1' if overrides['token'].to_s.empty?
+      Setting.plugin_redmine_rag = values.merge(overrides)
       Setting.clear_cache
     end
 

@@ -62,6 +62,14 @@ class TestDeadline < Minitest::Test
     @thread.join(5)
   end
 
+  # An unreadable TLS file is a Ragd::Error naming it (a caller that falls back on
+  # Ragd::Error does), not an Errno escaping from the first call.
+  def test_an_unreadable_tls_file_is_a_ragd_error
+    client = Ragd::Client.new("127.0.0.1:1", ca_file: "/nonexistent/ca.pem", timeout: 1)
+    err = assert_raises(Ragd::Error) { client.stats }
+    assert_match(%r{TLS settings .*/nonexistent/ca\.pem}, err.message)
+  end
+
   def test_stalled_handler_raises_unavailable_at_the_deadline
     err = nil
     took = elapsed { err = assert_raises(Ragd::Unavailable) { @client.search("anything") } }

@@ -19,7 +19,7 @@ module RedmineRag
       projects = Array(projects) unless projects.nil?
       return nil if projects&.empty?
 
-      Ragd::Redmine.filter_for(user, projects, types: types)
+      Grants.filter(user, projects, types)
     end
 
     # Document type names (strings) ragd filters on.

@@ -75,8 +75,9 @@ module RedmineRag
       Project.where.not(id: excluded).to_a
     end
 
-    # The ragd search, running in a thread of its own (a gRPC call, no database),
-    # or nil when the user may see none of these types there: no call at all.
+    # The ragd search, running on a thread of concurrent-ruby's :io pool (a gRPC
+    # call, no database; pooled threads rather than one new thread per page), or
+    # nil when the user may see none of these types there: no call at all.
     def start_search(types)
       filter = Permissions.filter(@user, ragd_projects, types)
       return nil unless filter
@@ -86,8 +87,7 @@ module RedmineRag
       client = RedmineRag.client
       question = @question
       s = @settings
-      Thread.new do
-        Thread.current.report_on_exception = false # its error is raised where it is joined
+      Concurrent::Promises.future_on(:io) do # its error is raised by value! where it is awaited
         client.search(question, top_k: s.search_max_results, filter: filter, mode: :auto, group_by_document: true,
                                 min_score: s.search_min_score, timeout: s.search_timeout)
       end
@@ -97,7 +97,7 @@ module RedmineRag
     def ragd_hits(search)
       return [] unless search
 
-      result = search.value
+      result = Runtime.measure(:ragd) { search.value! } # the wait left after Redmine's own part
       # A question: the page may offer ragd's answer over the same scope (Answering).
       Current.answer_scope = { project_ids: ragd_projects&.map(&:id), types: @search_types } if result.complex
       result.hits

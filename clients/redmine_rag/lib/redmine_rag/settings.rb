@@ -10,9 +10,16 @@ module RedmineRag
       'address' => ENV.fetch('RAGD_ADDRESS', '127.0.0.1:50051'),
       # ragd collection holding this Redmine's documents (one per Redmine instance).
       'collection' => 'redmine',
-      # PEM file of the CA that signed ragd's certificate; empty: plaintext (loopback only).
+      # PEM file of the CA that signed ragd's certificate: turns TLS on. Empty: $RAGD_CA_FILE,
+      # else plaintext (what ragd serves on loopback without TLS).
       'tls_ca_file' => '',
-      # Bearer token sent with every call (needs TLS: grpc sends call credentials only over TLS).
+      # Client certificate and key (PEM files) for a ragd that asks for one (mutual TLS,
+      # tls.client_ca_file). Empty: $RAGD_CLIENT_CERT_FILE / $RAGD_CLIENT_KEY_FILE, else none.
+      'tls_client_cert_file' => '',
+      'tls_client_key_file' => '',
+      # Bearer token sent with every call (`ragd token create redmine --scopes search,write`).
+      # Write-only: the settings page never shows it; an empty field keeps the stored one
+      # (SettingPatch), `token_clear` removes it. Empty: $RAGD_TOKEN, else no token.
       'token' => '',
       # Seconds a search, a similar-issues or a duplicate lookup may take before
       # Redmine's own search answers instead (or the panel says it is unavailable).
@@ -59,6 +66,7 @@ module RedmineRag
     end
 
     def [](key) = @values[key.to_s]
+    def to_h = @values.dup
 
     def address = self['address'].to_s.strip.presence || DEFAULTS['address']
     def collection = self['collection'].to_s.strip.presence || DEFAULTS['collection']
@@ -85,23 +93,30 @@ module RedmineRag
     def excluded_project_ids = Array(self['excluded_projects']).map(&:to_i).reject(&:zero?).uniq.sort
     def project_enabled?(project_id) = !excluded_project_ids.include?(project_id.to_i)
 
-    # Changing any of these builds a new client (see RedmineRag.client).
-    def connection_key = [address, collection, index_timeout, self['tls_ca_file'].to_s, self['token'].to_s]
+    CONNECTION_KEYS = { 'token' => :token, 'tls_ca_file' => :ca_file, 'tls_client_cert_file' => :client_cert_file,
+                        'tls_client_key_file' => :client_key_file }.freeze
 
-    # grpc credentials as a Proc (the gem calls it on first use, in the worker:
-    # building credentials initialises grpc, which must not happen before fork).
-    def credentials
-      ca = self['tls_ca_file'].to_s.strip
-      token = self['token'].to_s.strip
-      return nil if ca.empty?
+    def token? = !self['token'].to_s.strip.empty?
 
-      lambda do
-        creds = GRPC::Core::ChannelCredentials.new(File.read(ca))
-        next creds if token.empty?
+    # The token, CA and client certificate settings that are set, as Ragd::Client keywords;
+    # the ones left empty keep the gem's defaults ($RAGD_TOKEN, $RAGD_CA_FILE, ...). The gem
+    # reads the files on its first call in each worker (never before a fork).
+    # A client certificate without its key (or the reverse) is left out, with the CA: the
+    # calls then fail (a ragd asking for a certificate refuses them), the search page falls
+    # back and the status page shows why, instead of every page failing on a half setting.
+    def connection_options
+      options = CONNECTION_KEYS.filter_map do |setting, keyword|
+        value = self[setting].to_s.strip
+        [keyword, value] unless value.empty?
+      end.to_h
+      return options if options.key?(:client_cert_file) == options.key?(:client_key_file)
 
-        creds.compose(GRPC::Core::CallCredentials.new(->(_ctx) { { 'authorization' => "Bearer #{token}" } }))
-      end
+      RedmineRag.log(:error, 'the client certificate and its key go together: set both or neither')
+      options.except(:client_cert_file, :client_key_file)
     end
+
+    # Changing any of these builds a new client (see RedmineRag.client).
+    def connection_key = [address, collection, index_timeout, connection_options]
 
     private
 

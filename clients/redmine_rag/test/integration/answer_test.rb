@@ -15,15 +15,10 @@ class RedmineRag::AnswerIntegrationTest < Redmine::IntegrationTest
 
   QUESTION = 'Why can I not print recipes?'
 
+  # That daemon also asks for a token and a client certificate (mutual TLS).
   def setup
-    rag_settings('address' => answer_address)
+    rag_settings(RedmineRag::TestHelper.secure_settings)
     reindex!
-  end
-
-  def answer_address
-    ENV.fetch('REDMINE_RAG_ANSWER_ADDRESS') do
-      raise 'REDMINE_RAG_ANSWER_ADDRESS is not set: run the plugin tests with scripts/redmine/test.sh'
-    end
   end
 
   def ask_box = css_select('#redmine-rag-answer').first

@@ -79,7 +79,7 @@ class RedmineRag::AnswerSystemTest < RedmineRag::SystemTestCase
   QUESTION_URL = '/search?q=Why+can+I+not+print+recipes%3F&issues=1'
 
   def test_a_question_is_answered_above_the_results
-    rag_settings('address' => ENV.fetch('REDMINE_RAG_ANSWER_ADDRESS'))
+    rag_settings(RedmineRag::TestHelper.secure_settings)
     reindex!
     log_in('jsmith', 'jsmith')
     visit QUESTION_URL

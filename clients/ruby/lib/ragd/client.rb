@@ -326,6 +326,15 @@ module Ragd
       end
     end
 
+    # The TLS credentials, read now (the first call of this process): an unreadable or
+    # malformed file is a Ragd::Error naming it, so a caller that falls back on
+    # Ragd::Error (the Redmine plugin) does, instead of failing the request.
+    def channel_credentials
+      @credentials.call
+    rescue SystemCallError, RuntimeError, ArgumentError => e
+      raise Error, "TLS settings of the ragd client (#{@address}): #{e.message}"
+    end
+
     # The stub of this process: built on first use, and again in a forked child.
     # A channel inherited from the parent (a fork that bypassed Process._fork) is
     # never closed here and stays referenced, so GC cannot destroy it mid-request:
@@ -340,7 +349,7 @@ module Ragd
         raise Errors.fork_error("ragd was called in an ancestor process before it forked") if Client.grpc_inherited?
 
         (@inherited ||= []) << @channel if @channel
-        creds = @credentials ? @credentials.call : :this_channel_is_insecure
+        creds = @credentials ? channel_credentials : :this_channel_is_insecure
         @channel = GRPC::Core::Channel.new(@address, @channel_args, creds)
         @stub = V1::RagService::Stub.new(@address, :this_channel_is_insecure,
                                          channel_override: @channel, timeout: @timeout)

@@ -38,9 +38,11 @@ module RedmineRag
       return [] unless filter
 
       filter.exclude_ids = ["issue:#{params[:issue_id].to_i}"] if params[:issue_id].present?
-      result = RedmineRag.client.search(text, top_k: settings.duplicates_count, filter: filter, mode: :vector,
-                                              group_by_document: true, min_score: settings.duplicates_min_score,
-                                              timeout: settings.search_timeout)
+      result = Runtime.measure(:ragd) do
+        RedmineRag.client.search(text, top_k: settings.duplicates_count, filter: filter, mode: :vector,
+                                       group_by_document: true, min_score: settings.duplicates_min_score,
+                                       timeout: settings.search_timeout)
+      end
       Similarity.visible_issues(result.hits, User.current)
     rescue Ragd::Error => e
       RedmineRag.log(:warn, "duplicate suggestions unavailable: #{e.message}")

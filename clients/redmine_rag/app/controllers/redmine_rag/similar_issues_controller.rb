@@ -30,8 +30,10 @@ module RedmineRag
       return unless filter
 
       filter.exclude_ids = Similarity.related_ids(@issue).map { |id| "issue:#{id}" }
-      result = RedmineRag.client.similar("issue:#{@issue.id}", top_k: settings.similar_count, filter: filter,
-                                                               timeout: settings.search_timeout)
+      result = Runtime.measure(:ragd) do
+        RedmineRag.client.similar("issue:#{@issue.id}", top_k: settings.similar_count, filter: filter,
+                                                        timeout: settings.search_timeout)
+      end
       @similar = Similarity.visible_issues(result.hits, User.current)
     rescue Ragd::NotFound
       @not_indexed = true
