@@ -145,12 +145,14 @@ class IndexKeeper:
         live = np.flatnonzero(states == LIVE).astype(np.int64)
         rng = np.random.default_rng(len(live))
         sample, found = self.fetch(np.sort(rng.choice(live, size=min(len(live), 65_536), replace=False)))
-        copy = self.index.new_rerank_copy(sample[found])
+        if not found.any():
+            return None  # nothing live to train on: the re-rank reads LMDB until the next training
+        built = RerankCopy.trained_on(self.index.dim, kind, sample[found])
         for _, ids, vecs in self.store.scan_vectors(self.meta.id, self.index.dim):
-            copy.add(ids, vecs)  # rows past the snapshot are written again by the replay (same vectors)
+            built.add(ids, vecs)  # rows past the snapshot are written again by the replay (same vectors)
         log.info("collection %s: %s re-rank copy of %d vectors built from LMDB in %.1f s", self.name, kind,
                  len(live), time.perf_counter() - t0)
-        return copy
+        return built
 
     def rebuild(self) -> int:
         self.index.reset()
