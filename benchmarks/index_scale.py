@@ -67,6 +67,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "clients" / "python"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import faiss  # noqa: E402
 
@@ -731,9 +732,24 @@ def main() -> None:
     ap.add_argument("--data-root", default=None, help="where the daemon data dirs are built (default: the workdir)")
     ap.add_argument("--keep-data", action="store_true", help="keep the daemon data dirs (reused by a later run)")
     ap.add_argument("--clean-runs", type=int, default=3, help="clean (SIGTERM) restarts timed per size")
+    ap.add_argument("--xlarge", action="store_true",
+                    help="the 10M profile (benchmarks/index_xlarge.py): --size defaults to 10,000,000, vectors "
+                         "streamed in batches, a resident re-rank copy (and its recall cost against fp32 "
+                         "re-rank at 1M); writes index_scale_xlarge.{json,png}")
+    ap.add_argument("--compare-at", type=int, default=1_000_000,
+                    help="--xlarge: sizes up to this also compare fp32 / fp16 / sq8 re-rank on the same index "
+                         "(0: never); list it first, e.g. --size 1000000 10000000")
+    ap.add_argument("--rerank-copy", default="fp16", choices=("fp16", "sq8"),
+                    help="--xlarge: the resident re-rank copy of the large index")
+    ap.add_argument("--reuse", action="store_true",
+                    help="--xlarge with --workdir: measure the build a previous run left there (its index, "
+                         "re-rank copy and columns files) instead of building again")
     args = ap.parse_args()
     real, real_q = real_vectors()
     mix = Mixture(real)
+    if args.xlarge:
+        main_xlarge(args, mix, real, real_q)
+        return
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ragd-index-bench-"))
     data_root = Path(args.data_root) if args.data_root else workdir
     results = []
@@ -773,6 +789,33 @@ def main() -> None:
     plot(results, Path(args.out + ".png"))
     print(f"\nwrote {args.out}.json and {args.out}.png")
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main_xlarge(args, mix: Mixture, real: np.ndarray, real_q: np.ndarray) -> None:
+    import index_xlarge
+    sizes = args.size if "--size" in sys.argv else [10_000_000]
+    out_path = RESULTS / "index_scale_xlarge" if args.out == str(RESULTS / "index_scale") else Path(args.out)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ragd-index-xlarge-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for n in sizes:
+        if args.reuse:
+            results.append(index_xlarge.reload(n, mix, real, real_q, args.queries, workdir))
+        else:
+            results.append(index_xlarge.run_xlarge(n, mix, real, real_q, args.queries, workdir,
+                                                   compare_at=args.compare_at, copy_kind=args.rerank_copy))
+    out = {"machine": {"cpus": os.cpu_count(), "faiss": faiss.__version__, "load_avg": os.getloadavg()},
+           "vectors": "first: real all-MiniLM-L6-v2 embeddings of CISI chunks; rest drawn from the Gaussian mixture "
+                      "fitted to them, L2-normalised, generated in batches (never all at once)",
+           "index": f"ragd VectorIndex: IVF-PQ (build_ivfpq), re-rank from the resident {args.rerank_copy} copy "
+                    "(ragd.index.rerank_copy); masks from ragd FilterColumns (native kernels)",
+           "results": results}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    Path(str(out_path) + ".json").write_text(json.dumps(out, indent=1))
+    index_xlarge.plot(results, Path(str(out_path) + ".png"))
+    print(f"\nwrote {out_path}.json and {out_path}.png")
+    if not args.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ class RagdIndex:
         cfg = load_config(env={}, overrides={"data_dir": str(self.data)})
         lock = threading.Lock()
         layout = DataDir(self.data)
-        self.store = Store(layout.store, cfg.store.map_size_gb << 30)
+        self.store = Store(layout.store, int(cfg.store.map_size_gb * (1 << 30)))
         ctx = index_context_from(cfg, lock)
         ctx.background = False  # IVF-PQ is trained below, in the foreground
         self.collections = Collections(self.store, ctx, layout)

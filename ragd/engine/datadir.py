@@ -50,7 +50,8 @@ class DataDir:
 
     def snapshot_paths(self, coll_id: int) -> SnapshotPaths:
         base = self.index / f"collection-{coll_id}"
-        return SnapshotPaths(index=base.with_suffix(".snap"), columns=base.with_suffix(".cols"))
+        return SnapshotPaths(index=base.with_suffix(".snap"), columns=base.with_suffix(".cols"),
+                             rerank=base.with_suffix(".rerank"))
 
     def keyword_dir(self, coll_id: int) -> Path:
         return self.keyword / str(coll_id)

@@ -164,7 +164,10 @@ class Reindexer:
             # at any point rebuilds the vector index from what LMDB holds.
             old.close(snapshot=False)
             if collections.layout is not None:
-                collections.layout.snapshot_paths(old.meta.id).index.unlink(missing_ok=True)
+                old_paths = collections.layout.snapshot_paths(old.meta.id)
+                old_paths.index.unlink(missing_ok=True)
+                if old_paths.rerank is not None:
+                    old_paths.rerank.unlink(missing_ok=True)
             with ld.store.write() as w:
                 meta = w.collection(state.collection, dim, state.target, create=False)
                 if meta is None or meta.id != old.meta.id:

@@ -159,7 +159,7 @@ class Searcher:
     def _vector_pairs(self, coll: Collection, query: np.ndarray, top_k: int, mask, group: bool,
                       min_score: float, q: SearchQuery | None) -> list[tuple[int, float]]:
         """Top chunks (or best chunk per document when grouping) the mask admits."""
-        available = int(mask.sum()) if mask is not None else coll.index.ntotal
+        available = coll.index.admitted(mask) if mask is not None else coll.index.ntotal
         # Grouping keeps one chunk per document: ask for more chunks until the
         # page is full or every admitted chunk has been seen.
         k = top_k * 4 if group else top_k

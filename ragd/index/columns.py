@@ -19,6 +19,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -101,6 +103,12 @@ class FilterColumns:
         self._owners_extra: dict[int, set[int]] = {}  # principal -> chunk ids it owns past owner0/owner1
         self._chunk_owners: dict[int, tuple[int, ...]] = {}  # chunk id -> those extra owners
         self.private_count = 0  # chunks private to a filter without grants (is_private or private_note)
+        # Bumped when a mutation of the columns completes (set_chunks, clear_chunks): the
+        # masks cached under an older version are never served again (see mask()).
+        self.version = 0
+        self._masks: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
+        self._masks_bytes = 0
+        self._masks_lock = threading.Lock()
 
     @property
     def size(self) -> int:
@@ -133,6 +141,7 @@ class FilterColumns:
         packed = (pcodes.astype(np.uint64) << _TYPE_BITS) | self.type_code.astype(np.uint64)
         self.key[:] = np.where(packable, packed, _KEY_OVERFLOW).astype(np.uint32)
         self.tcode[:] = tcodes.astype(np.int32)
+        self.version += 1
 
     def doc_ordinal(self, doc_id: str) -> int:
         ord_ = self._doc_ords.get(doc_id)
@@ -190,6 +199,7 @@ class FilterColumns:
                 num = _as_number(value)
                 if num is not None:
                     self._meta_num.setdefault(key, {})[cid] = num
+        self.version += 1
 
     def clear_chunks(self, chunk_ids) -> None:
         ids = [c for c in chunk_ids if c < self.size]
@@ -212,6 +222,7 @@ class FilterColumns:
                 self._meta_num.get(key, {}).pop(cid, None)
             for user in viewers:
                 self._viewers.get(user, set()).discard(cid)
+        self.version += 1
 
     def _ids_mask(self, ids) -> np.ndarray:
         mask = np.zeros(self.size, dtype=bool)
@@ -226,9 +237,43 @@ class FilterColumns:
     # #4's bar is 5x), so mask() uses it for projects, types, private visibility
     # and updated_at, and numpy for the inverted-map conditions (metadata, exclude_ids).
     # _mask_numpy is the numpy form, kept as the reference the tests compare with.
+    # Masks cached per (filter, columns version): a Redmine user searches with the same
+    # filter again and again, and at 10M chunks building the mask (one pass over every
+    # row) costs more than the IVF-PQ search itself. Exact: an entry is stored only if
+    # no mutation completed while it was computed, and served only while the version
+    # it was computed at is current; a mutation in progress (before its bump) may be
+    # served the state before it, as a search that started a moment earlier would be.
+    MASK_CACHE_BYTES = 64 << 20
+
     def mask(self, flt: Filter) -> np.ndarray | None:
         """Boolean mask of chunks the filter admits, or None when it admits every chunk
-        (no condition, and a viewer who may see every private chunk)."""
+        (no condition, and a viewer who may see every private chunk). The array is
+        read-only and may be shared with other searches of the same filter."""
+        key = repr(flt)
+        version = self.version
+        with self._masks_lock:
+            hit = self._masks.get(key)
+            if hit is not None and hit[0] == version:
+                self._masks.move_to_end(key)
+                return hit[1]
+        mask = self.compute_mask(flt)
+        if mask is None:
+            return None
+        mask.setflags(write=False)
+        if self.version == version and mask.nbytes <= self.MASK_CACHE_BYTES:
+            with self._masks_lock:
+                old = self._masks.pop(key, None)
+                if old is not None:
+                    self._masks_bytes -= old[1].nbytes
+                self._masks[key] = (version, mask)
+                self._masks_bytes += mask.nbytes
+                while self._masks_bytes > self.MASK_CACHE_BYTES:
+                    _, (_, dropped) = self._masks.popitem(last=False)
+                    self._masks_bytes -= dropped.nbytes
+        return mask
+
+    def compute_mask(self, flt: Filter) -> np.ndarray | None:
+        """mask() without the cache: evaluated now, in one native pass."""
         if flt.grants:
             return self._grant_mask(flt)
         # Each column read once: the kernel checks the very arrays it reads.

@@ -32,6 +32,7 @@ import numpy as np
 from ragd.index import snapshot as snapfile
 from ragd.index.columns_keeper import ColumnsKeeper
 from ragd.index.derived import Change, Recovery, StoreReader, recover, replay
+from ragd.index.rerank_copy import RerankCopy
 from ragd.index.snapshot import SnapshotPaths
 from ragd.index.vector_index import LIVE, Fetch, IndexSettings, VectorIndex, nlist_for, train_size_for
 from ragd.store.records import CollectionMeta
@@ -120,9 +121,38 @@ class IndexKeeper:
         if int(header.get("collection", self.meta.id)) != self.meta.id:
             raise snapfile.SnapshotError("snapshot of another collection")
         seq = int(header["seq"])
-        self.index.load_bytes(header, blob, states)
+        self.index.load_bytes(header, blob, states, self._load_copy(header, states, seq))
         self.sequence = self.snapshot_seq = seq
         return seq
+
+    def _load_copy(self, header: dict, states: np.ndarray, seq: int) -> RerankCopy | None:
+        """The re-rank copy of an IVF-PQ snapshot: its file when it matches the snapshot,
+        else rebuilt from LMDB (the setting was just turned on, or the file is missing or torn)."""
+        kind = self.index.settings.rerank_copy
+        if not kind or header.get("kind") != "ivfpq":
+            return None
+        path = self.paths.rerank if self.paths is not None else None
+        if path is not None and path.exists():
+            try:
+                copy, copy_seq = RerankCopy.load(path)
+                if copy.kind == kind and copy_seq == seq and copy.dim == self.index.dim:
+                    return copy
+                log.info("collection %s: re-rank copy file is %s at sequence %d, the snapshot %s at %d: "
+                         "rebuilding it from LMDB", self.name, copy.kind, copy_seq, kind, seq)
+            except snapfile.SnapshotError as exc:
+                log.warning("collection %s: re-rank copy unreadable (%s); rebuilding it from LMDB", self.name, exc)
+        t0 = time.perf_counter()
+        live = np.flatnonzero(states == LIVE).astype(np.int64)
+        rng = np.random.default_rng(len(live))
+        sample, found = self.fetch(np.sort(rng.choice(live, size=min(len(live), 65_536), replace=False)))
+        if not found.any():
+            return None  # nothing live to train on: the re-rank reads LMDB until the next training
+        built = RerankCopy.trained_on(self.index.dim, kind, sample[found])
+        for _, ids, vecs in self.store.scan_vectors(self.meta.id, self.index.dim):
+            built.add(ids, vecs)  # rows past the snapshot are written again by the replay (same vectors)
+        log.info("collection %s: %s re-rank copy of %d vectors built from LMDB in %.1f s", self.name, kind,
+                 len(live), time.perf_counter() - t0)
+        return built
 
     def rebuild(self) -> int:
         self.index.reset()
@@ -217,6 +247,7 @@ class IndexKeeper:
         sample, found = self.fetch(sample_ids)
         staging = VectorIndex(self.index.dim, self.index.settings, self.index.fetch)
         new = staging.build_ivfpq(sample[found], n)
+        copy = staging.new_rerank_copy(sample[found])
         t1 = time.perf_counter()
         states = np.zeros(max(len(self.index._state), 1024), dtype=np.uint8)
         seq0 = 0
@@ -226,14 +257,16 @@ class IndexKeeper:
                 return True  # shutting down: keep the current index
             if len(ids):
                 new.add_with_ids(vecs, ids)
+                if copy is not None:
+                    copy.add(ids, vecs)
                 if ids.max() >= len(states):
                     states = np.concatenate([states, np.zeros(int(ids.max()) + 1 - len(states) + 1024, np.uint8)])
                 states[ids] = LIVE
-        staging.swap_in(new, states, n)
+        staging.swap_in(new, states, n, copy)
         t2 = time.perf_counter()
         with self.ctx.write_lock:
             replayed = replay(self.store, self.meta, [_Staging(staging, seq0)])[0]
-            self.index.swap_in(staging._index, staging._state, n)
+            self.index.swap_in(staging._index, staging._state, n, staging.copy)
         t3 = time.perf_counter()
         log.info("collection %s: IVF-PQ (nlist %d) trained on %d of %d vectors in %.1f s, built in %.1f s, "
                  "caught up %d op-log entries and swapped in %.0f ms",
@@ -257,11 +290,18 @@ class IndexKeeper:
             seq = self.store.sequence()
             applied = self.applied
             header, blob, states = self.index.to_bytes()
+            copy = self.index.copy
+            copy_rows = copy.capture() if copy is not None else None
             if self.columns is not None:
                 cols = self.columns.capture()
         t1 = time.perf_counter()
         header.update(seq=seq, collection=self.meta.id, written_at=time.time())
         size = snapfile.write(target.index, header, blob, states)
+        if target.rerank is not None:
+            if copy is not None:
+                size += copy.save(target.rerank, seq, copy_rows)
+            else:
+                target.rerank.unlink(missing_ok=True)  # a stale copy would be rebuilt anyway; free the disk
         cols_size = 0
         if cols is not None and self.columns is not None:
             try:
@@ -285,7 +325,8 @@ def index_context_from(cfg, write_lock: threading.Lock) -> IndexContext:
     c = cfg.index
     settings = IndexSettings(ivf_threshold=c.ivf_threshold, retrain_growth=c.retrain_growth,
                              nlist_factor=c.nlist_factor, pq_m=c.pq_m, nprobe=c.nprobe,
-                             rerank_factor=c.rerank_factor, compact_fraction=c.compact_fraction, gpu=c.gpu)
+                             rerank_factor=c.rerank_factor, compact_fraction=c.compact_fraction, gpu=c.gpu,
+                             rerank_copy=c.rerank_copy)
     return IndexContext(settings=settings, write_lock=write_lock,
                         snapshot_every_ops=c.snapshot_every_ops, snapshot_every_s=c.snapshot_every_s,
                         keyword_cjk=cfg.search.keyword_cjk,

@@ -33,6 +33,7 @@ class SnapshotPaths:
     """Where one collection's snapshot files go (ragd.engine.datadir lays them out)."""
     index: Path    # the vector index (write/read)
     columns: Path  # the filter columns saved with it (write_arrays/read_arrays)
+    rerank: Path | None = None  # the IVF-PQ re-rank copy saved with it (ragd.index.rerank_copy)
 
 
 def write(path: Path, header: dict, blob: np.ndarray, states: np.ndarray) -> int:

@@ -13,7 +13,9 @@ FAISS in one batch. IVF uses a hashtable direct map, so removal does not scan
 every inverted list.
 
 IVF-PQ candidates (top_k x rerank_factor) are re-ranked with the exact vectors
-fetched through `fetch` (LMDB, memory-mapped), so PQ does not cap recall.
+fetched through `fetch` (LMDB, memory-mapped), so PQ does not cap recall; or,
+with settings.rerank_copy, with a resident compact copy (ragd.index.rerank_copy:
+fp16 or 8-bit scalar-quantised), which needs no LMDB read per query.
 
 The index is derived data: `to_bytes` / `from_bytes` (de)serialise it with its
 id states for snapshots; a collection rebuilds it from LMDB when missing.
@@ -23,18 +25,22 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import faiss as _faiss
 import numpy as np
 
+from ragd.index.rerank_copy import RerankCopy
+
 # faiss's bundled SWIG stubs lack most keyword arguments and constants (sel=,
 # nprobe=, DirectMap): it is used untyped.
 faiss: Any = _faiss
 
 ABSENT, LIVE, DEAD = 0, 1, 2
+_FACTS_KEPT = 16  # selector bitmaps of shared (cached) masks kept per index
 
 # fetch(ids) -> (vectors float32 [n, dim], found bool [n]); missing = deleted since.
 Fetch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -51,6 +57,7 @@ class IndexSettings:
     rerank_factor: int = 40          # candidates re-ranked exactly = k x this
     compact_fraction: float = 0.05   # compact when tombstones exceed this share of the index
     gpu: bool = True                 # search a GPU clone when faiss sees a GPU
+    rerank_copy: str = ""            # "": re-rank with `fetch` (LMDB); "fp16" / "sq8": a resident copy
 
 
 def nlist_for(n: int, factor: float) -> int:
@@ -77,9 +84,11 @@ class VectorIndex:
         self._live_bits: tuple[int, np.ndarray] | None = None
         self._gpu = None
         self._gpu_version = -1
-        # FAISS indexes are not safe for concurrent add/remove and search; searches
-        # are short, so one lock is simpler than a reader/writer scheme.
-        self._lock = threading.Lock()
+        self.copy: RerankCopy | None = None  # the resident re-rank copy (IVF-PQ with settings.rerank_copy)
+        self._facts: dict[int, tuple] = {}   # id(read-only mask) -> (mask, version, bits, admitted)
+        # FAISS indexes are not safe for concurrent add/remove and search, but searches
+        # (const) are safe with each other: searches share the lock, writes take it alone.
+        self._lock = ReadWriteLock()
 
     # ------------------------------------------------------------ state
 
@@ -106,7 +115,7 @@ class VectorIndex:
             self._state = new
 
     def live_ids(self) -> np.ndarray:
-        with self._lock:
+        with self._lock.read():
             return np.flatnonzero(self._state == LIVE).astype(np.int64)
 
     def contains(self, ids) -> np.ndarray:
@@ -123,7 +132,7 @@ class VectorIndex:
         if len(ids) == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
-        with self._lock:
+        with self._lock.write():
             self._grow(int(ids.max()) + 1)
             fresh = self._state[ids] == ABSENT  # idempotent: replaying an op twice adds nothing
             if not fresh.all():
@@ -131,6 +140,8 @@ class VectorIndex:
             if len(ids) == 0:
                 return
             self._index.add_with_ids(vectors, np.ascontiguousarray(ids))
+            if self.copy is not None:
+                self.copy.add(ids, vectors)
             self._state[ids] = LIVE
             self._live += len(ids)
             self._version += 1
@@ -140,7 +151,7 @@ class VectorIndex:
         if len(ids) == 0:
             return
         ids = np.unique(np.asarray(ids, dtype=np.int64))
-        with self._lock:
+        with self._lock.write():
             ids = ids[ids < len(self._state)]
             ids = ids[self._state[ids] == LIVE]
             if len(ids) == 0:
@@ -155,7 +166,7 @@ class VectorIndex:
 
     def compact(self) -> int:
         """Remove tombstoned vectors from FAISS; returns how many."""
-        with self._lock:
+        with self._lock.write():
             dead = np.flatnonzero(self._state == DEAD).astype(np.int64)
             if len(dead) == 0:
                 return 0
@@ -186,16 +197,24 @@ class VectorIndex:
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return index
 
-    def swap_in(self, index, states: np.ndarray, trained_n: int) -> None:
-        """Atomically replace the FAISS index (searches see the old one or the new one)."""
+    def new_rerank_copy(self, sample: np.ndarray) -> RerankCopy | None:
+        """An empty re-rank copy of settings.rerank_copy's kind, trained on the IVF-PQ
+        training sample (None: the re-rank reads `fetch`)."""
+        kind = self.settings.rerank_copy
+        return RerankCopy.trained_on(self.dim, kind, sample) if kind else None
+
+    def swap_in(self, index, states: np.ndarray, trained_n: int, copy: RerankCopy | None = None) -> None:
+        """Atomically replace the FAISS index (searches see the old one or the new one),
+        with the re-rank copy that holds its vectors (None: re-rank through `fetch`)."""
         live = int((states == LIVE).sum())
         dead = int((states == DEAD).sum())
-        with self._lock:
+        with self._lock.write():
             self._index = index
             self.kind = "ivfpq" if isinstance(faiss.downcast_index(index), faiss.IndexIVF) else "flat"
             self._state = states
             self._live, self._dead = live, dead
             self.trained_n = trained_n
+            self.copy = copy if self.kind == "ivfpq" else None
             self._version += 1
             self._gpu = None
 
@@ -213,14 +232,14 @@ class VectorIndex:
 
     def to_bytes(self) -> tuple[dict, np.ndarray, np.ndarray]:
         """(header, index bytes, id states); call with writes excluded for a consistent cut."""
-        with self._lock:
+        with self._lock.read():
             blob = faiss.serialize_index(self._index)
             states = self._state.copy()
             header = {"kind": self.kind, "dim": self.dim, "trained_n": self.trained_n,
                       "live": self._live, "dead": self._dead}
         return header, blob, states
 
-    def load_bytes(self, header: dict, blob: np.ndarray, states: np.ndarray) -> None:
+    def load_bytes(self, header: dict, blob: np.ndarray, states: np.ndarray, copy: RerankCopy | None = None) -> None:
         index = faiss.deserialize_index(blob)
         if index.d != self.dim:
             raise ValueError(f"snapshot is {index.d}-d, collection is {self.dim}-d")
@@ -230,7 +249,7 @@ class VectorIndex:
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None and ivf.direct_map.type != faiss.DirectMap.Hashtable:
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-        self.swap_in(index, states.copy(), int(header.get("trained_n", 0)))
+        self.swap_in(index, states.copy(), int(header.get("trained_n", 0)), copy)
 
     # ------------------------------------------------------------ search
 
@@ -245,9 +264,32 @@ class VectorIndex:
             bits = np.packbits(self._state == LIVE, bitorder="little")
             self._live_bits = (self._version, bits)
             return bits
+        return self._mask_facts(allowed)[0]
+
+    def _mask_facts(self, allowed: np.ndarray) -> tuple[np.ndarray, int]:
+        """(packed selector bitmap, admitted count) of a mask. For a read-only mask (the
+        filter columns' cached ones: their contents never change) both are kept, keyed
+        by the array's identity (the entry holds it, so the id is not reused) and this
+        index's version (the bitmap excludes tombstones): a repeated filter skips two
+        passes over every chunk id."""
+        shared = not allowed.flags.writeable
+        if shared:
+            hit = self._facts.get(id(allowed))
+            if hit is not None and hit[0] is allowed and hit[1] == self._version:
+                return hit[2], hit[3]
         n = min(len(allowed), len(self._state))
         mask = allowed[:n] & (self._state[:n] == LIVE) if self._dead else allowed[:n]
-        return np.packbits(mask, bitorder="little")
+        facts = np.packbits(mask, bitorder="little"), int(np.count_nonzero(allowed))
+        if shared:
+            self._facts[id(allowed)] = (allowed, self._version, *facts)
+            for key in list(self._facts)[:-_FACTS_KEPT]:  # concurrent searches may evict the same
+                self._facts.pop(key, None)
+        return facts
+
+    def admitted(self, allowed: np.ndarray) -> int:
+        """Chunk ids the mask admits (its count of True), from the same memo as the search."""
+        with self._lock.read():
+            return self._mask_facts(allowed)[1]
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, *,
                nprobe: int = 0, rerank_factor: int = 0, exact: bool = False):
@@ -259,26 +301,32 @@ class VectorIndex:
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         nq = len(queries)
-        with self._lock:
+        with self._lock.read():
             if self._live == 0:
                 return np.zeros((nq, 0), np.float32), np.zeros((nq, 0), np.int64)
             bits = self._selector_bits(allowed)
-            admitted = self._live if allowed is None else int(np.count_nonzero(allowed))
+            admitted = self._live if allowed is None else self._mask_facts(allowed)[1]
             k = max(1, min(k, self._live))
             sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)) if bits is not None else None
             if self.kind == "flat":
                 params = faiss.SearchParameters(sel=sel) if sel is not None else None
-                return self._index.search(queries, k, params=params)
-            scores, ids = self._search_ivf(queries, k, sel, admitted, nprobe, rerank_factor, exact)
-        if self.fetch is None:
+                with _one_omp_thread(nq):
+                    return self._index.search(queries, k, params=params)
+            rerank = self._rerank_fetch()
+            scores, ids = self._search_ivf(queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank)
+        if rerank is None:
             return scores[:, :k], ids[:, :k]
-        return self._rerank(self.fetch, queries, scores, ids, k)
+        return self._rerank(rerank, queries, scores, ids, k)
 
-    def _search_ivf(self, queries, k, sel, admitted, nprobe, rerank_factor, exact):
+    def _rerank_fetch(self) -> Fetch | None:
+        """Where the re-rank reads candidates' vectors: the resident copy, else `fetch`."""
+        return self.copy.fetch if self.copy is not None else self.fetch
+
+    def _search_ivf(self, queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank):
         s = self.settings
         nlist = self.nlist
         base = nprobe or s.nprobe or default_nprobe(nlist)
-        kk = k * max(1, rerank_factor or s.rerank_factor) if self.fetch is not None else k
+        kk = k * max(1, rerank_factor or s.rerank_factor) if rerank is not None else k
         kk = min(kk, max(admitted, 1))
         if exact:
             probe = nlist
@@ -293,7 +341,8 @@ class VectorIndex:
                 faiss.SearchParametersIVF(nprobe=probe)
             index = self._gpu if (sel is None and self._gpu is not None and self._gpu_version == self._version) \
                 else self._index
-            scores, ids = index.search(queries, kk, params=params)
+            with _one_omp_thread(len(queries)):
+                scores, ids = index.search(queries, kk, params=params)
             short = (ids >= 0).sum(axis=1).min() < want
             if not short or probe >= nlist:
                 return scores, ids
@@ -326,7 +375,7 @@ class VectorIndex:
         if faiss.get_num_gpus() <= 0 or self._gpu_version == self._version:
             return False
         try:
-            with self._lock:
+            with self._lock.write():
                 version = self._version
                 if not hasattr(self, "_gpu_res"):
                     self._gpu_res = faiss.StandardGpuResources()
@@ -339,6 +388,62 @@ class VectorIndex:
             self.settings.gpu = False
             return False
         return True
+
+
+@contextmanager
+def _one_omp_thread(nq: int) -> Iterator[None]:
+    """FAISS parallelises a search over its queries: one query gains nothing from an
+    OpenMP team, and every concurrent caller starting one oversubscribes the cores.
+    The setting is per calling thread (OpenMP's nthreads-var), restored afterwards."""
+    if nq != 1:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+class ReadWriteLock:
+    """Any number of readers at once, or one writer; a waiting writer holds back new
+    readers (a stream of searches cannot starve a write)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
 
 
 def default_nprobe(nlist: int) -> int:

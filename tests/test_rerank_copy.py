@@ -1,0 +1,164 @@
+"""The resident re-rank copy (ragd.index.rerank_copy) on real FAISS and LMDB, and the
+filter-mask cache (FilterColumns.mask, VectorIndex's selector memo): same answers as
+the uncached, LMDB-reading paths, saved and restored with the snapshot, rebuilt when
+its file does not match, and never a stale mask after a write."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_index import DIM, clustered, exact_topk, keeper_for, write_chunks
+
+from ragd.domain import Document, Filter
+from ragd.index import snapshot as snapfile
+from ragd.index.columns import FilterColumns
+from ragd.index.lifecycle import vector_fetch
+from ragd.index.rerank_copy import RerankCopy
+from ragd.index.vector_index import IndexSettings, VectorIndex
+from ragd.store.lmdb_store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "store", 1 << 30)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("kind, tol", [("fp16", 1e-3), ("sq8", 2e-2)])
+def test_copy_round_trips_and_decodes_close_to_the_vectors(tmp_path, kind, tol):
+    vecs = clustered(3000, seed=3)
+    copy = RerankCopy.trained_on(DIM, kind, vecs)
+    copy.add(np.arange(5, 3005), vecs)
+    got, found = copy.fetch(np.array([0, 5, 3004, 10**6]))
+    assert found.tolist() == [False, True, True, False]
+    assert np.abs(got[1] - vecs[0]).max() < tol and np.abs(got[2] - vecs[-1]).max() < tol
+    path = tmp_path / "c.rerank"
+    copy.save(path, seq=42)
+    back, seq = RerankCopy.load(path)
+    assert seq == 42 and back.kind == kind
+    assert np.array_equal(back.fetch(np.arange(3010))[0], copy.fetch(np.arange(3010))[0])
+    back.add(np.array([4000]), vecs[:1])  # grows past what was read
+    assert back.fetch(np.array([4000, 3004]))[1].all()
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(snapfile.SnapshotError):
+        RerankCopy.load(path)
+
+
+def test_copy_rerank_matches_the_lmdb_rerank(store, tmp_path):
+    vecs = clustered(12000, seed=4)
+    ids = np.asarray(write_chunks(store, vecs), dtype=np.int64)
+    fp16 = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
+    assert fp16.train_and_swap() and fp16.index.kind == "ivfpq" and fp16.index.copy is not None
+    # The same IVF-PQ (same candidates), re-ranked from LMDB's fp32 vectors instead.
+    lmdb = type(fp16)(VectorIndex(DIM, IndexSettings(), vector_fetch(store, 1, DIM)), store, fp16.meta, fp16.ctx)
+    lmdb.index.swap_in(fp16.index._index, fp16.index._state.copy(), fp16.index.trained_n)  # noqa: SLF001
+    queries = clustered(60, seed=5)
+    hits_l = hits_f = 0
+    for q in queries:
+        truth = set(exact_topk(vecs, ids, q, 10).tolist())
+        hits_l += len(truth & set(lmdb.index.search(q[None], 10)[1][0].tolist()))
+        scores, got = fp16.index.search(q[None], 10)
+        hits_f += len(truth & set(got[0].tolist()))
+        assert np.abs(scores[0] - vecs[np.searchsorted(ids, got[0])] @ q).max() < 2e-3  # fp16 rounding only
+    # Neighbours 10 and 11 of these dense 32-d clusters can be closer than fp16's rounding.
+    assert hits_f >= hits_l - 6 and hits_l / 600 > 0.9
+    # A filter and a tombstone apply with the copy as without it.
+    allowed = np.zeros(ids.max() + 1, bool)
+    allowed[ids[::7]] = True
+    fp16.index.remove(ids[:1])
+    for q in queries[:10]:
+        got = fp16.index.search(q[None], 10, allowed)[1][0]
+        assert allowed[got].all() and ids[0] not in got
+
+
+def test_snapshot_saves_the_copy_and_a_start_reads_or_rebuilds_it(store, tmp_path):
+    vecs = clustered(6000, seed=6)
+    write_chunks(store, vecs)
+    k = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
+    assert k.train_and_swap()  # writes the snapshot and the copy
+    paths = k.paths
+    assert paths.rerank.exists()
+    q = clustered(5, seed=7)
+    want = k.index.search(q, 10)
+
+    def reopened(same=True):
+        k2 = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
+        assert k2.index.kind == "ivfpq" and k2.index.copy is not None
+        got = k2.index.search(q, 10)
+        if same:
+            assert np.array_equal(got[1], want[1]) and np.allclose(got[0], want[0], atol=1e-6)
+        return k2
+
+    reopened()
+    paths.rerank.unlink()  # missing: rebuilt from LMDB
+    reopened()
+    new = clustered(10, seed=8)
+    write_chunks(store, new, start_doc=10_000)  # the op log moves on: replayed into the index and the copy
+    k3 = reopened(same=False)
+    assert k3.index.ntotal == 6010
+    assert k3.index.search(new[3][None], 1)[1][0][0] == 6003
+    k3.snapshot()
+    RerankCopy.trained_on(DIM, "fp16", vecs).save(paths.rerank, seq=1)  # of another sequence: rebuilt
+    assert keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16").index.copy.fetch(
+        np.arange(6010))[1].sum() == 6010
+    k4 = keeper_for(store, tmp_path, ivf_threshold=1000)  # turned off: no copy, the file goes
+    assert k4.index.copy is None
+    k4.snapshot()
+    assert not paths.rerank.exists()
+
+
+# ------------------------------------------------------------------ the mask cache
+
+
+def doc(i: int, project: int, private: bool = False, author: int = 1) -> Document:
+    return Document(id=f"issue:{i}", text="", project_id=project, type="issue", is_private=private,
+                    author_id=author, version=1)
+
+
+def test_cached_mask_is_shared_read_only_and_never_stale():
+    cols = FilterColumns()
+    for i in range(50):
+        cols.set_chunks(range(i * 4, i * 4 + 4), doc(i, project=i % 5, private=i % 7 == 0, author=i % 3))
+    flt = Filter(project_ids=[1, 2], user_id=2)
+    a = cols.mask(flt)
+    assert a is cols.mask(Filter(project_ids=[1, 2], user_id=2))  # an equal filter: the same array
+    assert not a.flags.writeable
+    with pytest.raises(ValueError):
+        a[0] = True
+    assert np.array_equal(a, cols.compute_mask(flt))
+    cols.set_chunks(range(200, 204), doc(50, project=1))  # a new document the filter admits
+    b = cols.mask(flt)
+    assert b is not a and b[200:204].all() and np.array_equal(b, cols.compute_mask(flt))
+    cols.clear_chunks(range(4, 8))  # issue:1 (project 1) deleted
+    c = cols.mask(flt)
+    assert not c[4:8].any() and np.array_equal(c, cols.compute_mask(flt))
+    cols.set_chunks(range(8, 12), doc(2, project=2, private=True, author=9))  # re-upserted private
+    assert not cols.mask(flt)[8:12].any()
+    assert cols.mask(Filter(project_ids=[1, 2], user_id=9))[8:12].all()
+
+
+def test_cache_is_bounded_by_bytes(monkeypatch):
+    cols = FilterColumns()
+    cols.set_chunks(range(1000), doc(0, project=1))
+    monkeypatch.setattr(FilterColumns, "MASK_CACHE_BYTES", 3000)
+    masks = [cols.mask(Filter(project_ids=[1, p])) for p in range(2, 12)]
+    assert cols._masks_bytes <= 3000 and len(cols._masks) == 3  # noqa: SLF001
+    assert all(m.all() for m in masks)
+
+
+def test_index_memo_of_a_shared_mask_follows_tombstones():
+    vecs = clustered(3000, seed=9)
+    idx = VectorIndex(DIM, IndexSettings())
+    ids = np.arange(3000, dtype=np.int64)
+    idx.add(ids, vecs)
+    allowed = np.zeros(3000, bool)
+    allowed[::3] = True
+    allowed.setflags(write=False)
+    q = vecs[9]
+    assert idx.search(q[None], 5, allowed)[1][0][0] == 9
+    assert idx.admitted(allowed) == 1000
+    idx.remove([9])
+    got = idx.search(q[None], 5, allowed)[1][0]
+    assert 9 not in got and allowed[got].all()
