@@ -26,9 +26,9 @@ from collections import Counter
 import grpc
 import pytest
 from conftest import REPO
-from fuzz_proto import build, messages, mutate, mutations
+from fuzz_proto import build, messages, mutate, mutations, small_enough
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from ragd_client.v1 import ragd_pb2 as pb
@@ -115,6 +115,7 @@ def test_generated_requests(target, method):
     @SETTINGS
     @given(values=messages(method.input_type, overrides=_overrides(method)), mutation=mutations())
     def one(values, mutation):
+        assume(small_enough(values))
         payload = mutate(build(cls, values).SerializeToString(), method.input_type, *mutation)
         before = _stats(channel) if method.name in WRITES else None
         t0 = time.perf_counter()
