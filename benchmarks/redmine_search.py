@@ -139,16 +139,17 @@ class Session:
         m = re.search(rb"<pre[^>]*>\s*([0-9a-f]{40})\s*</pre>", page)
         self.api_key = m.group(1).decode() if m else ""
 
-    def timed(self, path: str, api: bool = False) -> tuple[float, int, dict]:
+    def timed(self, path: str, api: bool = False, body: bool = False):
+        """(ms, status, headers), and the body when asked for."""
         headers = {"X-Redmine-API-Key": self.api_key} if api else {}
         t0 = time.perf_counter()
-        resp, _ = self.request("GET", path, headers=headers)
+        resp, data = self.request("GET", path, headers=headers)
         ms = (time.perf_counter() - t0) * 1000
         if resp.status != 200:
             # Counted, not fatal: SQLite's one write lock ("database is locked" after its
             # timeout) can fail a request of either server on a loaded machine.
             ERRORS[f"{self.name} {path.split('?')[0].split('/')[1]}"] += 1
-        return ms, resp.status, dict(resp.getheaders())
+        return (ms, resp.status, dict(resp.getheaders())) + ((data,) if body else ())
 
 
 def visible_to_all(sessions: list[Session]) -> list[int]:
@@ -272,6 +273,24 @@ def start_int8_arm(demo: dict[str, str], port: int) -> tuple[subprocess.Popen, s
     return ragd, redmine, f"http://127.0.0.1:{port}"
 
 
+def keyword_queries() -> list[str]:
+    """Two content words of each CISI query (words of 5+ letters, in order, pairs never
+    repeated): what Redmine's own search, where every word must match, also answers."""
+    text = (REPO / "tests" / "data" / "cisi" / "CISI.QRY").read_text(encoding="latin-1")
+    seen: set[str] = set()
+    variants: list[list[str]] = [[] for _ in range(12)]
+    for rec in text.split(".I ")[1:]:
+        words = [w for w in re.findall(r"[a-z]+", rec.split(".W", 1)[1].lower()) if len(w) >= 5]
+        pairs = [f"{a} {b}" for a, b in zip(words, words[1:]) if a != b]
+        i = 0
+        for q in pairs:
+            if q not in seen and i < len(variants):
+                seen.add(q)
+                variants[i].append(q)
+                i += 1
+    return [q for group in variants for q in group]
+
+
 def queries() -> list[str]:
     """CISI's queries as a user would type them into the search box, a few words of each.
 
@@ -299,6 +318,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--queries", type=int, default=10, help="requests per scenario and round at 1 user (x4 at 8)")
     ap.add_argument("--concurrency", default="1,8")
+    ap.add_argument("--keywords", action="store_true",
+                    help="two content words per query instead of 5-8-word questions (Redmine's own search, "
+                         "which needs every word, then finds results too); writes redmine_search_keywords.*")
     ap.add_argument("--int8", action="store_true",
                     help="a third arm: the plugin with a ragd running model.precision int8 (see above)")
     args = ap.parse_args()
@@ -333,7 +355,7 @@ def main() -> None:
         plugins = [name for name in servers if name != "redmine"]
         sessions = {name: [Session(url, u, name) for u in USERS * 2] for name, url in servers.items()}
         issue_ids = visible_to_all(sessions["ragd"][:len(USERS)])
-        fresh = iter(queries())
+        fresh = iter(keyword_queries() if args.keywords else queries())
         per_round = args.queries
 
         def take(n: int) -> list[str]:
@@ -353,8 +375,18 @@ def main() -> None:
                 return ms
             return job
 
+        found: dict[str, list[int]] = {name: [] for name in servers}  # /search.json's total_count
+
         def search_json(q):
-            return lambda s: s.timed("/search.json?" + urllib.parse.urlencode({"q": q, "limit": 25}), api=True)[0]
+            def job(s):
+                ms, _, _, body = s.timed("/search.json?" + urllib.parse.urlencode({"q": q, "limit": 25}), api=True,
+                                         body=True)
+                try:
+                    found[s.name].append(int(json.loads(body)["total_count"]))
+                except (ValueError, KeyError):
+                    pass
+                return ms
+            return job
 
         def issue_page(n, with_panel):
             def job(s):
@@ -433,6 +465,11 @@ def main() -> None:
                                                  "concurrency": levels,
                          "users": USERS, "load_before": load_before, "load_after": os.getloadavg(),
                          "search_answered_by": outcomes if int8 else outcomes["ragd"],
+                         "queries": "two content words" if args.keywords else "5-8 words of a CISI question",
+                         "search_json_results_median": {k: statistics.median(v) if v else None
+                                                        for k, v in found.items()},
+                         "search_json_empty_share": {k: round(sum(1 for x in v if x == 0) / len(v), 2) if v else None
+                                                     for k, v in found.items()},
                          "arms": {"ragd": f"the plugin, the demo's ragd (model.precision {demo_precision})",
                                   "redmine": "Redmine alone (its own SQL search)"}
                          | ({"ragd_int8": "the plugin, ragd model.precision int8"} if int8 else {})},
@@ -440,7 +477,8 @@ def main() -> None:
             "puma_rss_mib": {k: round(v, 1) for k, v in rss.items()}
             | {"plugin_adds": round(rss["ragd"] - rss["redmine"], 1)}}
     print(json.dumps({k: data[k] for k in ("scenarios", "duplicates", "puma_rss_mib", "errors")}, indent=2))
-    write("redmine_search", data, figure(summary, dups, demo_precision))
+    write("redmine_search_keywords" if args.keywords else "redmine_search", data,
+          figure(summary, dups, demo_precision))
 
 
 def figure(summary: dict, dups: dict[str, list[float]], demo_precision: str):
