@@ -7,6 +7,8 @@
 #   DEMO_PORT=3000 make redmine     a fixed port
 #   DEMO_RESET=1 make redmine       start again from an empty demo
 #   DEMO_ANSWER=0 make redmine      no model server: the search page offers no Ask box
+#   DEMO_RAGD_PRECISION=int8 make redmine   ragd's int8 CPU graph (model.precision; default
+#                                   fp32, ragd's own default: see the plugin's README, "Speed")
 #   DEMO_DETACH=1 make redmine      leave Redmine and ragd running in the
 #                                   background (pids and URL in var/redmine/demo.env;
 #                                   scripts/redmine/demo.sh stop ends them)
@@ -58,9 +60,13 @@ if [ "${DEMO_ANSWER:-1}" = 1 ]; then
               RAGD_ANSWER_EXTRA_BODY='{"repeat_penalty": 1.15}')
   rm_say "model server for answers on $RM_MODEL_URL"
 fi
-RAGD_LOG_LEVEL=${RAGD_LOG_LEVEL:-warning} rm_start_ragd "$RM_VAR/ragd-demo" "${answer_env[@]}"
+# fp32, ragd's default: int8 saved ~7 ms of a 42-51 ms ragd wait per search here, inside the
+# benchmark's spread (benchmarks/redmine_search.py --int8, the plugin's README, "Speed").
+DEMO_RAGD_PRECISION=${DEMO_RAGD_PRECISION:-fp32}
+RAGD_LOG_LEVEL=${RAGD_LOG_LEVEL:-warning} rm_start_ragd "$RM_VAR/ragd-demo" \
+  RAGD_MODEL_PRECISION="$DEMO_RAGD_PRECISION" "${answer_env[@]}"
 DEMO_RAGD_PID=$RM_RAGD_PID
-rm_say "ragd serving on $RAGD_ADDRESS (data in var/redmine/ragd-demo)"
+rm_say "ragd ($DEMO_RAGD_PRECISION) serving on $RAGD_ADDRESS (data in var/redmine/ragd-demo)"
 
 t1=$(rm_now)
 # One Rails boot: the sample (once), the plugin pointed at this ragd, then the
@@ -83,6 +89,7 @@ DEMO_REDMINE_PID=$DEMO_REDMINE_PID
 DEMO_RAGD_PID=$DEMO_RAGD_PID
 DEMO_LLAMA_PID=$DEMO_LLAMA_PID
 DEMO_RAGD_ADDRESS=$RAGD_ADDRESS
+DEMO_RAGD_PRECISION=$DEMO_RAGD_PRECISION
 ENVEOF
 until curl -fs -o /dev/null "http://127.0.0.1:$PORT/login"; do
   kill -0 "$DEMO_REDMINE_PID" 2>/dev/null || { echo "Redmine did not start:" >&2; tail -30 "$log" >&2; stop_demo; exit 1; }

@@ -98,6 +98,17 @@ class RedmineRag::DuplicatesControllerTest < Redmine::ControllerTest
     assert_select 'ul.redmine-rag-duplicate-list li span.redmine-rag-score'
   end
 
+  # A lookup per pause in typing is not a visit: the project jump box's recently used
+  # list (a preference write when its order changes) is left to the form's own request.
+  def test_a_lookup_does_not_record_the_project_as_used
+    pref = User.find(2).pref
+    pref[:recently_used_project_ids] = '3'
+    pref.save!
+    get :index, params: { project_id: 'ecookbook', subject: 'Recipes cannot be printed' }
+    assert_response :success
+    assert_equal '3', User.find(2).pref.reload[:recently_used_project_ids].to_s
+  end
+
   def test_short_text_asks_nothing
     spy = spy_on_ragd
     get_json :index, 2, project_id: 1, subject: 'print'

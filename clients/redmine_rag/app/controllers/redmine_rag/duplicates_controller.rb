@@ -8,6 +8,10 @@ module RedmineRag
   # error: suggestions are a courtesy, the form must stay fast.
   class DuplicatesController < ApplicationController
     before_action :find_project
+    # Redmine records the project as "recently used" after every request that set @project
+    # (a preference read, and a write when the order changes); the form asking for
+    # suggestions already did, and these requests come once per pause in typing.
+    skip_after_action :record_project_usage
     accept_api_auth :index
 
     def index
@@ -25,8 +29,10 @@ module RedmineRag
 
     private
 
+    # The form sends the project's id; API clients may send its identifier. One query either way.
     def find_project
-      @project = Project.visible.find_by(id: params[:project_id]) || Project.visible.find_by(identifier: params[:project_id])
+      id = params[:project_id].to_s
+      @project = Project.visible.find_by(/\A\d+\z/.match?(id) ? { id: id } : { identifier: id })
       return render_404 unless @project
 
       deny_access unless User.current.allowed_to?(:view_issues, @project)
