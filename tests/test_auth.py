@@ -327,6 +327,33 @@ def test_rate_limit_per_token_with_a_retry_hint(daemon, tmp_path):
         c.stats()  # another token's bucket is its own
 
 
+# ---------------------------------------------------------------- connection limits
+
+def test_streams_over_the_per_connection_cap_wait_for_a_free_one(daemon):
+    """server.max_concurrent_streams: with one stream allowed per connection, a call on the
+    same channel cannot start while a stream is open, and goes through once it closes."""
+    import queue
+    d = daemon(config={"server": {"max_concurrent_streams": 1, "stream_depth": 1}})  # depth 1: answers at once
+    with grpc.insecure_channel(d.address) as ch:
+        stub = ragd_pb2_grpc.RagServiceStub(ch)
+        stub.Stats(pb.StatsRequest(), timeout=60)  # the connection is up
+        held: queue.Queue = queue.Queue()
+
+        def requests():
+            yield pb.SearchStreamRequest(tag="q", request=pb.SearchRequest(query="backup", top_k=1))
+            held.get()  # keep the stream open until the test lets it end
+
+        answers = stub.SearchStream(requests(), timeout=300)
+        next(answers)  # the stream is open: its first answer came back
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Stats(pb.StatsRequest(), timeout=2)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        held.put(None)
+        assert list(answers) == []
+        stub.Stats(pb.StatsRequest(), timeout=60)  # the slot is free again
+    assert d.proc.poll() is None
+
+
 # ---------------------------------------------------------------- secure by default
 
 def _serve(tmp_path, *args, env=None) -> subprocess.CompletedProcess:
