@@ -162,10 +162,15 @@ def test_kill_a_worker_and_a_replica_mid_ingest_loses_nothing(cluster):
     batches = [docs[i:i + BATCH] for i in range(0, len(docs), BATCH)]
     fronts = list(cluster.replicas)
     failures: list[BaseException] = []
+    # The second half of the writes waits until replica r1 has been killed, so it is killed
+    # mid-stream on any machine (on an idle one the whole ingest outran the kill).
+    replica_killed = threading.Event()
 
     def write():
         try:
             for i, b in enumerate(batches):
+                if i == len(batches) // 2:
+                    replica_killed.wait(900)
                 cluster.upsert(b, fronts[i % 2:] + fronts[:i % 2])
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             failures.append(exc)
@@ -193,10 +198,13 @@ def test_kill_a_worker_and_a_replica_mid_ingest_loses_nothing(cluster):
         raw = r.hget(f"ragd:replicas:{COLL}", rep.name)
         return json.loads(raw)["applied"] if raw else 0
 
-    wait_for(lambda: applied_by_r1() >= len(batches) // 5, "replica r1 a fifth through the stream", every=0.05)
-    at_kill = applied_by_r1()
-    rep.kill()
-    rep.start()
+    try:
+        wait_for(lambda: applied_by_r1() >= len(batches) // 5, "replica r1 a fifth through the stream", every=0.05)
+        at_kill = applied_by_r1()
+        rep.kill()
+        rep.start()
+    finally:
+        replica_killed.set()
     writer.join()
     assert not failures, failures
     assert held > 0, "the worker was killed holding no entries: the claim path was not exercised"
