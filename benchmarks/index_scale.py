@@ -4,6 +4,9 @@ lifecycle code on a real LMDB store) against exact flat search (the peer).
     python benchmarks/index_scale.py                      # 100k and 1M -> benchmarks/results/index_scale.{json,png}
     python benchmarks/index_scale.py --size 20000         # quick look
     python benchmarks/index_scale.py --restart-only       # only the daemon restarts, merged into the JSON
+    python benchmarks/index_scale.py --size 1000000 --copy-load-rounds 4 --keep-data --data-root DIR
+        # restart with the re-rank copy read whole vs mapped (index.rerank_copy_load read / map),
+        # interleaved -> benchmarks/results/restart_copy_load.{json,png}
 
 Vectors: 384-d all-MiniLM-L6-v2 embeddings. The real part: the CISI abstracts,
 chunked as ragd chunks them (500 characters, overlap 50) and embedded with
@@ -549,7 +552,7 @@ class DaemonRun:
         if not models.exists():
             models.symlink_to(MODEL.parent, target_is_directory=True)
 
-    def start(self, timeout: float = 300.0) -> dict:
+    def start(self, timeout: float = 300.0, env: dict | None = None) -> dict:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
         self.port = _free_port()
@@ -560,8 +563,9 @@ class DaemonRun:
         self.proc = subprocess.Popen([sys.executable, "-m", "ragd.cli", "serve", "--data-dir", str(self.data),
                                       "--listen", f"127.0.0.1:{self.port}"],
                                      stdout=logf, stderr=subprocess.STDOUT, cwd=REPO,
-                                     env={**os.environ, "RAGD_LOG_LEVEL": "info"})
+                                     env={**os.environ, "RAGD_LOG_LEVEL": "info", **(env or {})})
         logf.close()
+        self.t0, self.offset = t0, offset
         channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=[
             ("grpc.initial_reconnect_backoff_ms", 10), ("grpc.min_reconnect_backoff_ms", 10),
             ("grpc.max_reconnect_backoff_ms", 20)])
@@ -584,6 +588,14 @@ class DaemonRun:
         total = time.perf_counter() - t0
         time.sleep(0.2)  # let the log lines of the start-up land
         return {"to_serving_s": total, "phases": self.phases(self.log(offset), wall0, wall0 + total)}
+
+    def wait_log(self, needle: str, timeout: float = 600.0) -> float:
+        """Seconds from this start's process start until `needle` appears in its log."""
+        while needle not in self.log(self.offset):
+            if self.proc.poll() is not None or time.perf_counter() - self.t0 > timeout:
+                raise RuntimeError(f"no {needle!r} in the log: {self.log(self.offset)[-3000:]}")
+            time.sleep(0.05)
+        return time.perf_counter() - self.t0
 
     def log(self, offset: int = 0) -> str:
         with open(self.log_path, "rb") as f:
@@ -720,6 +732,58 @@ def measure_restarts(n: int, vecs: np.ndarray, data_root: Path, reuse: bool, cle
     return res
 
 
+def measure_copy_load(data: Path, rounds: int) -> dict:
+    """Restart to SERVING of one data dir with the re-rank copy's file read whole and checked
+    before serving (index.rerank_copy_load = read: every start before) against mapped and
+    checked in the background (map), interleaved (read map, map read, ...: the order flips
+    each round); for map also the time until the background check passed."""
+    d = DaemonRun(data)
+    runs: dict[str, list] = {"read": [], "map": []}
+    for r in range(rounds):
+        for mode in (("read", "map") if r % 2 == 0 else ("map", "read")):
+            res = d.start(env={"RAGD_INDEX_RERANK_COPY_LOAD": mode})
+            if mode == "map":
+                res["copy_verified_s"] = d.wait_log("re-rank copy file verified")
+            res["load_avg_1m"] = os.getloadavg()[0]
+            d.stop()
+            runs[mode].append(res)
+            print(f"round {r + 1} {mode}: SERVING in {res['to_serving_s']:.2f} s "
+                  f"(vector index {res['phases'].get('vector_index_s')} s, columns {res['phases'].get('columns_s')} s"
+                  + (f", copy verified at {res['copy_verified_s']:.2f} s" if mode == "map" else "")
+                  + f"), load {res['load_avg_1m']:.1f}", flush=True)
+    ratios = [a["to_serving_s"] / b["to_serving_s"] for a, b in zip(runs["read"], runs["map"])]
+    out = {"data_dir": json.loads((data / "BUILT.json").read_text()), "rounds": rounds, "runs": runs,
+           "median_s": {m: float(np.median([x["to_serving_s"] for x in v])) for m, v in runs.items()},
+           "range_s": {m: [min(x["to_serving_s"] for x in v), max(x["to_serving_s"] for x in v)]
+                       for m, v in runs.items()},
+           "read_over_map": {"median": float(np.median(ratios)), "min": min(ratios), "max": max(ratios)},
+           "copy_verified_s_median": float(np.median([x["copy_verified_s"] for x in runs["map"]])),
+           "load_avg_1m": [x["load_avg_1m"] for v in runs.values() for x in v],
+           "copy_file_bytes": sum(f.stat().st_size for f in (data / "index").glob("*.rerank"))}
+    print(f"read {out['median_s']['read']:.2f} s, map {out['median_s']['map']:.2f} s: read/map "
+          f"{out['read_over_map']['median']:.2f}x ({out['read_over_map']['min']:.2f}-{out['read_over_map']['max']:.2f})",
+          flush=True)
+    return out
+
+
+def plot_copy_load(res: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, mode in enumerate(("read", "map")):
+        ys = [x["to_serving_s"] for x in res["runs"][mode]]
+        ax.plot(np.full(len(ys), i) + np.linspace(-0.1, 0.1, len(ys)), ys, "o", label=f"{mode}: SERVING")
+    ver = [x["copy_verified_s"] for x in res["runs"]["map"]]
+    ax.plot(np.ones(len(ver)) + np.linspace(-0.1, 0.1, len(ver)), ver, "x", label="map: copy verified (background)")
+    ax.set_xticks([0, 1], ["read (before)", "map (now)"])
+    ax.set_ylabel("s from process start")
+    ax.set_title(f"Restart, {res['data_dir']['chunks']:,} chunks, re-rank copy {res['copy_file_bytes'] / 1e6:.0f} MB")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -732,6 +796,9 @@ def main() -> None:
     ap.add_argument("--data-root", default=None, help="where the daemon data dirs are built (default: the workdir)")
     ap.add_argument("--keep-data", action="store_true", help="keep the daemon data dirs (reused by a later run)")
     ap.add_argument("--clean-runs", type=int, default=3, help="clean (SIGTERM) restarts timed per size")
+    ap.add_argument("--copy-load-rounds", type=int, default=0,
+                    help="only the restart with the re-rank copy read vs mapped, this many interleaved rounds "
+                         "(on the data dir of --data-root, built first when missing) -> restart_copy_load.{json,png}")
     ap.add_argument("--xlarge", action="store_true",
                     help="the 10M profile (benchmarks/index_xlarge.py): --size defaults to 10,000,000, vectors "
                          "streamed in batches, a resident re-rank copy (and its recall cost against fp32 "
@@ -749,6 +816,20 @@ def main() -> None:
     mix = Mixture(real)
     if args.xlarge:
         main_xlarge(args, mix, real, real_q)
+        return
+    if args.copy_load_rounds:
+        if not args.data_root:
+            ap.error("--copy-load-rounds needs --data-root")
+        data_root = Path(args.data_root)
+        n = args.size[0]
+        data = data_root / f"daemon-{n}"
+        if not (data / "BUILT.json").exists():
+            build_data_dir(data, cached_vectors(n, mix, real))
+        res = measure_copy_load(data, args.copy_load_rounds)
+        out_path = RESULTS / "restart_copy_load"
+        out_path.with_suffix(".json").write_text(json.dumps(res, indent=1))
+        plot_copy_load(res, out_path.with_suffix(".png"))
+        print(f"wrote {out_path}.json and {out_path}.png")
         return
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ragd-index-bench-"))
     data_root = Path(args.data_root) if args.data_root else workdir

@@ -172,6 +172,13 @@ class IndexConfig:
                                    "fp32), sq8 (8-bit scalar-quantised, half that; costs 0.01-0.02 recall@10), "
                                    "or empty (fp32 from LMDB per query: no extra RAM, fast only while LMDB's "
                                    "pages stay cached). Saved beside the index snapshot.")
+    rerank_copy_load: str = opt("map", "How a start brings back the re-rank copy's file: map (memory-mapped: the "
+                                       "start reads its header alone, so restart time does not grow with the copy; "
+                                       "its checksum is verified in the background at low priority while the re-rank "
+                                       "reads LMDB, and a copy failing it is rebuilt from LMDB, also in the "
+                                       "background; its pages live in the page cache) or read (read whole and "
+                                       "verified before the daemon serves: about 1 s per GB, 7.7 GB at 10M chunks; "
+                                       "the copy then lives in the process's own memory).")
 
 
 @dataclass
@@ -451,6 +458,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.precision: {cfg.model.precision!r} is not auto, fp32 or int8")
     if cfg.index.rerank_copy not in ("", "fp16", "sq8"):
         raise ConfigError(f"index.rerank_copy: {cfg.index.rerank_copy!r} is not fp16, sq8 or empty")
+    if cfg.index.rerank_copy_load not in ("map", "read"):
+        raise ConfigError(f"index.rerank_copy_load: {cfg.index.rerank_copy_load!r} is not map or read")
     if cfg.search.keyword_cjk not in ("bigram", "off"):
         raise ConfigError(f"search.keyword_cjk: {cfg.search.keyword_cjk!r} is not bigram or off")
     keyword_cjk_by_collection(cfg.search)

@@ -4,6 +4,9 @@ the uncached, LMDB-reading paths, saved and restored with the snapshot, rebuilt 
 its file does not match, and never a stale mask after a write."""
 from __future__ import annotations
 
+import logging
+import threading
+
 import numpy as np
 import pytest
 from test_index import DIM, clustered, exact_topk, keeper_for, write_chunks
@@ -11,7 +14,8 @@ from test_index import DIM, clustered, exact_topk, keeper_for, write_chunks
 from ragd.domain import Document, Filter
 from ragd.index import snapshot as snapfile
 from ragd.index.columns import FilterColumns
-from ragd.index.lifecycle import vector_fetch
+from ragd.index.derived import replay
+from ragd.index.lifecycle import IndexContext, IndexKeeper, vector_fetch
 from ragd.index.rerank_copy import RerankCopy
 from ragd.index.vector_index import IndexSettings, VectorIndex
 from ragd.store.lmdb_store import Store
@@ -39,11 +43,26 @@ def test_copy_round_trips_and_decodes_close_to_the_vectors(tmp_path, kind, tol):
     assert np.array_equal(back.fetch(np.arange(3010))[0], copy.fetch(np.arange(3010))[0])
     back.add(np.array([4000]), vecs[:1])  # grows past what was read
     assert back.fetch(np.array([4000, 3004]))[1].all()
+    mapped, seq = RerankCopy.map(path)  # the header alone: unverified until its checksum passed
+    assert seq == 42 and mapped.mapped and not mapped.verified.is_set()
+    assert mapped.verify() is True and mapped.verified.is_set()
+    assert np.array_equal(mapped.fetch(np.arange(3010))[0], copy.fetch(np.arange(3010))[0])
+    mapped.add(np.array([4000, 7]), vecs[:2])  # grows past the file; a base row is written copy-on-write
+    assert mapped.fetch(np.array([4000, 7, 3004]))[1].all()
+    mapped.save(tmp_path / "again.rerank", seq=43)  # base and tail saved as one array
+    again, _ = RerankCopy.load(tmp_path / "again.rerank")
+    assert np.array_equal(again.fetch(np.arange(4001))[0], mapped.fetch(np.arange(4001))[0])
+    assert RerankCopy.load(path)[0].fetch(np.array([7]))[0][0].tolist() == copy.fetch(np.array([7]))[0][0].tolist()
     raw = bytearray(path.read_bytes())
     raw[-5] ^= 0xFF
     path.write_bytes(bytes(raw))
     with pytest.raises(snapfile.SnapshotError):
         RerankCopy.load(path)
+    damaged, _ = RerankCopy.map(path)  # same size, same header: only the checksum tells
+    assert damaged.verify() is False and not damaged.verified.is_set()
+    path.write_bytes(bytes(raw[:-100]))  # torn: refused on open, by its size
+    with pytest.raises(snapfile.SnapshotError, match="truncated"):
+        RerankCopy.map(path)
 
 
 def test_copy_rerank_matches_the_lmdb_rerank(store, tmp_path):
@@ -85,7 +104,8 @@ def test_snapshot_saves_the_copy_and_a_start_reads_or_rebuilds_it(store, tmp_pat
 
     def reopened(same=True):
         k2 = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
-        assert k2.index.kind == "ivfpq" and k2.index.copy is not None
+        assert k2.copy_settled.wait(120)  # verified, or rebuilt from LMDB, in the background
+        assert k2.index.kind == "ivfpq" and k2.index.copy is not None and k2.index.copy.verified.is_set()
         got = k2.index.search(q, 10)
         if same:
             assert np.array_equal(got[1], want[1]) and np.allclose(got[0], want[0], atol=1e-6)
@@ -101,12 +121,136 @@ def test_snapshot_saves_the_copy_and_a_start_reads_or_rebuilds_it(store, tmp_pat
     assert k3.index.search(new[3][None], 1)[1][0][0] == 6003
     k3.snapshot()
     RerankCopy.trained_on(DIM, "fp16", vecs).save(paths.rerank, seq=1)  # of another sequence: rebuilt
-    assert keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16").index.copy.fetch(
-        np.arange(6010))[1].sum() == 6010
+    k5 = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
+    assert k5.copy_settled.wait(120) and k5.copy_state == "rebuilt"
+    assert k5.index.copy.fetch(np.arange(6010))[1].sum() == 6010
     k4 = keeper_for(store, tmp_path, ivf_threshold=1000)  # turned off: no copy, the file goes
     assert k4.index.copy is None
     k4.snapshot()
     assert not paths.rerank.exists()
+
+
+# ------------------------------------------------------------------ the mapped copy at start
+
+
+def fp16_exact(n: int, seed: int) -> np.ndarray:
+    """Vectors fp16 holds exactly: re-ranking from the fp16 copy then gives the very
+    scores of the fp32 re-rank from LMDB, so 'equal to the fp32 re-rank' is exact."""
+    return clustered(n, seed=seed).astype(np.float16).astype(np.float32)
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """Holds every mapped file's checksum check until released: the test sees the
+    start before the check completes (the real check runs once released)."""
+    started, release = threading.Event(), threading.Event()
+    verify = snapfile.MappedArrays.verify
+
+    def held(self, stop=None, block=8 << 20):
+        started.set()
+        assert release.wait(120), "the test never released the check"
+        return verify(self, stop, block)
+
+    monkeypatch.setattr(snapfile.MappedArrays, "verify", held)
+    yield started, release
+    release.set()
+
+
+def fp32_reference(store, keeper: IndexKeeper) -> VectorIndex:
+    """The same IVF-PQ (same candidates), re-ranked from LMDB's fp32 vectors."""
+    ref = VectorIndex(DIM, IndexSettings(), vector_fetch(store, 1, DIM))
+    ref.swap_in(keeper.index._index, keeper.index._state.copy(), keeper.index.trained_n)  # noqa: SLF001
+    return ref
+
+
+def built_with_copy(store, tmp_path, n: int = 6000) -> tuple[np.ndarray, IndexKeeper]:
+    vecs = fp16_exact(n, seed=11)
+    write_chunks(store, vecs)
+    k = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
+    assert k.train_and_swap() and k.paths.rerank.exists()  # the snapshot, with the copy's file
+    return vecs, k
+
+
+def test_a_start_serves_before_the_copy_is_verified_then_uses_it(store, tmp_path, gate):
+    started, release = gate
+    _, k = built_with_copy(store, tmp_path)
+    queries = clustered(20, seed=12)
+    k2 = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
+    try:
+        assert started.wait(120)  # the check runs (held) in its own thread; the start is done
+        copy = k2.index.copy
+        assert copy is not None and copy.mapped and not copy.verified.is_set()
+        assert k2.copy_state == "verifying" and not k2.copy_settled.is_set()
+        ref = fp32_reference(store, k2)
+        for q in queries:  # served now, re-ranked from LMDB
+            got, want = k2.index.search(q[None], 10), ref.search(q[None], 10)
+            assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
+        assert k2.snapshot() == 0  # no snapshot of unchecked rows
+        release.set()
+        assert k2.copy_settled.wait(120) and k2.copy_state == "verified"
+        assert k2.index.copy is copy and copy.verified.is_set()  # the mapped file, now trusted
+        for q in queries:
+            got, want = k2.index.search(q[None], 10), ref.search(q[None], 10)
+            assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
+        assert k2.snapshot() > 0
+    finally:
+        release.set()
+        k2.close(snapshot=False)
+
+
+def test_a_damaged_copy_is_caught_in_the_background_and_rebuilt(store, tmp_path, gate, caplog):
+    started, release = gate
+    vecs, k = built_with_copy(store, tmp_path)
+    path = k.paths.rerank
+    raw = bytearray(path.read_bytes())
+    header_end = len(raw) - 6000 - 6000 * DIM * 2  # the codes, then one present byte per row
+    for at in range(header_end + 1, header_end + 6000 * DIM * 2, 2):
+        raw[at] ^= 0x80  # every fp16 value's sign: same size, same header, wrong vectors
+    path.write_bytes(bytes(raw))
+    queries = clustered(20, seed=13)
+    k2 = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
+    try:
+        assert started.wait(120)
+        damaged = k2.index.copy
+        assert damaged is not None and not damaged.verified.is_set()
+        assert np.array_equal(damaged.fetch(np.arange(10))[0], -vecs[:10])  # what serving it would re-rank with
+        ref = fp32_reference(store, k2)
+        for q in queries:  # before the check completes: LMDB's fp32 re-rank, not the damaged rows
+            got, want = k2.index.search(q[None], 10), ref.search(q[None], 10)
+            assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
+        fresh = fp16_exact(20, seed=14)
+        fresh_ids = write_chunks(store, fresh, start_doc=50_000)  # a write before the check fails,
+        replay(store, k2.meta, [k2])                              # applied as the live path does
+        release.set()
+        with caplog.at_level(logging.INFO, logger="ragd.index"):
+            assert k2.copy_settled.wait(120)
+        assert k2.copy_state == "rebuilt"
+        assert "fails its checksum" in caplog.text
+        rebuilt = k2.index.copy
+        assert rebuilt is not damaged and rebuilt.verified.is_set() and not rebuilt.mapped
+        assert np.array_equal(rebuilt.fetch(np.arange(6000))[0], vecs)
+        assert np.array_equal(rebuilt.fetch(np.asarray(fresh_ids))[0], fresh)
+        for q in queries:  # after the recovery: equal to the fp32 re-rank
+            got, want = k2.index.search(q[None], 10), ref.search(q[None], 10)
+            assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
+    finally:
+        release.set()
+        k2.close()  # the rebuilt copy goes into the final snapshot
+    k3 = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
+    try:
+        assert k3.copy_settled.wait(120) and k3.copy_state == "verified"  # the file is sound again
+    finally:
+        k3.close(snapshot=False)
+
+
+def test_read_mode_checks_the_copy_before_the_start_returns(store, tmp_path):
+    _, k = built_with_copy(store, tmp_path)
+    s = IndexSettings(ivf_threshold=1000, pq_m=8, rerank_copy="fp16")
+    ctx = IndexContext(settings=s, write_lock=threading.Lock(), background=False, rerank_copy_load="read")
+    k2 = IndexKeeper(VectorIndex(DIM, s, vector_fetch(store, 1, DIM)), store, k.meta, ctx, k.paths)
+    k2.open()
+    assert k2.copy_settled.is_set() and k2.copy_state == "verified"
+    assert k2.index.copy is not None and not k2.index.copy.mapped and k2.index.copy.verified.is_set()
 
 
 # ------------------------------------------------------------------ the mask cache

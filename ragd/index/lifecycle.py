@@ -19,10 +19,18 @@ write lock, so holding that lock gives a consistent cut (sequence + index).
     them and replays the log after it instead of scanning every LMDB document.
   - snapshots are due by this collection's own writes (entries applied since the
     last one, or time since it when anything changed), never by other collections'.
+  - the re-rank copy (ragd.index.rerank_copy) of an IVF-PQ snapshot is mapped, not
+    read, at load; a thread of its own (lowest CPU priority) verifies its checksum
+    once the indexes are open, while searches re-rank from LMDB. A copy that fails,
+    or whose file is missing or of another sequence, is rebuilt from LMDB by the
+    same thread (a consistent scan at S0, then, under the lock, the log after S0
+    and the swap), so a start never waits for the copy. No snapshot is written
+    while the copy is unverified: it would give unchecked rows a fresh checksum.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -51,6 +59,8 @@ class IndexContext:
     poll_s: float = 0.5
     keyword_cjk: str = "bigram"            # keyword analysis of CJK text (search.keyword_cjk)
     keyword_cjk_by_collection: dict[str, str] = field(default_factory=dict)  # name -> mode, overriding it
+    rerank_copy_load: str = "map"          # the re-rank copy's file at start: "map" (verified in the
+    #                                        background) or "read" (read whole and verified first)
 
     def keyword_cjk_of(self, collection: str) -> str:
         return self.keyword_cjk_by_collection.get(collection, self.keyword_cjk)
@@ -67,6 +77,28 @@ def apply_vectors(index: VectorIndex, change: Change) -> None:
     index.remove(change.removed)
     ids, vectors = change.vectors
     index.add(ids, vectors)
+
+
+class _CopyCatchUp:
+    """A re-rank copy being rebuilt off-line, caught up with the op log (its adds only:
+    rows of deleted chunks stay, as in the live copy)."""
+
+    def __init__(self, copy: RerankCopy, sequence: int):
+        self.copy = copy
+        self.sequence = sequence
+
+    def apply(self, change: Change) -> None:
+        self.copy.add(*change.vectors)
+        self.sequence = change.seq
+
+
+def _lowest_priority() -> None:
+    """This thread (not the process) at nice 19: Linux schedules threads as tasks, and
+    the default I/O scheduler classes derive their I/O priority from it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not allowed: it runs at normal priority
+        pass
 
 
 class _Staging:
@@ -105,6 +137,15 @@ class IndexKeeper:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._train_failed_at = -1
+        # The re-rank copy's background check or rebuild (see the module docstring).
+        self._copy_job: tuple[str, RerankCopy | None] | None = None  # ("verify", copy) / ("rebuild", old)
+        self._copy_thread: threading.Thread | None = None
+        self._copy_unsaved = False             # a rebuilt copy not yet in a snapshot
+        self.copy_state = "none"               # none, verifying, verified, rebuilding, rebuilt, ...
+        # Set while the index's re-rank copy is the one the re-rank uses (or none is due):
+        # cleared while a copy is being verified or rebuilt. Tests and tools wait on it.
+        self.copy_settled = threading.Event()
+        self.copy_settled.set()
 
     @property
     def name(self) -> str:
@@ -121,38 +162,101 @@ class IndexKeeper:
         if int(header.get("collection", self.meta.id)) != self.meta.id:
             raise snapfile.SnapshotError("snapshot of another collection")
         seq = int(header["seq"])
-        self.index.load_bytes(header, blob, states, self._load_copy(header, states, seq))
+        copy, job = self._load_copy(header, seq)
+        self.index.load_bytes(header, blob, states, copy)
         self.sequence = self.snapshot_seq = seq
+        self._copy_job = job  # started once the indexes are open (start_copy_work)
+        self.copy_state = "verified" if copy is not None and job is None else self.copy_state
+        if job is not None:
+            self.copy_settled.clear()
         return seq
 
-    def _load_copy(self, header: dict, states: np.ndarray, seq: int) -> RerankCopy | None:
-        """The re-rank copy of an IVF-PQ snapshot: its file when it matches the snapshot,
-        else rebuilt from LMDB (the setting was just turned on, or the file is missing or torn)."""
+    def _load_copy(self, header: dict, seq: int) -> tuple[RerankCopy | None, tuple[str, RerankCopy | None] | None]:
+        """The re-rank copy of an IVF-PQ snapshot and the background job it needs: its file
+        mapped when it matches the snapshot (to be verified), else none for now (to be
+        rebuilt from LMDB: the setting was just turned on, or the file is missing or torn)."""
         kind = self.index.settings.rerank_copy
         if not kind or header.get("kind") != "ivfpq":
-            return None
+            return None, None
         path = self.paths.rerank if self.paths is not None else None
         if path is not None and path.exists():
             try:
-                copy, copy_seq = RerankCopy.load(path)
+                if self.ctx.rerank_copy_load == "read":
+                    copy, copy_seq = RerankCopy.load(path)  # checked whole before the start goes on
+                else:
+                    copy, copy_seq = RerankCopy.map(path)   # the header alone
                 if copy.kind == kind and copy_seq == seq and copy.dim == self.index.dim:
-                    return copy
+                    return copy, (None if copy.verified.is_set() else ("verify", copy))
                 log.info("collection %s: re-rank copy file is %s at sequence %d, the snapshot %s at %d: "
-                         "rebuilding it from LMDB", self.name, copy.kind, copy_seq, kind, seq)
+                         "rebuilding it from LMDB in the background", self.name, copy.kind, copy_seq, kind, seq)
             except snapfile.SnapshotError as exc:
-                log.warning("collection %s: re-rank copy unreadable (%s); rebuilding it from LMDB", self.name, exc)
+                log.warning("collection %s: re-rank copy unreadable (%s); rebuilding it from LMDB in the "
+                            "background", self.name, exc)
+        return None, ("rebuild", None)
+
+    def start_copy_work(self) -> None:
+        """Start the re-rank copy's pending check or rebuild (after the indexes are open:
+        the replay has brought the index to the store's sequence)."""
+        job, self._copy_job = self._copy_job, None
+        if job is None or self._copy_thread is not None:
+            self.copy_settled.set()
+            return
+        self.copy_state = "verifying" if job[0] == "verify" else "rebuilding"
+        self._copy_thread = threading.Thread(target=self._copy_work, args=job, daemon=True,
+                                             name=f"ragd-rerank-copy-{self.meta.id}")
+        self._copy_thread.start()
+
+    def _copy_work(self, job: str, copy: RerankCopy | None) -> None:
+        _lowest_priority()
+        try:
+            if job == "verify" and copy is not None:
+                t0 = time.perf_counter()
+                ok = copy.verify(self._stop)
+                if ok is None:
+                    return  # shutting down
+                if ok:
+                    self.copy_state = "verified"
+                    log.info("collection %s: re-rank copy file verified (%.0f MB in %.1f s); the re-rank "
+                             "reads it from now on", self.name, copy.nbytes / 1e6, time.perf_counter() - t0)
+                    return
+                log.error("collection %s: re-rank copy file fails its checksum (damaged on disk?); the "
+                          "re-rank reads LMDB while it is rebuilt from LMDB", self.name)
+            self.copy_state = "rebuilding"
+            self.copy_state = self._rebuild_copy(copy)
+        except Exception:  # noqa: BLE001 - the re-rank keeps reading LMDB; the next start retries
+            self.copy_state = "rebuild failed"
+            log.exception("collection %s: re-rank copy rebuild failed; the re-rank reads LMDB", self.name)
+        finally:
+            self.copy_settled.set()
+
+    def _rebuild_copy(self, expected: RerankCopy | None) -> str:
+        """Build the copy from a consistent LMDB scan, catch it up with the log under the
+        write lock and put it in place of `expected`; returns the resulting copy_state."""
+        kind = self.index.settings.rerank_copy
         t0 = time.perf_counter()
-        live = np.flatnonzero(states == LIVE).astype(np.int64)
+        live = self.index.live_ids()
         rng = np.random.default_rng(len(live))
         sample, found = self.fetch(np.sort(rng.choice(live, size=min(len(live), 65_536), replace=False)))
         if not found.any():
-            return None  # nothing live to train on: the re-rank reads LMDB until the next training
+            return "none"  # nothing live to train on: the re-rank reads LMDB until the next training
         built = RerankCopy.trained_on(self.index.dim, kind, sample[found])
-        for _, ids, vecs in self.store.scan_vectors(self.meta.id, self.index.dim):
-            built.add(ids, vecs)  # rows past the snapshot are written again by the replay (same vectors)
-        log.info("collection %s: %s re-rank copy of %d vectors built from LMDB in %.1f s", self.name, kind,
-                 len(live), time.perf_counter() - t0)
-        return built
+        seq0 = self.store.sequence()  # before the scan: replaying what it already saw is harmless
+        for cut, ids, vecs in self.store.scan_vectors(self.meta.id, self.index.dim):
+            seq0 = cut
+            if self._stop.is_set():
+                return "stopped"
+            built.add(ids, vecs)
+        with self.ctx.write_lock:
+            replayed = replay(self.store, self.meta, [_CopyCatchUp(built, seq0)])[0]
+            swapped = self.index.replace_copy(expected, built)
+        if not swapped:
+            return "superseded"  # retrained meanwhile: the new index came with its own copy
+        self._copy_unsaved = True
+        self._wake.set()  # the maintenance thread writes it with the next snapshot
+        log.info("collection %s: %s re-rank copy of %d vectors built from LMDB in %.1f s (caught up %d "
+                 "op-log entries); the re-rank reads it from now on", self.name, kind, len(live),
+                 time.perf_counter() - t0, replayed)
+        return "rebuilt"
 
     def rebuild(self) -> int:
         self.index.reset()
@@ -162,6 +266,7 @@ class IndexKeeper:
             seq = cut  # the scan's consistent cut
         self.sequence = seq
         self.snapshot_seq = -1
+        self._copy_job = None  # a flat index has no copy (training makes one)
         return seq
 
     def apply(self, change: Change) -> None:
@@ -173,11 +278,13 @@ class IndexKeeper:
         """Load the latest good snapshot and replay the log after it, or rebuild from LMDB
         (the vector index alone; a collection opens all its indexes together)."""
         recovered, _ = recover(self.store, self.meta, [self])
+        self.start_copy_work()
         return recovered[0]
 
     # ------------------------------------------------------------ start-up and shutdown
 
     def start(self) -> None:
+        self.start_copy_work()
         if self.ctx.background and self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"ragd-index-{self.meta.id}", daemon=True)
             self._thread.start()
@@ -188,6 +295,9 @@ class IndexKeeper:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._copy_thread is not None:
+            self._copy_thread.join()
+            self._copy_thread = None
         if snapshot and self.paths is not None and self._snapshot_stale():
             try:
                 self.snapshot()
@@ -197,8 +307,12 @@ class IndexKeeper:
 
     def _snapshot_stale(self) -> bool:
         """This collection changed since its snapshot (or its columns file is older)."""
-        return self.sequence > self.snapshot_seq or (
+        return self.sequence > self.snapshot_seq or self._copy_unsaved or (
             self.columns is not None and self.columns.saved_seq < self.snapshot_seq)
+
+    def _copy_unverified(self) -> bool:
+        copy = self.index.copy
+        return copy is not None and not copy.verified.is_set()
 
     # ------------------------------------------------------------ background work
 
@@ -225,9 +339,9 @@ class IndexKeeper:
             n = idx.compact()
             log.info("collection %s: compacted %d tombstoned vectors in %.0f ms", self.name, n,
                      (time.perf_counter() - t0) * 1000)
-        if self.paths is not None and self._snapshot_stale():
+        if self.paths is not None and self._snapshot_stale() and not self._copy_unverified():
             due_ops = (self.snapshot_seq < 0 or self.applied - self.snapshot_applied >= self.ctx.snapshot_every_ops
-                       or (self.columns is not None and self.columns.saved_seq < 0))
+                       or self._copy_unsaved or (self.columns is not None and self.columns.saved_seq < 0))
             due_time = time.monotonic() - self.snapshot_time >= self.ctx.snapshot_every_s
             if due_ops or due_time:
                 self.snapshot()
@@ -287,11 +401,19 @@ class IndexKeeper:
         t0 = time.perf_counter()
         cols = None
         with self.ctx.write_lock:
+            copy = self.index.copy
+            if copy is not None and not copy.verified.is_set():
+                if paths is None:
+                    # Its rows would be saved with a fresh checksum before their own was checked.
+                    # The index is derived: the next start replays the op log after the last one.
+                    log.info("collection %s: snapshot put off until the re-rank copy is verified", self.name)
+                    return 0
+                copy = None  # a backup without the copy: a start on it rebuilds the copy from LMDB
             seq = self.store.sequence()
             applied = self.applied
             header, blob, states = self.index.to_bytes()
-            copy = self.index.copy
             copy_rows = copy.capture() if copy is not None else None
+            copy_unsaved = self._copy_unsaved
             if self.columns is not None:
                 cols = self.columns.capture()
         t1 = time.perf_counter()
@@ -300,6 +422,8 @@ class IndexKeeper:
         if target.rerank is not None:
             if copy is not None:
                 size += copy.save(target.rerank, seq, copy_rows)
+                if paths is None and copy_unsaved and self.index.copy is copy:
+                    self._copy_unsaved = False
             else:
                 target.rerank.unlink(missing_ok=True)  # a stale copy would be rebuilt anyway; free the disk
         cols_size = 0
@@ -330,4 +454,5 @@ def index_context_from(cfg, write_lock: threading.Lock) -> IndexContext:
     return IndexContext(settings=settings, write_lock=write_lock,
                         snapshot_every_ops=c.snapshot_every_ops, snapshot_every_s=c.snapshot_every_s,
                         keyword_cjk=cfg.search.keyword_cjk,
-                        keyword_cjk_by_collection=keyword_cjk_by_collection(cfg.search))
+                        keyword_cjk_by_collection=keyword_cjk_by_collection(cfg.search),
+                        rerank_copy_load=c.rerank_copy_load)

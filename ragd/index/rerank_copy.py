@@ -14,13 +14,28 @@ chunks). This copy keeps them in RAM instead, indexed by chunk id:
 
 Rows of deleted chunks stay until the index is rebuilt (the vector index's id
 states exclude them from every search). Saved beside the index snapshot (the
-same op-log sequence) as raw rows that a start reads back whole: at 10M chunks
-fp16 that is 7.7 GB, a few seconds from a warm page cache or an NVMe disk.
+same op-log sequence) as raw rows, checksummed (ragd.index.snapshot.write_arrays).
+
+A start maps that file instead of reading it (`map`; index.rerank_copy_load =
+"map", the default): opening it reads the header alone, so restart time does not
+grow with the copy (7.7 GB at 10M chunks fp16). Its checksum is verified in the
+background (`verify`, run by ragd.index.lifecycle.IndexKeeper at low priority).
+Until it has passed, `verified` is unset and the index re-ranks from LMDB's fp32
+vectors instead (ragd.index.vector_index): the file is written atomically and its
+header is checked against the snapshot, but neither rules out a bad disk block or
+a damaged copy of a backup, and a re-rank with wrong vectors would return wrong
+results silently. A failed check means the copy is rebuilt from LMDB (in the
+background as well); only then, or once it passed, is the copy used.
+
+The rows are held in two segments: a base (the mapped or read file's rows, never
+copied again: growing the copy does not touch it) and a tail in memory, for ids
+past the base (writes after the snapshot), grown by half each time it fills.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import faiss as _faiss
 import numpy as np
@@ -30,6 +45,27 @@ from ragd.index import snapshot as snapfile
 faiss: Any = _faiss
 
 KINDS = ("fp16", "sq8")
+
+
+class _Rows(NamedTuple):
+    """One consistent state of the rows (replaced as a whole when the tail grows, so a
+    search reading it alongside an add sees the old state or the new)."""
+    base_codes: np.ndarray    # [B, code_size]: rows 0..B-1, the file's (mapped or read), or empty
+    base_present: np.ndarray  # [B] bool
+    tail_codes: np.ndarray    # [cap, code_size]: rows B..B+cap-1, in memory
+    tail_present: np.ndarray  # [cap] bool
+
+    @property
+    def base(self) -> int:
+        return len(self.base_present)
+
+    def rows_saved(self) -> int:
+        """Rows up to the last present one (what a save writes)."""
+        tail = np.flatnonzero(self.tail_present)
+        if len(tail):
+            return self.base + int(tail[-1]) + 1
+        head = np.flatnonzero(self.base_present)
+        return int(head[-1]) + 1 if len(head) else 0
 
 
 class RerankCopy:
@@ -44,8 +80,13 @@ class RerankCopy:
             if trained is not None:
                 faiss.copy_array_to_vector(np.asarray(trained, dtype=np.float32), self._sq.trained)
         self.code_size = dim * (2 if kind == "fp16" else 1)
-        self._codes = np.zeros((0, self.code_size), dtype=np.uint8)
-        self._present = np.zeros(0, dtype=bool)
+        empty_codes = np.zeros((0, self.code_size), dtype=np.uint8)
+        self._rows = _Rows(empty_codes, np.zeros(0, bool), empty_codes, np.zeros(0, bool))
+        # Set once the rows may be trusted: at once for a copy built in memory or read
+        # and checked whole; for a mapped file, when `verify` passed.
+        self.verified = threading.Event()
+        self.verified.set()
+        self._mapped: snapfile.MappedArrays | None = None
 
     @classmethod
     def trained_on(cls, dim: int, kind: str, sample: np.ndarray) -> RerankCopy:
@@ -56,7 +97,13 @@ class RerankCopy:
 
     @property
     def nbytes(self) -> int:
-        return int(self._codes.nbytes + self._present.nbytes)
+        r = self._rows
+        return int(r.base_codes.nbytes + r.base_present.nbytes + r.tail_codes.nbytes + r.tail_present.nbytes)
+
+    @property
+    def mapped(self) -> bool:
+        """The base rows are a mapped file's (paged in on use; the page cache holds them)."""
+        return self._mapped is not None
 
     def _encode(self, vectors: np.ndarray) -> np.ndarray:
         if self._sq is None:
@@ -72,59 +119,111 @@ class RerankCopy:
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return
-        need = int(ids.max()) + 1
-        if need > len(self._codes):
-            cap = max(need, int(len(self._codes) * 1.5) + 1024)
-            codes = np.zeros((cap, self.code_size), dtype=np.uint8)
-            codes[: len(self._codes)] = self._codes
-            present = np.zeros(cap, dtype=bool)
-            present[: len(self._present)] = self._present
-            # Rows first, then both arrays at once: a search sees the old pair or the new.
-            self._codes, self._present = codes, present
-        self._codes[ids] = self._encode(np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim))
-        self._present[ids] = True
+        codes = self._encode(np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim))
+        rows = self._rows
+        low = ids < rows.base
+        if low.any():  # ids are never reused, so this is a replay writing the same vector again
+            rows.base_codes[ids[low]] = codes[low]  # a mapped base: copy-on-write, the file is untouched
+            rows.base_present[ids[low]] = True
+            ids, codes = ids[~low], codes[~low]
+            if len(ids) == 0:
+                return
+        at = ids - rows.base
+        need = int(at.max()) + 1
+        if need > len(rows.tail_present):
+            cap = max(need, int(len(rows.tail_present) * 1.5) + 1024)
+            tail_codes = np.zeros((cap, self.code_size), dtype=np.uint8)
+            tail_codes[: len(rows.tail_codes)] = rows.tail_codes
+            tail_present = np.zeros(cap, dtype=bool)
+            tail_present[: len(rows.tail_present)] = rows.tail_present
+            # Rows first, then the state at once: a search sees the old one or the new.
+            rows = self._rows = rows._replace(tail_codes=tail_codes, tail_present=tail_present)
+        rows.tail_codes[at] = codes
+        rows.tail_present[at] = True
 
     def fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ragd.index.vector_index.Fetch of the re-rank: (vectors [n, dim], found [n])."""
         ids = np.asarray(ids, dtype=np.int64)
-        codes, present = self._codes, self._present  # one consistent pair (add swaps both)
-        inside = ids < len(present)
+        rows = self._rows  # one consistent state (add replaces it whole)
         found = np.zeros(len(ids), dtype=bool)
-        found[inside] = present[ids[inside]]
+        codes = np.zeros((len(ids), self.code_size), dtype=np.uint8)
+        low = ids < rows.base
+        if low.any():
+            at = ids[low]
+            found[low] = rows.base_present[at]
+            codes[low] = rows.base_codes[at]
+        high = ~low & (ids < rows.base + len(rows.tail_present))
+        if high.any():
+            at = ids[high] - rows.base
+            found[high] = rows.tail_present[at]
+            codes[high] = rows.tail_codes[at]
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         if found.any():
-            out[found] = self._decode(codes[ids[found]])
+            out[found] = self._decode(codes[found])
         return out, found
 
     # ------------------------------------------------------------ persistence
 
-    def capture(self) -> tuple[np.ndarray, np.ndarray]:
-        """The arrays as they are now (under the engine's write lock: rows are only ever
+    def capture(self) -> _Rows:
+        """The rows as they are now (under the engine's write lock: rows are only ever
         added, so the rows of the snapshot's cut stay as they are while they are saved)."""
-        return self._codes, self._present
+        return self._rows
 
-    def save(self, path: Path, seq: int, arrays: tuple[np.ndarray, np.ndarray] | None = None) -> int:
-        """Write atomically, checksummed (ragd.index.snapshot.write_arrays); returns bytes written."""
-        codes, present = arrays or self.capture()
-        n = int(np.flatnonzero(present)[-1]) + 1 if present.any() else 0
+    def save(self, path: Path, seq: int, rows: _Rows | None = None) -> int:
+        """Write atomically, checksummed (ragd.index.snapshot.write_arrays); returns bytes written.
+        Saving a copy whose mapped file is not verified yet would give its rows a fresh,
+        valid checksum: callers save verified copies only (IndexKeeper.snapshot)."""
+        rows = rows or self.capture()
+        n = rows.rows_saved()
+        nb = min(n, rows.base)
         header: dict = {"kind": self.kind, "dim": self.dim, "rows": n, "seq": seq}
         if self._sq is not None:
             header["trained"] = faiss.vector_to_array(self._sq.trained).tolist()
-        return snapfile.write_arrays(path, header, {"codes": codes[:n].reshape(-1), "present": present[:n]})
+        codes = [rows.base_codes[:nb].reshape(-1), rows.tail_codes[: n - nb].reshape(-1)]
+        present = [rows.base_present[:nb], rows.tail_present[: n - nb]]
+        return snapfile.write_arrays(path, header, {"codes": codes, "present": present})
 
     @classmethod
-    def load(cls, path: Path) -> tuple[RerankCopy, int]:
-        """(the copy, the op-log sequence it reflects), read into memory whole (a mapped
-        file would fault its pages in during the first searches instead); raises
-        ragd.index.snapshot.SnapshotError when torn or corrupt."""
-        header, arrays = snapfile.read_arrays(path)
+    def _from(cls, path: Path, header: dict, arrays: dict[str, np.ndarray]) -> tuple[RerankCopy, int]:
         try:
             copy = cls(int(header["dim"]), header["kind"], header.get("trained"))
             n = int(header["rows"])
-            copy._codes = arrays["codes"].reshape(n, copy.code_size)
-            copy._present = arrays["present"].view(bool)
-            if len(copy._present) != n:
+            codes, present = arrays["codes"], arrays["present"].view(bool)
+            if len(present) != n or len(codes) != n * copy.code_size:
                 raise ValueError("rows do not match")
+            copy._rows = copy._rows._replace(base_codes=codes.reshape(n, copy.code_size), base_present=present)
+            return copy, int(header["seq"])
         except (KeyError, ValueError) as exc:
             raise snapfile.SnapshotError(f"{path}: bad re-rank copy ({exc})") from None
-        return copy, int(header["seq"])
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[RerankCopy, int]:
+        """(the copy, the op-log sequence it reflects), read into memory whole and its
+        checksum checked before it returns (index.rerank_copy_load = "read"); raises
+        ragd.index.snapshot.SnapshotError when torn or corrupt."""
+        header, arrays = snapfile.read_arrays(path)
+        return cls._from(path, header, arrays)
+
+    @classmethod
+    def map(cls, path: Path) -> tuple[RerankCopy, int]:
+        """(the copy, the op-log sequence it reflects) over a mapping of its file: reads
+        the header alone; `verified` stays unset until `verify` passed. Raises
+        ragd.index.snapshot.SnapshotError when the header or the size is wrong."""
+        mapped = snapfile.MappedArrays(path)
+        copy, seq = cls._from(path, mapped.header, mapped.arrays)
+        copy._mapped = mapped
+        copy.verified.clear()
+        return copy, seq
+
+    def verify(self, stop: threading.Event | None = None) -> bool | None:
+        """Check a mapped file's checksum (True: `verified` is now set; False: the file is
+        damaged, never to be used; None: `stop` was set first). A copy that is not a
+        mapped file's, or was verified already, is True at once."""
+        if self.verified.is_set():
+            return True
+        if self._mapped is None:
+            raise RuntimeError("an unverified copy without a file")
+        ok = self._mapped.verify(stop)
+        if ok:
+            self.verified.set()
+        return ok

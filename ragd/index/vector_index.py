@@ -218,6 +218,16 @@ class VectorIndex:
             self._version += 1
             self._gpu = None
 
+    def replace_copy(self, expected: RerankCopy | None, copy: RerankCopy) -> bool:
+        """Put `copy` in place of the re-rank copy `expected` (one rebuilt from LMDB in the
+        background); False when the index changed meanwhile (retrained, reset: it has
+        its own copy, or none), and `copy` is dropped."""
+        with self._lock.write():
+            if self.copy is not expected or self.kind != "ivfpq":
+                return False
+            self.copy = copy
+            return True
+
     def reset(self) -> None:
         """Back to an empty flat index."""
         self.swap_in(faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim)), np.zeros(1024, np.uint8), 0)
@@ -319,8 +329,11 @@ class VectorIndex:
         return self._rerank(rerank, queries, scores, ids, k)
 
     def _rerank_fetch(self) -> Fetch | None:
-        """Where the re-rank reads candidates' vectors: the resident copy, else `fetch`."""
-        return self.copy.fetch if self.copy is not None else self.fetch
+        """Where the re-rank reads candidates' vectors: the resident copy once it is
+        verified (a mapped file's checksum passed, ragd.index.rerank_copy), else `fetch`
+        (LMDB's fp32 vectors: never a row that might be damaged)."""
+        copy = self.copy
+        return copy.fetch if copy is not None and copy.verified.is_set() else self.fetch
 
     def _search_ivf(self, queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank):
         s = self.settings
