@@ -452,6 +452,9 @@ class FilterColumns:
 
     @classmethod
     def from_state(cls, state: dict) -> FilterColumns:
+        """Columns from decode_state(): its sets and dicts are taken as they are, not copied
+        again (decode_state builds fresh ones; a start held both copies at once). The
+        column arrays are copied into buffers of their own (they grow in place)."""
         cols = cls()
         arrays = state["arrays"]
         n = len(arrays["alive"])
@@ -463,17 +466,17 @@ class FilterColumns:
         cols._views = tuple(cols._buf[name][:n] for name in _COLUMNS)
         cols._types = dict(state["types"])
         cols.doc_ids = list(state["doc_ids"])
-        cols._doc_ords = {d: i for i, d in enumerate(cols.doc_ids)}
-        cols._viewers = {int(u): set(s) for u, s in state["viewers"].items()}
-        cols._meta_eq = {tuple(kv): set(s) for kv, s in state["meta_eq"].items()}
-        cols._meta_num = {k: dict(d) for k, d in state["meta_num"].items()}
-        cols._chunk_meta = dict(state["chunk_meta"])
+        cols._doc_ords = dict(zip(cols.doc_ids, range(len(cols.doc_ids))))
+        cols._viewers = {int(u): s for u, s in state["viewers"].items()}
+        cols._meta_eq = {tuple(kv): s for kv, s in state["meta_eq"].items()}
+        cols._meta_num = dict(state["meta_num"])
+        cols._chunk_meta = state["chunk_meta"]
         cols.private_count = int(state["private_count"])
         cols._project_codes = Codes(state["project_of_code"])
         cols._tracker_codes = Codes(state["tracker_of_code"])
         if len(cols._project_codes.codes) != len(state["project_of_code"]):
             raise ValueError("repeated project codes")
-        cols._owners_extra = {int(o): set(s) for o, s in state["owners_extra"].items()}
+        cols._owners_extra = {int(o): s for o, s in state["owners_extra"].items()}
         for owner, ids in cols._owners_extra.items():  # the per-chunk view, for clear_chunks
             for cid in ids:
                 cols._chunk_owners[cid] = (*cols._chunk_owners.get(cid, ()), owner)
