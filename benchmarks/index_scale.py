@@ -760,9 +760,9 @@ def measure_copy_load(data: Path, rounds: int) -> dict:
            "copy_verified_s_median": float(np.median([x["copy_verified_s"] for x in runs["map"]])),
            "load_avg_1m": [x["load_avg_1m"] for v in runs.values() for x in v],
            "copy_file_bytes": sum(f.stat().st_size for f in (data / "index").glob("*.rerank"))}
+    ratio = out["read_over_map"]
     print(f"read {out['median_s']['read']:.2f} s, map {out['median_s']['map']:.2f} s: read/map "
-          f"{out['read_over_map']['median']:.2f}x ({out['read_over_map']['min']:.2f}-{out['read_over_map']['max']:.2f})",
-          flush=True)
+          f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})", flush=True)
     return out
 
 

@@ -3,6 +3,7 @@ forms (mask: the ragd._native kernel plus numpy; _mask_numpy: numpy alone)."""
 import random
 
 import numpy as np
+import pytest
 from permission_oracle import may_see
 
 from ragd.domain import Document, Filter, MetadataRange
@@ -92,3 +93,67 @@ def test_searches_alongside_a_writer_never_see_a_private_chunk_half_written():
     assert not errors, errors[0]
     assert not leaks, f"private chunks admitted for user 2: {sorted(set(leaks))[:10]}"
     assert cols.size == max(truth) + 1
+
+
+def _filled(seed: int) -> FilterColumns:
+    rng = random.Random(seed)
+    cols = FilterColumns()
+    for i in range(300):
+        doc = Document(id=f"d{i}", text="x", project_id=rng.randint(1, 4), type="issue",
+                       is_private=rng.random() < 0.3, author_id=rng.randint(1, 8),
+                       metadata={"tracker": rng.choice(["bug", "feature"]), "prio": str(rng.randint(1, 5))},
+                       viewer_ids=rng.sample(range(1, 9), rng.randint(0, 2)))
+        cols.set_chunks([2 * i, 2 * i + 1], doc)
+    return cols
+
+
+def test_a_start_builds_the_metadata_maps_in_a_thread_and_only_their_readers_wait():
+    import threading
+
+    from ragd.index.columns import decode_state, encode_state
+    cols = _filled(11)
+    state = decode_state(*encode_state(cols.export_state()), lazy=True)
+    build, started, release = state["metadata"], threading.Event(), threading.Event()
+
+    def held():  # the real build, held until the test has searched without it
+        started.set()
+        assert release.wait(60)
+        return build()
+
+    state["metadata"] = held
+    back = FilterColumns.from_state(state)
+    try:
+        assert started.wait(60)
+        plain = Filter(project_ids=[1, 2], user_id=3, private_project_ids=[2])
+        assert np.array_equal(back.mask(plain), cols.compute_mask(plain))  # answered while the build is held
+        assert back._meta_thread.is_alive()  # noqa: SLF001 - still held: that search did not wait for it
+        by_meta = Filter(project_ids=[1, 2, 3], metadata_equals={"tracker": "bug"},
+                         metadata_ranges=[MetadataRange("prio", gte=2, lte=4)])
+        got: dict = {}
+        reader = threading.Thread(target=lambda: got.setdefault("mask", back.mask(by_meta)))
+        reader.start()
+        release.set()
+        reader.join(60)
+        assert np.array_equal(got["mask"], cols.compute_mask(by_meta))  # waited for the maps, then exact
+    finally:
+        release.set()
+    for c in (cols, back):  # writes after the start reach the maps as before
+        c.clear_chunks([0, 1, 2, 3])
+        c.set_chunks([600, 601], Document(id="new", text="x", project_id=1, type="issue", metadata={"tracker": "bug"}))
+    assert np.array_equal(back.mask(by_meta), cols.compute_mask(by_meta))
+
+
+def test_a_metadata_build_that_fails_fails_the_metadata_filters_not_the_others():
+    from ragd.index.columns import decode_state, encode_state
+    cols = _filled(12)
+    state = decode_state(*encode_state(cols.export_state()), lazy=True)
+
+    def broken():
+        raise MemoryError("no room for the maps")
+
+    state["metadata"] = broken
+    back = FilterColumns.from_state(state)
+    plain = Filter(project_ids=[1, 2], user_id=3)
+    assert np.array_equal(back.mask(plain), cols.compute_mask(plain))
+    with pytest.raises(RuntimeError, match="metadata not loaded"):  # never an answer from maps never built
+        back.mask(Filter(metadata_equals={"tracker": "bug"}))

@@ -95,9 +95,13 @@ class FilterColumns:
         self._doc_ords: dict[str, int] = {}
         self.doc_ids: list[str] = []
         self._viewers: dict[int, set[int]] = {}  # user id -> private chunk ids they may see
-        self._meta_eq: dict[tuple[str, str], set[int]] = {}
-        self._meta_num: dict[str, dict[int, float]] = {}
-        self._chunk_meta: dict[int, tuple[dict[str, str], list[int]]] = {}
+        # The metadata maps and each chunk's (metadata, viewers), read through _metadata():
+        # from_state may build them in a thread after a start (they are most of the
+        # columns' load, and only metadata filters and writes need them).
+        self._meta: tuple[dict[tuple[str, str], set[int]], dict[str, dict[int, float]],
+                          dict[int, tuple[dict[str, str], list[int]]]] = ({}, {}, {})
+        self._meta_thread: threading.Thread | None = None
+        self._meta_error: BaseException | None = None
         self._project_codes = Codes()  # project id <-> code (the key column packs the code)
         self._tracker_codes = Codes()  # tracker id <-> code (the tcode column)
         self._owners_extra: dict[int, set[int]] = {}  # principal -> chunk ids it owns past owner0/owner1
@@ -113,6 +117,29 @@ class FilterColumns:
     @property
     def size(self) -> int:
         return len(self.alive)
+
+    def _metadata(self) -> tuple[dict, dict, dict]:
+        """(metadata value -> chunk ids, numeric metadata, chunk -> (metadata, viewers)). A
+        reader arriving while from_state's thread still builds them waits for it: a filter
+        on metadata or a write, in the first seconds after a start; nothing else waits."""
+        thread = self._meta_thread
+        if thread is not None:
+            thread.join()
+            if self._meta_error is not None:  # never answer a metadata filter from partial maps
+                raise RuntimeError(f"filter columns: metadata not loaded ({self._meta_error!r})")
+        return self._meta
+
+    @property
+    def _meta_eq(self) -> dict[tuple[str, str], set[int]]:
+        return self._metadata()[0]
+
+    @property
+    def _meta_num(self) -> dict[str, dict[int, float]]:
+        return self._metadata()[1]
+
+    @property
+    def _chunk_meta(self) -> dict[int, tuple[dict[str, str], list[int]]]:
+        return self._metadata()[2]
 
     def _ensure(self, n: int, publish: bool = True) -> None:
         """Grow every column to hold chunk ids < n (amortised: capacity grows by 1.5x).
@@ -468,9 +495,20 @@ class FilterColumns:
         cols.doc_ids = list(state["doc_ids"])
         cols._doc_ords = dict(zip(cols.doc_ids, range(len(cols.doc_ids))))
         cols._viewers = {int(u): s for u, s in state["viewers"].items()}
-        cols._meta_eq = {tuple(kv): s for kv, s in state["meta_eq"].items()}
-        cols._meta_num = dict(state["meta_num"])
-        cols._chunk_meta = state["chunk_meta"]
+        if "metadata" in state:  # decode_state(lazy=True): built in a thread, the start goes on
+            build = state["metadata"]
+
+            def run() -> None:
+                try:
+                    cols._meta = build()
+                except BaseException as exc:  # noqa: BLE001 - reported to every reader (_metadata)
+                    cols._meta_error = exc
+
+            cols._meta_thread = threading.Thread(target=run, name="ragd-columns-metadata", daemon=True)
+            cols._meta_thread.start()
+        else:
+            cols._meta = ({tuple(kv): s for kv, s in state["meta_eq"].items()}, dict(state["meta_num"]),
+                          state["chunk_meta"])
         cols.private_count = int(state["private_count"])
         cols._project_codes = Codes(state["project_of_code"])
         cols._tracker_codes = Codes(state["tracker_of_code"])
@@ -535,8 +573,11 @@ def encode_state(state: dict) -> tuple[dict, dict[str, np.ndarray]]:
     return header, arrays
 
 
-def decode_state(header: dict, arrays: dict[str, np.ndarray]) -> dict:
-    """The inverse of encode_state (raises KeyError/ValueError on a malformed file)."""
+def decode_state(header: dict, arrays: dict[str, np.ndarray], lazy: bool = False) -> dict:
+    """The inverse of encode_state (raises KeyError/ValueError on a malformed file).
+    lazy: the metadata maps (meta_eq, meta_num, chunk_meta: a Python set or dict entry per
+    chunk, ~60% of the load at 1M) are left to state["metadata"], a function building
+    them, which from_state runs in a thread; the file's shape is checked here all the same."""
     raw = arrays["doc_ids"].tobytes()
     lens = arrays["doc_id_lens"]
     if len(lens) != header["doc_count"] or int(lens.sum()) != len(raw):
@@ -548,22 +589,33 @@ def decode_state(header: dict, arrays: dict[str, np.ndarray]) -> dict:
              "doc_ids": doc_ids, "private_count": header["private_count"],
              "viewers": {u: set(arrays[f"viewers.{i}"].tolist()) for i, u in enumerate(header["viewers"])},
              "owners_extra": {o: set(arrays[f"owners_extra.{i}"].tolist())
-                              for i, o in enumerate(header["owners_extra"])},
-             "meta_eq": {(k, v): set(arrays[f"meta_eq.{i}"].tolist()) for i, (k, v) in enumerate(header["meta_eq"])},
-             "meta_num": {k: dict(zip(arrays[f"meta_num.{i}.ids"].tolist(), arrays[f"meta_num.{i}.values"].tolist()))
-                          for i, k in enumerate(header["meta_num"])},
-             "chunk_meta": {}}
-    ids = arrays["chunk_meta.ids"].tolist()
-    lens = arrays["chunk_meta.lens"].tolist()
-    if len(lens) != len(header["chunk_meta"]) or sum(lens) != len(ids):
+                              for i, o in enumerate(header["owners_extra"])}}
+    meta_eq = [((k, v), arrays[f"meta_eq.{i}"]) for i, (k, v) in enumerate(header["meta_eq"])]
+    meta_num = [(k, arrays[f"meta_num.{i}.ids"], arrays[f"meta_num.{i}.values"])
+                for i, k in enumerate(header["meta_num"])]
+    if any(len(ids) != len(values) for _, ids, values in meta_num):
+        raise ValueError("numeric metadata ids do not match their values")
+    chunk_ids, lens = arrays["chunk_meta.ids"], arrays["chunk_meta.lens"]
+    groups = header["chunk_meta"]
+    if len(lens) != len(groups) or int(lens.sum()) != len(chunk_ids):
         raise ValueError("chunk metadata groups do not match their ids")
-    at = 0
-    for (md, vw), n in zip(header["chunk_meta"], lens):
-        # One (metadata, viewers) tuple shared by the group's chunks, as set_chunks
-        # shares a document's metadata dict among its chunks: entries are only read
-        # and popped, never changed in place.
-        state["chunk_meta"].update(dict.fromkeys(ids[at:at + n], (dict(md), list(vw))))
-        at += n
+
+    def metadata() -> tuple[dict, dict, dict]:
+        chunk_meta: dict = {}
+        ids, at = chunk_ids.tolist(), 0
+        for (md, vw), n in zip(groups, lens.tolist()):
+            # One (metadata, viewers) tuple shared by the group's chunks, as set_chunks
+            # shares a document's metadata dict among its chunks: entries are only read
+            # and popped, never changed in place.
+            chunk_meta.update(dict.fromkeys(ids[at:at + n], (dict(md), list(vw))))
+            at += n
+        return ({kv: set(a.tolist()) for kv, a in meta_eq},
+                {k: dict(zip(i.tolist(), v.tolist())) for k, i, v in meta_num}, chunk_meta)
+
+    if lazy:
+        state["metadata"] = metadata
+    else:
+        state["meta_eq"], state["meta_num"], state["chunk_meta"] = metadata()
     return state
 
 

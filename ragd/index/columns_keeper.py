@@ -81,7 +81,7 @@ def load_columns(path: Path, coll_id: int) -> tuple[FilterColumns, int]:
     if int(header.get("collection", -1)) != coll_id:
         raise snapfile.SnapshotError("columns of another collection")
     try:
-        state = columns_mod.decode_state(header, arrays)
+        state = columns_mod.decode_state(header, arrays, lazy=True)  # metadata maps built in a thread
         return FilterColumns.from_state(state), int(header["seq"])
     except (KeyError, ValueError, TypeError) as exc:
         raise snapfile.SnapshotError(f"malformed columns: {exc!r}") from None
