@@ -541,6 +541,17 @@ def _log_times(text: str) -> list[tuple[float, str]]:
     return out
 
 
+# `ragd` of another source tree: this venv's editable install redirects `import ragd` to
+# this checkout whatever the path says, so its finder is dropped first.
+_RUN_FROM_SOURCE = """
+import runpy, sys
+sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith('_editable')]
+sys.path.insert(0, sys.argv[1])
+sys.argv = ['ragd'] + sys.argv[2:]
+runpy.run_module('ragd.cli', run_name='__main__')
+"""
+
+
 class DaemonRun:
     """`ragd serve` on a data dir, timed from process start to health SERVING."""
 
@@ -552,7 +563,9 @@ class DaemonRun:
         if not models.exists():
             models.symlink_to(MODEL.parent, target_is_directory=True)
 
-    def start(self, timeout: float = 300.0, env: dict | None = None) -> dict:
+    def start(self, timeout: float = 300.0, env: dict | None = None, source: Path | None = None) -> dict:
+        """source: run the ragd of another source tree (a checkout of an older commit, its
+        ragd/_native*.so beside its sources) instead of this one."""
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
         self.port = _free_port()
@@ -560,7 +573,8 @@ class DaemonRun:
         logf = open(self.log_path, "ab")
         wall0 = time.time()
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "ragd.cli", "serve", "--data-dir", str(self.data),
+        entry = ["-m", "ragd.cli"] if source is None else ["-c", _RUN_FROM_SOURCE, str(source)]
+        self.proc = subprocess.Popen([sys.executable, *entry, "serve", "--data-dir", str(self.data),
                                       "--listen", f"127.0.0.1:{self.port}"],
                                      stdout=logf, stderr=subprocess.STDOUT, cwd=REPO,
                                      env={**os.environ, "RAGD_LOG_LEVEL": "info", **(env or {})})
@@ -732,16 +746,22 @@ def measure_restarts(n: int, vecs: np.ndarray, data_root: Path, reuse: bool, cle
     return res
 
 
-def measure_copy_load(data: Path, rounds: int) -> dict:
+def measure_copy_load(data: Path, rounds: int, baseline: Path | None = None) -> dict:
     """Restart to SERVING of one data dir with the re-rank copy's file read whole and checked
     before serving (index.rerank_copy_load = read: every start before) against mapped and
-    checked in the background (map), interleaved (read map, map read, ...: the order flips
-    each round); for map also the time until the background check passed."""
+    checked in the background (map), and, with `baseline` (a source tree of the commit
+    before), that commit's daemon ("base": the copy read whole, the columns' maps built
+    before serving); interleaved, the order rotating each round; for map also the time
+    until the background check passed."""
     d = DaemonRun(data)
-    runs: dict[str, list] = {"read": [], "map": []}
+    arms = ["read", "map"] + (["base"] if baseline else [])
+    runs: dict[str, list] = {a: [] for a in arms}
     for r in range(rounds):
-        for mode in (("read", "map") if r % 2 == 0 else ("map", "read")):
-            res = d.start(env={"RAGD_INDEX_RERANK_COPY_LOAD": mode})
+        for mode in arms[r % len(arms):] + arms[:r % len(arms)]:
+            if mode == "base":
+                res = d.start(source=baseline)
+            else:
+                res = d.start(env={"RAGD_INDEX_RERANK_COPY_LOAD": mode})
             if mode == "map":
                 res["copy_verified_s"] = d.wait_log("re-rank copy file verified")
             res["load_avg_1m"] = os.getloadavg()[0]
@@ -751,12 +771,15 @@ def measure_copy_load(data: Path, rounds: int) -> dict:
                   f"(vector index {res['phases'].get('vector_index_s')} s, columns {res['phases'].get('columns_s')} s"
                   + (f", copy verified at {res['copy_verified_s']:.2f} s" if mode == "map" else "")
                   + f"), load {res['load_avg_1m']:.1f}", flush=True)
-    ratios = [a["to_serving_s"] / b["to_serving_s"] for a, b in zip(runs["read"], runs["map"])]
+    def ratio(a: str) -> dict:
+        rs = [x["to_serving_s"] / y["to_serving_s"] for x, y in zip(runs[a], runs["map"])]
+        return {"median": float(np.median(rs)), "min": min(rs), "max": max(rs)}
+
     out = {"data_dir": json.loads((data / "BUILT.json").read_text()), "rounds": rounds, "runs": runs,
            "median_s": {m: float(np.median([x["to_serving_s"] for x in v])) for m, v in runs.items()},
            "range_s": {m: [min(x["to_serving_s"] for x in v), max(x["to_serving_s"] for x in v)]
                        for m, v in runs.items()},
-           "read_over_map": {"median": float(np.median(ratios)), "min": min(ratios), "max": max(ratios)},
+           "read_over_map": ratio("read"), **({"base_over_map": ratio("base")} if baseline else {}),
            "copy_verified_s_median": float(np.median([x["copy_verified_s"] for x in runs["map"]])),
            "load_avg_1m": [x["load_avg_1m"] for v in runs.values() for x in v],
            "copy_file_bytes": sum(f.stat().st_size for f in (data / "index").glob("*.rerank"))}
@@ -771,12 +794,15 @@ def plot_copy_load(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
-    for i, mode in enumerate(("read", "map")):
+    arms = [a for a in ("base", "read", "map") if a in res["runs"]]
+    for i, mode in enumerate(arms):
         ys = [x["to_serving_s"] for x in res["runs"][mode]]
         ax.plot(np.full(len(ys), i) + np.linspace(-0.1, 0.1, len(ys)), ys, "o", label=f"{mode}: SERVING")
     ver = [x["copy_verified_s"] for x in res["runs"]["map"]]
-    ax.plot(np.ones(len(ver)) + np.linspace(-0.1, 0.1, len(ver)), ver, "x", label="map: copy verified (background)")
-    ax.set_xticks([0, 1], ["read (before)", "map (now)"])
+    ax.plot(np.full(len(ver), arms.index("map")) + np.linspace(-0.1, 0.1, len(ver)), ver, "x",
+            label="map: copy verified (background)")
+    names = {"base": "commit before", "read": "copy read whole", "map": "copy mapped (now)"}
+    ax.set_xticks(range(len(arms)), [names[a] for a in arms])
     ax.set_ylabel("s from process start")
     ax.set_title(f"Restart, {res['data_dir']['chunks']:,} chunks, re-rank copy {res['copy_file_bytes'] / 1e6:.0f} MB")
     ax.legend(fontsize=7)
@@ -796,6 +822,9 @@ def main() -> None:
     ap.add_argument("--data-root", default=None, help="where the daemon data dirs are built (default: the workdir)")
     ap.add_argument("--keep-data", action="store_true", help="keep the daemon data dirs (reused by a later run)")
     ap.add_argument("--clean-runs", type=int, default=3, help="clean (SIGTERM) restarts timed per size")
+    ap.add_argument("--baseline-source", default=None,
+                    help="--copy-load-rounds: also time the daemon of this source tree (e.g. `git archive` of the "
+                         "commit before, with ragd/_native*.so copied beside it)")
     ap.add_argument("--copy-load-rounds", type=int, default=0,
                     help="only the restart with the re-rank copy read vs mapped, this many interleaved rounds "
                          "(on the data dir of --data-root, built first when missing) -> restart_copy_load.{json,png}")
@@ -825,7 +854,8 @@ def main() -> None:
         data = data_root / f"daemon-{n}"
         if not (data / "BUILT.json").exists():
             build_data_dir(data, cached_vectors(n, mix, real))
-        res = measure_copy_load(data, args.copy_load_rounds)
+        res = measure_copy_load(data, args.copy_load_rounds,
+                                Path(args.baseline_source) if args.baseline_source else None)
         out_path = RESULTS / "restart_copy_load"
         out_path.with_suffix(".json").write_text(json.dumps(res, indent=1))
         plot_copy_load(res, out_path.with_suffix(".png"))

@@ -122,6 +122,7 @@ def test_a_start_builds_the_metadata_maps_in_a_thread_and_only_their_readers_wai
 
     state["metadata"] = held
     back = FilterColumns.from_state(state)
+    back.start_metadata()  # as Collection.open does once the indexes are open
     try:
         assert started.wait(60)
         plain = Filter(project_ids=[1, 2], user_id=3, private_project_ids=[2])

@@ -64,6 +64,7 @@ class Collection:
         recovered, replay_ms = recover(self.store, self.meta, self.derived)
         self.recovery = {r.label: r for r in recovered}
         self.generation = self.store.sequence()
+        self.columns_keeper.start()
         self.keeper.start()
         log.info("collection %s: indexes opened in %.0f ms (op-log replay %.0f ms)", self.meta.name,
                  (time.perf_counter() - t0) * 1000, replay_ms)

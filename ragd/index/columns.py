@@ -101,7 +101,9 @@ class FilterColumns:
         self._meta: tuple[dict[tuple[str, str], set[int]], dict[str, dict[int, float]],
                           dict[int, tuple[dict[str, str], list[int]]]] = ({}, {}, {})
         self._meta_thread: threading.Thread | None = None
+        self._meta_started = False
         self._meta_error: BaseException | None = None
+        self._meta_lock = threading.Lock()
         self._project_codes = Codes()  # project id <-> code (the key column packs the code)
         self._tracker_codes = Codes()  # tracker id <-> code (the tcode column)
         self._owners_extra: dict[int, set[int]] = {}  # principal -> chunk ids it owns past owner0/owner1
@@ -124,10 +126,20 @@ class FilterColumns:
         on metadata or a write, in the first seconds after a start; nothing else waits."""
         thread = self._meta_thread
         if thread is not None:
+            self.start_metadata()
             thread.join()
             if self._meta_error is not None:  # never answer a metadata filter from partial maps
                 raise RuntimeError(f"filter columns: metadata not loaded ({self._meta_error!r})")
         return self._meta
+
+    def start_metadata(self) -> None:
+        """Start building the metadata maps left by from_state (once; a no-op otherwise).
+        The collection starts it once its indexes are open: a Python thread building
+        them alongside the vector index's load would take the GIL from it."""
+        with self._meta_lock:
+            if self._meta_thread is not None and not self._meta_started:
+                self._meta_started = True
+                self._meta_thread.start()
 
     @property
     def _meta_eq(self) -> dict[tuple[str, str], set[int]]:
@@ -495,7 +507,7 @@ class FilterColumns:
         cols.doc_ids = list(state["doc_ids"])
         cols._doc_ords = dict(zip(cols.doc_ids, range(len(cols.doc_ids))))
         cols._viewers = {int(u): s for u, s in state["viewers"].items()}
-        if "metadata" in state:  # decode_state(lazy=True): built in a thread, the start goes on
+        if "metadata" in state:  # decode_state(lazy=True): built in a thread (start_metadata)
             build = state["metadata"]
 
             def run() -> None:
@@ -505,7 +517,6 @@ class FilterColumns:
                     cols._meta_error = exc
 
             cols._meta_thread = threading.Thread(target=run, name="ragd-columns-metadata", daemon=True)
-            cols._meta_thread.start()
         else:
             cols._meta = ({tuple(kv): s for kv, s in state["meta_eq"].items()}, dict(state["meta_num"]),
                           state["chunk_meta"])

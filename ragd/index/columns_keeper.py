@@ -35,6 +35,10 @@ class ColumnsKeeper:
         self.sequence = self.saved_seq = seq
         return seq
 
+    def start(self) -> None:
+        """After the collection's indexes are open: build the metadata maps a load left."""
+        self.columns.start_metadata()
+
     def rebuild(self) -> int:
         seq = self.store.sequence()  # before the scan: replaying what it already saw is harmless
         cols = FilterColumns()
