@@ -246,9 +246,16 @@ class IndexKeeper:
             if self._stop.is_set():
                 return "stopped"
             built.add(ids, vecs)
-        with self.ctx.write_lock:
+        # close() may be called with the write lock held (a re-embedding's switch) and joins
+        # this thread: wait for the lock only while not asked to stop.
+        while not self.ctx.write_lock.acquire(timeout=0.2):
+            if self._stop.is_set():
+                return "stopped"
+        try:
             replayed = replay(self.store, self.meta, [_CopyCatchUp(built, seq0)])[0]
             swapped = self.index.replace_copy(expected, built)
+        finally:
+            self.ctx.write_lock.release()
         if not swapped:
             return "superseded"  # retrained meanwhile: the new index came with its own copy
         self._copy_unsaved = True
