@@ -243,6 +243,25 @@ def test_a_damaged_copy_is_caught_in_the_background_and_rebuilt(store, tmp_path,
         k3.close(snapshot=False)
 
 
+def test_a_crash_while_the_copy_was_written_leaves_a_file_a_start_can_trust_or_rebuilds(store, tmp_path):
+    vecs, k = built_with_copy(store, tmp_path)
+    path = k.paths.rerank
+    good = path.read_bytes()
+    # Killed while writing the next one: the write goes to a .tmp beside it, renamed only when whole.
+    path.with_name(path.name + ".tmp").write_bytes(good[: len(good) // 2])
+    k2 = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
+    assert k2.copy_settled.wait(120) and k2.copy_state == "verified"
+    k2.close(snapshot=False)
+    path.write_bytes(good[: len(good) // 2])  # a torn file in its place (never by ragd): refused by its size
+    k3 = keeper_for(store, tmp_path, ivf_threshold=1000, rerank_copy="fp16")
+    try:
+        # Nothing to trust: no copy until it is rebuilt (the re-rank reads LMDB meanwhile).
+        assert k3.copy_settled.wait(120) and k3.copy_state == "rebuilt"
+        assert np.array_equal(k3.index.copy.fetch(np.arange(6000))[0], vecs)
+    finally:
+        k3.close(snapshot=False)
+
+
 def test_read_mode_checks_the_copy_before_the_start_returns(store, tmp_path):
     _, k = built_with_copy(store, tmp_path)
     s = IndexSettings(ivf_threshold=1000, pq_m=8, rerank_copy="fp16")
