@@ -5,7 +5,7 @@ many matches), `/search.json` and the search page at 1 user, Redmine alone again
 plugin on the same enlarged database, interleaved (A B, B A per round), a query no
 request before it had.
 
-  .venv/bin/python benchmarks/redmine_scale.py [--sizes 1,8,32] [--rounds 3] [--queries 8]
+  .venv/bin/python benchmarks/redmine_scale.py [--sizes 1,8,32,64] [--rounds 4] [--queries 8]
 
 The plugin's Redmine runs on the same copy, answered by the demo's ragd, whose index
 keeps the demo's 633 documents: ragd's hits are the original issues (their copies are
@@ -91,8 +91,8 @@ def job(kind: str, q: str, found: dict[str, list[int]]):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="1,8,32", help="how many times the demo's issues are repeated")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--sizes", default="1,8,32,64", help="how many times the demo's issues are repeated")
+    ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--queries", type=int, default=8, help="requests per scenario, server and round")
     args = ap.parse_args()
     sizes = [int(k) for k in args.sizes.split(",")]
