@@ -273,6 +273,18 @@ def start_int8_arm(demo: dict[str, str], port: int) -> tuple[subprocess.Popen, s
     return ragd, redmine, f"http://127.0.0.1:{port}"
 
 
+def plugin_setting(name: str) -> str | None:
+    """One of the plugin's settings in the demo's database (what the plugin's arm ran with)."""
+    import sqlite3
+    db = sqlite3.connect(RM_VAR / "app" / "instances" / "demo" / "db" / "production.sqlite3")
+    try:
+        row = db.execute("SELECT value FROM settings WHERE name = 'plugin_redmine_rag'").fetchone()
+    finally:
+        db.close()
+    m = re.search(rf"^{name}: '?([^'\n]*)'?$", row[0] if row else "", re.M)
+    return m.group(1) if m else None
+
+
 def keyword_queries() -> list[str]:
     """Two content words of each CISI query (words of 5+ letters, in order, pairs never
     repeated): what Redmine's own search, where every word must match, also answers."""
@@ -342,6 +354,7 @@ def main() -> None:
                          "stop it (scripts/redmine/demo.sh stop) and let this script start it, or start it "
                          "with DEMO_RAGD_PRECISION=fp32")
     plugin_url = demo["DEMO_URL"]
+    max_results = plugin_setting("search_max_results")
     bare_port = free_port()
     print("starting the same Redmine without the plugin...", flush=True)
     bare = start_bare(bare_port)
@@ -470,6 +483,7 @@ def main() -> None:
                                                         for k, v in found.items()},
                          "search_json_empty_share": {k: round(sum(1 for x in v if x == 0) / len(v), 2) if v else None
                                                      for k, v in found.items()},
+                         "plugin_search_max_results": max_results,
                          "arms": {"ragd": f"the plugin, the demo's ragd (model.precision {demo_precision})",
                                   "redmine": "Redmine alone (its own SQL search)"}
                          | ({"ragd_int8": "the plugin, ragd model.precision int8"} if int8 else {})},

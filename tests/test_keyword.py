@@ -4,6 +4,7 @@ restarts (replay after its sequence, rebuild when missing)."""
 from __future__ import annotations
 
 import random
+import re
 import shutil
 
 import numpy as np
@@ -64,6 +65,21 @@ def test_identifiers_are_phrases_of_their_parts():
     text = "the reset happened: ERR_CONN_RESET in mail_handler.rb"
     spans = kw.highlight(qt, text)
     assert [text[a:b] for a, b in spans] == ["mail_handler", "rb"]
+
+
+def test_highlights_of_a_page_sharing_one_memo_equal_those_of_each_text_alone():
+    kw = KeywordIndex(None)
+    qt = kw.terms("Library classification of catalogues")
+    texts = ["The library classifies books; classification schemes differ.",
+             "Catalogue and catalogues: the LIBRARIES catalogued them.",
+             "Nothing here matches, nothing at all.", "library library Library"]
+    memo: dict = {}
+    shared = [kw.highlight(qt, t, memo=memo) for t in texts]
+    assert shared == [kw.highlight(qt, t) for t in texts]
+    words = {w for t in texts for w in re.findall(r"\w+", t)}
+    assert set(memo) == words  # each distinct word analysed once, whatever text it came from
+    assert memo["library"] and memo["LIBRARIES"] and not memo["Nothing"]
+    assert [texts[0][a:b] for a, b in shared[0]] == ["library", "classification"]
 
 
 def test_router_sends_identifiers_to_keyword_and_questions_to_hybrid():

@@ -237,6 +237,7 @@ class Searcher:
         chunks = self.store.get_chunks(coll.meta.id, [p[0] for p in picked])
         docs = self.store.get_docs(coll.meta.id, {c.doc_id for c in chunks if c is not None})
         qt = coll.keyword.terms(query) if query else None
+        memo: dict = {}  # the page's words, analysed once (KeywordIndex.highlight)
         hits = []
         for (cid, score, vscore, kscore), chunk in zip(picked, chunks):
             rec = docs.get(chunk.doc_id) if chunk is not None else None
@@ -245,7 +246,7 @@ class Searcher:
                 # transactions): the document's current record no longer owns this chunk.
                 continue
             doc = dataclasses.replace(rec.document, text="")  # the hit carries the chunk's text
-            spans = coll.keyword.highlight(qt, chunk.text) if qt else []
+            spans = coll.keyword.highlight(qt, chunk.text, memo=memo) if qt else []
             hits.append(Hit(document=doc, chunk_id=cid, text=chunk.text, start=chunk.start, end=chunk.end,
                             score=score, vector_score=vscore, keyword_score=kscore, highlights=spans))
         return hits

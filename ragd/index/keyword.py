@@ -391,26 +391,43 @@ class KeywordIndex:
 
     # ------------------------------------------------------------ highlights
 
-    def highlight(self, qt: QueryTerms, text: str, limit: int = 64) -> list[tuple[int, int]]:
+    def highlight(self, qt: QueryTerms, text: str, limit: int = 64,
+                  memo: dict[str, tuple[tuple[int, int], ...]] | None = None) -> list[tuple[int, int]]:
         """Code-point spans of `text` whose words stem to a query term (CJK: the characters
-        a matching bigram covers)."""
+        a matching bigram covers). `memo` (word -> its matching spans, for these query
+        terms only) lets the texts of one result page share their words' analysis: each
+        distinct word is split and analysed once (a page of 50 hits repeats most of its
+        thousands of words; analysing each occurrence was most of the page's assembly)."""
         stems = qt.stems
         if not stems:
             return []
+        if memo is None:
+            memo = {}
         spans: list[tuple[int, int]] = []
         for m in _WORD.finditer(text):
-            at = m.start()
-            for is_cjk, part in (cjk_analysis.split_runs(m.group()) if self.cjk is not None
-                                 else [(False, m.group())]):
-                if not is_cjk:
-                    st = self.analyzer.analyze(part)
-                    if st and any(s in stems for s in st):
-                        spans.append((at, at + len(part)))
-                at += len(part)
+            word = m.group()
+            rel = memo.get(word)
+            if rel is None:
+                rel = memo[word] = self._word_spans(word, stems)
+            if rel:
+                at = m.start()
+                spans.extend((at + a, at + b) for a, b in rel)
         if self.cjk is not None:
             spans.extend(cjk_analysis.highlight_spans(text, stems, self.cjk))
             spans.sort()
         return spans[:limit]
+
+    def _word_spans(self, word: str, stems) -> tuple[tuple[int, int], ...]:
+        """Spans (relative to `word`) of its non-CJK runs that stem to one of `stems`."""
+        out = []
+        at = 0
+        for is_cjk, part in (cjk_analysis.split_runs(word) if self.cjk is not None else [(False, word)]):
+            if not is_cjk:
+                st = self.analyzer.analyze(part)
+                if st and any(s in stems for s in st):
+                    out.append((at, at + len(part)))
+            at += len(part)
+        return tuple(out)
 
     def _body(self, title: str, text: str) -> str:
         body = f"{title}\n{text}" if title else text

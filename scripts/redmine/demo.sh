@@ -6,6 +6,7 @@
 #
 #   DEMO_PORT=3000 make redmine     a fixed port
 #   DEMO_RESET=1 make redmine       start again from an empty demo
+#   (every start sets the plugin's settings to its defaults, pointed at the demo's ragd)
 #   DEMO_ANSWER=0 make redmine      no model server: the search page offers no Ask box
 #   DEMO_RAGD_PRECISION=int8 make redmine   ragd's int8 CPU graph (model.precision; default
 #                                   fp32, ragd's own default: see the plugin's README, "Speed")
@@ -22,10 +23,15 @@ stop_demo() {
   [ -f "$ENV_FILE" ] || return 0
   # shellcheck disable=SC1090
   source "$ENV_FILE"
-  for pid in ${DEMO_REDMINE_PID:-} ${DEMO_RAGD_PID:-} ${DEMO_LLAMA_PID:-}; do
+  # Puma itself, from its pid file: DEMO_REDMINE_PID is the shell that started it, and
+  # setsid leaves Puma running in a session of its own when only that shell is stopped.
+  # (Only a live Puma: a pid file left by a crash may name a process that is not ours.)
+  local puma; puma=$(cat "$RM_APP/instances/demo/tmp/pids/server.pid" 2>/dev/null || true)
+  grep -qs puma "/proc/${puma:-none}/cmdline" || puma=
+  for pid in $puma ${DEMO_REDMINE_PID:-} ${DEMO_RAGD_PID:-} ${DEMO_LLAMA_PID:-}; do
     kill -TERM "$pid" 2>/dev/null || true
   done
-  for pid in ${DEMO_REDMINE_PID:-} ${DEMO_RAGD_PID:-} ${DEMO_LLAMA_PID:-}; do
+  for pid in $puma ${DEMO_REDMINE_PID:-} ${DEMO_RAGD_PID:-} ${DEMO_LLAMA_PID:-}; do
     while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
   done
   rm -f "$ENV_FILE"

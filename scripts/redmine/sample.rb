@@ -34,11 +34,13 @@ def cisi_records(path)
   out.transform_values { |r| r.transform_values { |v| v.gsub(/\s+/, ' ').strip } }
 end
 
-# Point the plugin at the demo's ragd (and index at the end).
+# Point the plugin at the demo's ragd (and index at the end). The demo runs on the
+# plugin's defaults: every start writes them again (settings changed in Administration
+# last until the next start), so a demo made by an older plugin does not keep that
+# version's defaults (a stored search_max_results of 100 outlived its change to 50).
 def index_for_demo
   if (address = ENV['DEMO_RAGD_ADDRESS'])
-    Setting.plugin_redmine_rag = RedmineRag::Settings::DEFAULTS.merge(Setting.plugin_redmine_rag.to_h)
-                                                               .merge('address' => address, 'collection' => 'demo')
+    Setting.plugin_redmine_rag = RedmineRag::Settings::DEFAULTS.merge('address' => address, 'collection' => 'demo')
     Setting.clear_cache
   end
   puts RedmineRag::Reindexer.new(prune: true, out: $stdout).run

@@ -41,13 +41,14 @@ module RedmineRag
       types = ragd_types
       return nil if types.empty?
 
-      search = start_search(types) # ragd answers while Redmine's own search does its part
-      others = redmine_results(types)
+      search = start_search(types) # ragd answers while Redmine does its part:
+      others = redmine_results(types) # its own search of the types ragd does not index,
+      scopes = search && visible_scopes(types) # and the permission checks of ragd's hits
       hits = ragd_hits(search)
       return nil if hits.nil?
 
       Current.search_outcome = :ragd
-      ranked = rank(hits)
+      ranked = rank(hits, scopes)
       ranked.concat(others)
       ranked.sort_by! { |(_, (rank, id))| [-rank, -id] }
       ranked.map { |scope, (_, id)| [scope, id] }
@@ -112,7 +113,7 @@ module RedmineRag
     # is its issue's), keeping only what Redmine shows the user now: the index
     # follows the job queue, so a record changed a moment ago may still carry
     # its old permissions there.
-    def rank(hits)
+    def rank(hits, scopes)
       seen = {}
       hits.each do |hit|
         type, id = Documents.parse_id(hit.document_id)
@@ -124,7 +125,7 @@ module RedmineRag
 
         seen[[scope, id]] = hit
       end
-      visible = visible_ids(seen.keys)
+      visible = visible_ids(seen.keys, scopes)
       n = seen.size
       seen.each_with_index.filter_map do |((scope, id), hit), i|
         next unless visible[scope]&.include?(id)
@@ -134,10 +135,21 @@ module RedmineRag
       end
     end
 
-    def visible_ids(keys)
+    # Redmine's `visible` scope of every result model ragd may answer, built while ragd
+    # works: building one is most of a check's cost (Project.allowed_to_condition walks
+    # the user's roles and projects in Ruby; the query itself takes well under a
+    # millisecond), and it does not depend on the hits. Built per request, never cached:
+    # the checks always apply Redmine's permissions of this moment.
+    def visible_scopes(types)
+      types.filter_map { |t| RESULT_TYPES[t] }.uniq.to_h { |scope| [scope, self.class.visible_scope(scope, @user)] }
+    end
+
+    # {scope => Set of the ids the user may see now}, one query per scope with hits.
+    def visible_ids(keys, scopes)
       keys.group_by(&:first).to_h do |scope, list|
         ids = list.map(&:last)
-        [scope, self.class.visible_scope(scope, @user).where(id: ids).pluck(:id).to_set]
+        visible = scopes[scope] || self.class.visible_scope(scope, @user)
+        [scope, visible.where(id: ids).pluck(:id).to_set]
       end
     end
 
