@@ -12,6 +12,10 @@ chunks). This copy keeps them in RAM instead, indexed by chunk id:
     index FAISS's IndexRefine would use). Its recall cost against fp32 re-rank is
     measured by benchmarks/index_scale.py (--xlarge, results/index_scale_xlarge.json).
 
+The re-rank itself (`rerank`) is one native pass over the candidates
+(ragd._native.rerank_top_k, ragd/native/rerank.hpp): each row decoded in
+registers, no gathered copy.
+
 Rows of deleted chunks stay until the index is rebuilt (the vector index's id
 states exclude them from every search). Saved beside the index snapshot (the
 same op-log sequence) as raw rows that a start reads back whole: at 10M chunks
@@ -25,6 +29,7 @@ from typing import Any
 import faiss as _faiss
 import numpy as np
 
+from ragd import _native
 from ragd.index import snapshot as snapfile
 
 faiss: Any = _faiss
@@ -46,6 +51,7 @@ class RerankCopy:
         self.code_size = dim * (2 if kind == "fp16" else 1)
         self._codes = np.zeros((0, self.code_size), dtype=np.uint8)
         self._present = np.zeros(0, dtype=bool)
+        self._sq_range: tuple[np.ndarray, np.ndarray] | None = None  # sq8: (vmin, vdiff), read once trained
 
     @classmethod
     def trained_on(cls, dim: int, kind: str, sample: np.ndarray) -> RerankCopy:
@@ -83,6 +89,30 @@ class RerankCopy:
             self._codes, self._present = codes, present
         self._codes[ids] = self._encode(np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim))
         self._present[ids] = True
+
+    def _range(self) -> dict:
+        """The native kernel's decode arguments: sq8's per-dimension vmin and vdiff
+        (FAISS QT_8bit's trained vector: dim minimums, then dim ranges)."""
+        if self._sq is None:
+            return {}
+        if self._sq_range is None:
+            trained = faiss.vector_to_array(self._sq.trained).astype(np.float32)
+            if len(trained) != 2 * self.dim:
+                raise ValueError(f"sq8 re-rank copy is not trained ({len(trained)} range values)")
+            self._sq_range = (np.ascontiguousarray(trained[: self.dim]), np.ascontiguousarray(trained[self.dim:]))
+        vmin, vdiff = self._sq_range
+        return {"vmin": vmin, "vdiff": vdiff}
+
+    def rerank(self, query: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best k of the candidate chunk ids by exact inner product with the copy's
+        rows: (scores, ids), best first, ties in candidate order; ids without a row
+        (negative, deleted since, never added) are skipped, so fewer than k may return."""
+        codes, present = self._codes, self._present  # one consistent pair (add swaps both)
+        scores = np.empty(k, dtype=np.float32)
+        out = np.empty(k, dtype=np.int64)
+        n = _native.rerank_top_k(scores, out, codes.reshape(-1), present, np.ascontiguousarray(ids, dtype=np.int64),
+                                 np.ascontiguousarray(query, dtype=np.float32), kind=self.kind, **self._range())
+        return scores[:n], out[:n]
 
     def fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ragd.index.vector_index.Fetch of the re-rank: (vectors [n, dim], found [n])."""

@@ -15,7 +15,13 @@ every inverted list.
 IVF-PQ candidates (top_k x rerank_factor) are re-ranked with the exact vectors
 fetched through `fetch` (LMDB, memory-mapped), so PQ does not cap recall; or,
 with settings.rerank_copy, with a resident compact copy (ragd.index.rerank_copy:
-fp16 or 8-bit scalar-quantised), which needs no LMDB read per query.
+fp16 or 8-bit scalar-quantised), which needs no LMDB read per query and re-ranks
+in one native pass.
+
+A single-query search is what a gRPC Search runs, one per request thread, so its
+Python between the FAISS call and the re-rank is kept to a few attribute reads:
+the IVF's list count is read at swap time, and a cached mask's IDSelectorBitmap
+is built once with its bitmap.
 
 The index is derived data: `to_bytes` / `from_bytes` (de)serialise it with its
 id states for snapshots; a collection rebuilds it from LMDB when missing.
@@ -85,7 +91,8 @@ class VectorIndex:
         self._gpu = None
         self._gpu_version = -1
         self.copy: RerankCopy | None = None  # the resident re-rank copy (IVF-PQ with settings.rerank_copy)
-        self._facts: dict[int, tuple] = {}   # id(read-only mask) -> (mask, version, bits, admitted)
+        self._facts: dict[int, tuple] = {}   # id(read-only mask) -> (mask, version, bits, admitted, selector)
+        self._nlist = 0                      # the IVF's lists (0: flat), read at swap time
         # FAISS indexes are not safe for concurrent add/remove and search, but searches
         # (const) are safe with each other: searches share the lock, writes take it alone.
         self._lock = ReadWriteLock()
@@ -103,7 +110,7 @@ class VectorIndex:
 
     @property
     def nlist(self) -> int:
-        return int(self._ivf().nlist) if self.kind == "ivfpq" else 0
+        return self._nlist
 
     def _ivf(self):
         return faiss.extract_index_ivf(self._index)
@@ -211,6 +218,7 @@ class VectorIndex:
         with self._lock.write():
             self._index = index
             self.kind = "ivfpq" if isinstance(faiss.downcast_index(index), faiss.IndexIVF) else "flat"
+            self._nlist = int(self._ivf().nlist) if self.kind == "ivfpq" else 0
             self._state = states
             self._live, self._dead = live, dead
             self.trained_n = trained_n
@@ -253,33 +261,35 @@ class VectorIndex:
 
     # ------------------------------------------------------------ search
 
-    def _selector_bits(self, allowed: np.ndarray | None) -> np.ndarray | None:
-        """Packed bitmap of ids that may be returned (None: every id in the index)."""
-        if allowed is None and self._dead == 0:
-            return None
-        if allowed is None:
-            cached = self._live_bits
-            if cached is not None and cached[0] == self._version:
-                return cached[1]
-            bits = np.packbits(self._state == LIVE, bitorder="little")
-            self._live_bits = (self._version, bits)
-            return bits
-        return self._mask_facts(allowed)[0]
+    def _selector(self, allowed: np.ndarray | None) -> tuple[Any, int]:
+        """(IDSelectorBitmap of the ids that may be returned or None for every id in the
+        index, admitted count). The selector holds its bitmap (a numpy array) alive."""
+        if allowed is not None:
+            facts = self._mask_facts(allowed)
+            return facts[2], facts[1]
+        if self._dead == 0:
+            return None, self._live
+        cached = self._live_bits
+        if cached is None or cached[0] != self._version:
+            cached = (self._version, _bitmap_selector(np.packbits(self._state == LIVE, bitorder="little")))
+            self._live_bits = cached
+        return cached[1], self._live
 
-    def _mask_facts(self, allowed: np.ndarray) -> tuple[np.ndarray, int]:
-        """(packed selector bitmap, admitted count) of a mask. For a read-only mask (the
-        filter columns' cached ones: their contents never change) both are kept, keyed
-        by the array's identity (the entry holds it, so the id is not reused) and this
-        index's version (the bitmap excludes tombstones): a repeated filter skips two
-        passes over every chunk id."""
+    def _mask_facts(self, allowed: np.ndarray) -> tuple[np.ndarray, int, Any]:
+        """(packed selector bitmap, admitted count, its IDSelectorBitmap) of a mask. For a
+        read-only mask (the filter columns' cached ones: their contents never change) they
+        are kept, keyed by the array's identity (the entry holds it, so the id is not
+        reused) and this index's version (the bitmap excludes tombstones): a repeated
+        filter skips two passes over every chunk id."""
         shared = not allowed.flags.writeable
         if shared:
             hit = self._facts.get(id(allowed))
             if hit is not None and hit[0] is allowed and hit[1] == self._version:
-                return hit[2], hit[3]
+                return hit[2], hit[3], hit[4]
         n = min(len(allowed), len(self._state))
         mask = allowed[:n] & (self._state[:n] == LIVE) if self._dead else allowed[:n]
-        facts = np.packbits(mask, bitorder="little"), int(np.count_nonzero(allowed))
+        bits = np.packbits(mask, bitorder="little")
+        facts = bits, int(np.count_nonzero(allowed)), _bitmap_selector(bits)
         if shared:
             self._facts[id(allowed)] = (allowed, self._version, *facts)
             for key in list(self._facts)[:-_FACTS_KEPT]:  # concurrent searches may evict the same
@@ -304,29 +314,27 @@ class VectorIndex:
         with self._lock.read():
             if self._live == 0:
                 return np.zeros((nq, 0), np.float32), np.zeros((nq, 0), np.int64)
-            bits = self._selector_bits(allowed)
-            admitted = self._live if allowed is None else self._mask_facts(allowed)[1]
+            sel, admitted = self._selector(allowed)
             k = max(1, min(k, self._live))
-            sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)) if bits is not None else None
             if self.kind == "flat":
                 params = faiss.SearchParameters(sel=sel) if sel is not None else None
                 with _one_omp_thread(nq):
                     return self._index.search(queries, k, params=params)
-            rerank = self._rerank_fetch()
-            scores, ids = self._search_ivf(queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank)
-        if rerank is None:
+            copy = self.copy  # the copy of this index (swap_in replaces both at once)
+            fetch = self.fetch if copy is None else None
+            scores, ids = self._search_ivf(queries, k, sel, admitted, nprobe, rerank_factor, exact,
+                                           copy is not None or fetch is not None)
+        if copy is not None:
+            return _rerank_with_copy(copy, queries, ids, k)
+        if fetch is None:
             return scores[:, :k], ids[:, :k]
-        return self._rerank(rerank, queries, scores, ids, k)
+        return self._rerank(fetch, queries, scores, ids, k)
 
-    def _rerank_fetch(self) -> Fetch | None:
-        """Where the re-rank reads candidates' vectors: the resident copy, else `fetch`."""
-        return self.copy.fetch if self.copy is not None else self.fetch
-
-    def _search_ivf(self, queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank):
+    def _search_ivf(self, queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank: bool):
         s = self.settings
-        nlist = self.nlist
+        nlist = self._nlist
         base = nprobe or s.nprobe or default_nprobe(nlist)
-        kk = k * max(1, rerank_factor or s.rerank_factor) if rerank is not None else k
+        kk = k * max(1, rerank_factor or s.rerank_factor) if rerank else k
         kk = min(kk, max(admitted, 1))
         if exact:
             probe = nlist
@@ -350,6 +358,7 @@ class VectorIndex:
 
     @staticmethod
     def _rerank(fetch: Fetch, queries, scores, ids, k):
+        """The re-rank through `fetch` (LMDB): the candidates' vectors, then numpy."""
         nq = len(queries)
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)
         out_i = np.full((nq, k), -1, dtype=np.int64)
@@ -388,6 +397,27 @@ class VectorIndex:
             self.settings.gpu = False
             return False
         return True
+
+
+def _bitmap_selector(bits: np.ndarray):
+    """An IDSelectorBitmap over a packed bitmap, holding the array (FAISS keeps a raw
+    pointer to it) for as long as the selector lives."""
+    sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+    sel.referenced_bits = bits
+    return sel
+
+
+def _rerank_with_copy(copy: RerankCopy, queries: np.ndarray, ids: np.ndarray, k: int):
+    """The IVF-PQ candidates re-ranked from the resident copy (one native pass per query);
+    rows padded with id -1 (score -inf) when fewer than k candidates have a row."""
+    nq = len(queries)
+    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_i = np.full((nq, k), -1, dtype=np.int64)
+    for qi in range(nq):
+        s, i = copy.rerank(queries[qi], ids[qi], k)
+        out_s[qi, : len(s)] = s
+        out_i[qi, : len(i)] = i
+    return out_s, out_i
 
 
 @contextmanager
