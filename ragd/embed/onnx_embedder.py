@@ -97,6 +97,12 @@ class EmbedResult:
     truncated: np.ndarray  # bool [n], text cut at max_tokens
 
 
+def check_device(device: str) -> None:
+    """The `model.device` values every embedder accepts."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+
+
 class OnnxEmbedder:
     """A provisioned model loaded into an ONNX Runtime session.
 
@@ -110,8 +116,7 @@ class OnnxEmbedder:
 
     def __init__(self, model_dir: str | Path, device: str = "auto", intra_op_threads: int | None = None,
                  precision: str = "auto", spin_wait: bool = False) -> None:
-        if device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+        check_device(device)
         model_dir = Path(model_dir)
         self._manifest = read_manifest(model_dir)
         want_cuda = cuda_requested(device)
@@ -354,8 +359,7 @@ class TextGraphEmbedder(OnnxEmbedder):
 
     def __init__(self, model_dir: str | Path, device: str = "auto", intra_op_threads: int | None = None,
                  precision: str = "auto", spin_wait: bool = False) -> None:
-        if device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+        check_device(device)
         model_dir = Path(model_dir)
         self._manifest = read_manifest(model_dir)
         if device == "cuda":

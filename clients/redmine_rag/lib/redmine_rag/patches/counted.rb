@@ -6,20 +6,11 @@ module RedmineRag
     # (journals, wiki pages, news, messages, documents). The including model
     # answers redmine_rag_type and redmine_rag_fields (the columns its document
     # is made of), and may refine redmine_rag_document?.
-    #
-    # after_save (inside the transaction): a change of those columns bumps the
-    #   record's counter, so the version grows with the state;
-    # before_destroy (first, while associations are still there): the version
-    #   of the tombstone;
-    # after_commit: the job, once the change is visible to other connections.
+    # A change of those columns bumps the record's counter, so the version
+    # grows with the state (hooks: SyncCallbacks).
     module Counted
       extend ActiveSupport::Concern
-
-      included do
-        after_save :redmine_rag_saved
-        before_destroy :redmine_rag_destroying, prepend: true
-        after_commit :redmine_rag_committed
-      end
+      include SyncCallbacks
 
       private
 

@@ -8,13 +8,9 @@ module RedmineRag
     # part of its notes' versions, and sends the notes again.
     module IssuePatch
       extend ActiveSupport::Concern
-      ACCESS_FIELDS = %w[project_id tracker_id is_private author_id assigned_to_id].freeze
+      include SyncCallbacks
 
-      included do
-        after_save :redmine_rag_saved
-        before_destroy :redmine_rag_destroying, prepend: true
-        after_commit :redmine_rag_committed
-      end
+      ACCESS_FIELDS = %w[project_id tracker_id is_private author_id assigned_to_id].freeze
 
       private
 
