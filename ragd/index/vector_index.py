@@ -32,7 +32,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +93,7 @@ class VectorIndex:
         self.copy: RerankCopy | None = None  # the resident re-rank copy (IVF-PQ with settings.rerank_copy)
         self._facts: dict[int, tuple] = {}   # id(read-only mask) -> (mask, version, bits, admitted, selector)
         self._nlist = 0                      # the IVF's lists (0: flat), read at swap time
+        self._plain_params: dict[int, Any] = {}  # unfiltered SearchParametersIVF per probe count
         # FAISS indexes are not safe for concurrent add/remove and search, but searches
         # (const) are safe with each other: searches share the lock, writes take it alone.
         self._lock = ReadWriteLock()
@@ -271,7 +272,7 @@ class VectorIndex:
             return None, self._live
         cached = self._live_bits
         if cached is None or cached[0] != self._version:
-            cached = (self._version, _bitmap_selector(np.packbits(self._state == LIVE, bitorder="little")))
+            cached = (self._version, _bitmap_selector(np.packbits(self._state == LIVE, bitorder="little"), True))
             self._live_bits = cached
         return cached[1], self._live
 
@@ -289,7 +290,7 @@ class VectorIndex:
         n = min(len(allowed), len(self._state))
         mask = allowed[:n] & (self._state[:n] == LIVE) if self._dead else allowed[:n]
         bits = np.packbits(mask, bitorder="little")
-        facts = bits, int(np.count_nonzero(allowed)), _bitmap_selector(bits)
+        facts = bits, int(np.count_nonzero(allowed)), _bitmap_selector(bits, shared)
         if shared:
             self._facts[id(allowed)] = (allowed, self._version, *facts)
             for key in list(self._facts)[:-_FACTS_KEPT]:  # concurrent searches may evict the same
@@ -344,14 +345,23 @@ class VectorIndex:
             share = admitted / max(self._live, 1)
             probe = min(nlist, int(math.ceil(base * max(share, 1e-6) ** -0.4)))
         want = min(k, admitted)
+        # A cached selector (or none) keeps its search parameters per probe count: FAISS
+        # only reads them, and building them is a few SWIG calls per search.
+        memo = self._plain_params if sel is None else getattr(sel, "params_by_probe", None)
         while True:
-            params = faiss.SearchParametersIVF(sel=sel, nprobe=probe) if sel is not None else \
-                faiss.SearchParametersIVF(nprobe=probe)
+            params = memo.get(probe) if memo is not None else None
+            if params is None:
+                params = faiss.SearchParametersIVF(sel=sel, nprobe=probe) if sel is not None else \
+                    faiss.SearchParametersIVF(nprobe=probe)
+                if memo is not None and len(memo) < 8:
+                    memo[probe] = params
             index = self._gpu if (sel is None and self._gpu is not None and self._gpu_version == self._version) \
                 else self._index
             with _one_omp_thread(len(queries)):
                 scores, ids = index.search(queries, kk, params=params)
-            short = (ids >= 0).sum(axis=1).min() < want
+            # FAISS pads a row's missing results with -1 at its end: a row is short when
+            # its want-th entry is missing.
+            short = want > 0 and bool((ids[:, want - 1] < 0).any())
             if not short or probe >= nlist:
                 return scores, ids
             probe = min(nlist, probe * 4)
@@ -399,11 +409,14 @@ class VectorIndex:
         return True
 
 
-def _bitmap_selector(bits: np.ndarray):
+def _bitmap_selector(bits: np.ndarray, cached: bool):
     """An IDSelectorBitmap over a packed bitmap, holding the array (FAISS keeps a raw
-    pointer to it) for as long as the selector lives."""
+    pointer to it) for as long as the selector lives; a cached one (reused by later
+    searches) also keeps its search parameters per probe count (_search_ivf)."""
     sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
     sel.referenced_bits = bits
+    if cached:
+        sel.params_by_probe = {}
     return sel
 
 
@@ -420,20 +433,25 @@ def _rerank_with_copy(copy: RerankCopy, queries: np.ndarray, ids: np.ndarray, k:
     return out_s, out_i
 
 
-@contextmanager
-def _one_omp_thread(nq: int) -> Iterator[None]:
+def _one_omp_thread(nq: int) -> _OneOmpThread | nullcontext:
     """FAISS parallelises a search over its queries: one query gains nothing from an
     OpenMP team, and every concurrent caller starting one oversubscribes the cores.
     The setting is per calling thread (OpenMP's nthreads-var), restored afterwards."""
-    if nq != 1:
-        yield
-        return
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
+    return _OneOmpThread() if nq == 1 else nullcontext()
+
+
+class _OneOmpThread:
+    """_one_omp_thread's context manager for one query (a plain object: every search
+    takes one)."""
+
+    __slots__ = ("_before",)
+
+    def __enter__(self) -> None:
+        self._before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+
+    def __exit__(self, *exc) -> None:
+        faiss.omp_set_num_threads(self._before)
 
 
 class ReadWriteLock:
@@ -445,20 +463,24 @@ class ReadWriteLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._read_hold = _ReadHold(self)
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
+    def read(self) -> _ReadHold:
+        """`with lock.read():` holds a read share (a plain object, not a generator:
+        every search takes it)."""
+        return self._read_hold
+
+    def _acquire_read(self) -> None:
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+
+    def _release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -474,6 +496,21 @@ class ReadWriteLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+class _ReadHold:
+    """The context manager of ReadWriteLock.read (state lives in the lock: one per lock)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: ReadWriteLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock._acquire_read()  # noqa: SLF001
+
+    def __exit__(self, *exc) -> None:
+        self._lock._release_read()  # noqa: SLF001
 
 
 def default_nprobe(nlist: int) -> int:
