@@ -167,9 +167,18 @@ def recall(got: list[np.ndarray], truth: np.ndarray) -> float:
                           for g, t in zip(got, truth)]))
 
 
+# What a search did, independent of the machine's load (wall-clock percentiles on a
+# shared machine carry other processes' time slices): the CPU time of the searching
+# thread, and FAISS's counters of the lists probed and the PQ codes scored.
+_work: dict = {}
+
+
 def run_queries(idx: VectorIndex, queries: np.ndarray, mask_of, repeat: int = 1, **params):
     """Per-query ms (best of `repeat`), with the mask built inside the timed call."""
     lat, got, mask_ms = [], [], []
+    stats = faiss.cvar.indexIVF_stats
+    stats.reset()
+    cpu0 = time.thread_time()
     for q in queries:
         best = float("inf")
         for _ in range(repeat):
@@ -184,12 +193,15 @@ def run_queries(idx: VectorIndex, queries: np.ndarray, mask_of, repeat: int = 1,
         lat.append(best)
         mask_ms.append(mm)
         got.append(ids)
+    searches = max(1, len(queries) * repeat)
+    _work.update(cpu_ms_per_query=(time.thread_time() - cpu0) * 1000 / searches,
+                 lists_probed=stats.nlist / searches, codes_scored=stats.ndis / searches)
     return lat, got, mask_ms
 
 
 def summary(lat, got, truth, mask_ms=None) -> dict:
     out = {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "mean_ms": float(np.mean(lat)),
-           "recall@10": recall(got, truth)}
+           "recall@10": recall(got, truth), **_work}
     if mask_ms is not None:
         out["mask_p50_ms"] = pct(mask_ms, 50)
         out["mask_p99_ms"] = pct(mask_ms, 99)

@@ -65,6 +65,45 @@ def test_copy_round_trips_and_decodes_close_to_the_vectors(tmp_path, kind, tol):
         RerankCopy.map(path)
 
 
+@pytest.mark.parametrize("kind", ["fp16", "sq8"])
+def test_native_rerank_is_the_numpy_rerank_over_the_decoded_rows(tmp_path, kind):
+    """RerankCopy.rerank (ragd._native.rerank_top_k) against the numpy form it replaced:
+    the candidates' decoded rows (fetch), their dot products, a stable argsort; ids that
+    are negative, never added, past the rows or deleted are skipped; also on a copy
+    read back from its file (read-only arrays), and on a mapped file with rows added past it."""
+    vecs = clustered(2000, seed=6)
+    copy = RerankCopy.trained_on(DIM, kind, vecs)
+    copy.add(np.arange(0, 1500), vecs[:1500])
+    copy.add(np.arange(1700, 2000), vecs[1700:])  # rows 1500..1699 never added
+    path = tmp_path / "c.rerank"
+    copy.save(path, seq=1)
+    back, _ = RerankCopy.load(path)
+    # A mapped copy grown past its file: rows in two segments (the file's, then memory's),
+    # each ranked natively, merged by score.
+    mapped, _ = RerankCopy.map(path)
+    assert mapped.verify() is True
+    mapped.add(np.arange(2000, 2050), clustered(50, seed=7))
+    rng = np.random.default_rng(0)
+    for copy_ in (copy, back, mapped):
+        for trial in range(30):
+            q = clustered(1, seed=100 + trial)[0]
+            cand = rng.integers(-2, 2100, size=int(rng.integers(0, 400))).astype(np.int64)
+            for k in (1, 10, 500):
+                scores, ids = copy_.rerank(q, cand, k)
+                vec, found = copy_.fetch(np.where(cand >= 0, cand, 10**9))
+                keep = cand[found]
+                exact = vec[found] @ q
+                order = np.argsort(-exact, kind="stable")[:k]
+                assert len(ids) == len(order) <= k
+                np.testing.assert_allclose(scores, exact[order], rtol=0, atol=1e-4)
+                # Equal ids wherever the numpy scores are not a near tie (float rounding).
+                if len(order) == 0:
+                    continue
+                gaps = np.abs(np.diff(exact[order]))
+                clear = np.concatenate([[True], gaps > 1e-4]) & np.concatenate([gaps > 1e-4, [True]])
+                assert np.array_equal(ids[clear], keep[order][clear])
+
+
 def test_copy_rerank_matches_the_lmdb_rerank(store, tmp_path):
     vecs = clustered(12000, seed=4)
     ids = np.asarray(write_chunks(store, vecs), dtype=np.int64)
@@ -191,7 +230,7 @@ def test_a_start_serves_before_the_copy_is_verified_then_uses_it(store, tmp_path
         assert k2.index.copy is copy and copy.verified.is_set()  # the mapped file, now trusted
         for q in queries:
             got, want = k2.index.search(q[None], 10), ref.search(q[None], 10)
-            assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
+            assert np.array_equal(got[1], want[1]) and np.allclose(got[0], want[0], rtol=0, atol=1e-6)
         assert k2.snapshot() > 0
     finally:
         release.set()
@@ -232,7 +271,7 @@ def test_a_damaged_copy_is_caught_in_the_background_and_rebuilt(store, tmp_path,
         assert np.array_equal(rebuilt.fetch(np.asarray(fresh_ids))[0], fresh)
         for q in queries:  # after the recovery: equal to the fp32 re-rank
             got, want = k2.index.search(q[None], 10), ref.search(q[None], 10)
-            assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
+            assert np.array_equal(got[1], want[1]) and np.allclose(got[0], want[0], rtol=0, atol=1e-6)
     finally:
         release.set()
         k2.close()  # the rebuilt copy goes into the final snapshot

@@ -12,6 +12,10 @@ chunks). This copy keeps them in RAM instead, indexed by chunk id:
     index FAISS's IndexRefine would use). Its recall cost against fp32 re-rank is
     measured by benchmarks/index_scale.py (--xlarge, results/index_scale_xlarge.json).
 
+The re-rank itself (`rerank`) is one native pass over the candidates
+(ragd._native.rerank_top_k, ragd/native/rerank.hpp): each row decoded in
+registers, no gathered copy.
+
 Rows of deleted chunks stay until the index is rebuilt (the vector index's id
 states exclude them from every search). Saved beside the index snapshot (the
 same op-log sequence) as raw rows, checksummed (ragd.index.snapshot.write_arrays).
@@ -40,6 +44,7 @@ from typing import Any, NamedTuple
 import faiss as _faiss
 import numpy as np
 
+from ragd import _native
 from ragd.index import snapshot as snapfile
 
 faiss: Any = _faiss
@@ -87,6 +92,7 @@ class RerankCopy:
         self.verified = threading.Event()
         self.verified.set()
         self._mapped: snapfile.MappedArrays | None = None
+        self._sq_range: tuple[np.ndarray, np.ndarray] | None = None  # sq8: (vmin, vdiff), read once trained
 
     @classmethod
     def trained_on(cls, dim: int, kind: str, sample: np.ndarray) -> RerankCopy:
@@ -140,6 +146,48 @@ class RerankCopy:
             rows = self._rows = rows._replace(tail_codes=tail_codes, tail_present=tail_present)
         rows.tail_codes[at] = codes
         rows.tail_present[at] = True
+
+    def _range(self) -> dict:
+        """The native kernel's decode arguments: sq8's per-dimension vmin and vdiff
+        (FAISS QT_8bit's trained vector: dim minimums, then dim ranges)."""
+        if self._sq is None:
+            return {}
+        if self._sq_range is None:
+            trained = faiss.vector_to_array(self._sq.trained).astype(np.float32)
+            if len(trained) != 2 * self.dim:
+                raise ValueError(f"sq8 re-rank copy is not trained ({len(trained)} range values)")
+            self._sq_range = (np.ascontiguousarray(trained[: self.dim]), np.ascontiguousarray(trained[self.dim:]))
+        vmin, vdiff = self._sq_range
+        return {"vmin": vmin, "vdiff": vdiff}
+
+    def rerank(self, query: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best k of the candidate chunk ids by exact inner product with the copy's
+        rows: (scores, ids), best first; ids without a row (negative, deleted since, never
+        added) are skipped, so fewer than k may return. Ties keep candidate order within
+        a segment (base rows first, then the tail's)."""
+        rows = self._rows  # one consistent state (add replaces it whole)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        query = np.ascontiguousarray(query, dtype=np.float32)
+        if rows.base == 0:
+            return self._rerank_rows(rows.tail_codes, rows.tail_present, ids, query, k)
+        # Two segments, each ranked in one native pass: ids past the base are "past the
+        # rows" for the first, base ids are negative (skipped) for the second.
+        scores, out = self._rerank_rows(rows.base_codes, rows.base_present, ids, query, k)
+        if len(rows.tail_present) == 0 or not bool((ids >= rows.base).any()):
+            return scores, out
+        tail_scores, tail_ids = self._rerank_rows(rows.tail_codes, rows.tail_present, ids - rows.base, query, k)
+        scores = np.concatenate([scores, tail_scores])
+        out = np.concatenate([out, tail_ids + rows.base])
+        best = np.argsort(-scores, kind="stable")[:k]
+        return scores[best], out[best]
+
+    def _rerank_rows(self, codes: np.ndarray, present: np.ndarray, ids: np.ndarray, query: np.ndarray,
+                     k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.empty(k, dtype=np.float32)
+        out = np.empty(k, dtype=np.int64)
+        n = _native.rerank_top_k(scores, out, codes.reshape(-1), present, ids, query, kind=self.kind,
+                                 **self._range())
+        return scores[:n], out[:n]
 
     def fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ragd.index.vector_index.Fetch of the re-rank: (vectors [n, dim], found [n])."""

@@ -15,7 +15,13 @@ every inverted list.
 IVF-PQ candidates (top_k x rerank_factor) are re-ranked with the exact vectors
 fetched through `fetch` (LMDB, memory-mapped), so PQ does not cap recall; or,
 with settings.rerank_copy, with a resident compact copy (ragd.index.rerank_copy:
-fp16 or 8-bit scalar-quantised), which needs no LMDB read per query.
+fp16 or 8-bit scalar-quantised), which needs no LMDB read per query and re-ranks
+in one native pass.
+
+A single-query search is what a gRPC Search runs, one per request thread, so its
+Python between the FAISS call and the re-rank is kept to a few attribute reads:
+the IVF's list count is read at swap time, and a cached mask's IDSelectorBitmap
+is built once with its bitmap.
 
 The index is derived data: `to_bytes` / `from_bytes` (de)serialise it with its
 id states for snapshots; a collection rebuilds it from LMDB when missing.
@@ -26,7 +32,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +91,9 @@ class VectorIndex:
         self._gpu = None
         self._gpu_version = -1
         self.copy: RerankCopy | None = None  # the resident re-rank copy (IVF-PQ with settings.rerank_copy)
-        self._facts: dict[int, tuple] = {}   # id(read-only mask) -> (mask, version, bits, admitted)
+        self._facts: dict[int, tuple] = {}   # id(read-only mask) -> (mask, version, bits, admitted, selector)
+        self._nlist = 0                      # the IVF's lists (0: flat), read at swap time
+        self._plain_params: dict[int, Any] = {}  # unfiltered SearchParametersIVF per probe count
         # FAISS indexes are not safe for concurrent add/remove and search, but searches
         # (const) are safe with each other: searches share the lock, writes take it alone.
         self._lock = ReadWriteLock()
@@ -103,7 +111,7 @@ class VectorIndex:
 
     @property
     def nlist(self) -> int:
-        return int(self._ivf().nlist) if self.kind == "ivfpq" else 0
+        return self._nlist
 
     def _ivf(self):
         return faiss.extract_index_ivf(self._index)
@@ -211,6 +219,7 @@ class VectorIndex:
         with self._lock.write():
             self._index = index
             self.kind = "ivfpq" if isinstance(faiss.downcast_index(index), faiss.IndexIVF) else "flat"
+            self._nlist = int(self._ivf().nlist) if self.kind == "ivfpq" else 0
             self._state = states
             self._live, self._dead = live, dead
             self.trained_n = trained_n
@@ -263,33 +272,35 @@ class VectorIndex:
 
     # ------------------------------------------------------------ search
 
-    def _selector_bits(self, allowed: np.ndarray | None) -> np.ndarray | None:
-        """Packed bitmap of ids that may be returned (None: every id in the index)."""
-        if allowed is None and self._dead == 0:
-            return None
-        if allowed is None:
-            cached = self._live_bits
-            if cached is not None and cached[0] == self._version:
-                return cached[1]
-            bits = np.packbits(self._state == LIVE, bitorder="little")
-            self._live_bits = (self._version, bits)
-            return bits
-        return self._mask_facts(allowed)[0]
+    def _selector(self, allowed: np.ndarray | None) -> tuple[Any, int]:
+        """(IDSelectorBitmap of the ids that may be returned or None for every id in the
+        index, admitted count). The selector holds its bitmap (a numpy array) alive."""
+        if allowed is not None:
+            facts = self._mask_facts(allowed)
+            return facts[2], facts[1]
+        if self._dead == 0:
+            return None, self._live
+        cached = self._live_bits
+        if cached is None or cached[0] != self._version:
+            cached = (self._version, _bitmap_selector(np.packbits(self._state == LIVE, bitorder="little"), True))
+            self._live_bits = cached
+        return cached[1], self._live
 
-    def _mask_facts(self, allowed: np.ndarray) -> tuple[np.ndarray, int]:
-        """(packed selector bitmap, admitted count) of a mask. For a read-only mask (the
-        filter columns' cached ones: their contents never change) both are kept, keyed
-        by the array's identity (the entry holds it, so the id is not reused) and this
-        index's version (the bitmap excludes tombstones): a repeated filter skips two
-        passes over every chunk id."""
+    def _mask_facts(self, allowed: np.ndarray) -> tuple[np.ndarray, int, Any]:
+        """(packed selector bitmap, admitted count, its IDSelectorBitmap) of a mask. For a
+        read-only mask (the filter columns' cached ones: their contents never change) they
+        are kept, keyed by the array's identity (the entry holds it, so the id is not
+        reused) and this index's version (the bitmap excludes tombstones): a repeated
+        filter skips two passes over every chunk id."""
         shared = not allowed.flags.writeable
         if shared:
             hit = self._facts.get(id(allowed))
             if hit is not None and hit[0] is allowed and hit[1] == self._version:
-                return hit[2], hit[3]
+                return hit[2], hit[3], hit[4]
         n = min(len(allowed), len(self._state))
         mask = allowed[:n] & (self._state[:n] == LIVE) if self._dead else allowed[:n]
-        facts = np.packbits(mask, bitorder="little"), int(np.count_nonzero(allowed))
+        bits = np.packbits(mask, bitorder="little")
+        facts = bits, int(np.count_nonzero(allowed)), _bitmap_selector(bits, shared)
         if shared:
             self._facts[id(allowed)] = (allowed, self._version, *facts)
             for key in list(self._facts)[:-_FACTS_KEPT]:  # concurrent searches may evict the same
@@ -314,32 +325,31 @@ class VectorIndex:
         with self._lock.read():
             if self._live == 0:
                 return np.zeros((nq, 0), np.float32), np.zeros((nq, 0), np.int64)
-            bits = self._selector_bits(allowed)
-            admitted = self._live if allowed is None else self._mask_facts(allowed)[1]
+            sel, admitted = self._selector(allowed)
             k = max(1, min(k, self._live))
-            sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)) if bits is not None else None
             if self.kind == "flat":
                 params = faiss.SearchParameters(sel=sel) if sel is not None else None
                 with _one_omp_thread(nq):
                     return self._index.search(queries, k, params=params)
-            rerank = self._rerank_fetch()
-            scores, ids = self._search_ivf(queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank)
-        if rerank is None:
+            copy = self.copy  # the copy of this index (swap_in replaces both at once)
+            if copy is not None and not copy.verified.is_set():
+                # A mapped copy whose checksum has not passed yet (ragd.index.rerank_copy):
+                # re-rank from LMDB's fp32 vectors, never from a row that might be damaged.
+                copy = None
+            fetch = self.fetch if copy is None else None
+            scores, ids = self._search_ivf(queries, k, sel, admitted, nprobe, rerank_factor, exact,
+                                           copy is not None or fetch is not None)
+        if copy is not None:
+            return _rerank_with_copy(copy, queries, ids, k)
+        if fetch is None:
             return scores[:, :k], ids[:, :k]
-        return self._rerank(rerank, queries, scores, ids, k)
+        return self._rerank(fetch, queries, scores, ids, k)
 
-    def _rerank_fetch(self) -> Fetch | None:
-        """Where the re-rank reads candidates' vectors: the resident copy once it is
-        verified (a mapped file's checksum passed, ragd.index.rerank_copy), else `fetch`
-        (LMDB's fp32 vectors: never a row that might be damaged)."""
-        copy = self.copy
-        return copy.fetch if copy is not None and copy.verified.is_set() else self.fetch
-
-    def _search_ivf(self, queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank):
+    def _search_ivf(self, queries, k, sel, admitted, nprobe, rerank_factor, exact, rerank: bool):
         s = self.settings
-        nlist = self.nlist
+        nlist = self._nlist
         base = nprobe or s.nprobe or default_nprobe(nlist)
-        kk = k * max(1, rerank_factor or s.rerank_factor) if rerank is not None else k
+        kk = k * max(1, rerank_factor or s.rerank_factor) if rerank else k
         kk = min(kk, max(admitted, 1))
         if exact:
             probe = nlist
@@ -349,20 +359,30 @@ class VectorIndex:
             share = admitted / max(self._live, 1)
             probe = min(nlist, int(math.ceil(base * max(share, 1e-6) ** -0.4)))
         want = min(k, admitted)
+        # A cached selector (or none) keeps its search parameters per probe count: FAISS
+        # only reads them, and building them is a few SWIG calls per search.
+        memo = self._plain_params if sel is None else getattr(sel, "params_by_probe", None)
         while True:
-            params = faiss.SearchParametersIVF(sel=sel, nprobe=probe) if sel is not None else \
-                faiss.SearchParametersIVF(nprobe=probe)
+            params = memo.get(probe) if memo is not None else None
+            if params is None:
+                params = faiss.SearchParametersIVF(sel=sel, nprobe=probe) if sel is not None else \
+                    faiss.SearchParametersIVF(nprobe=probe)
+                if memo is not None and len(memo) < 8:
+                    memo[probe] = params
             index = self._gpu if (sel is None and self._gpu is not None and self._gpu_version == self._version) \
                 else self._index
             with _one_omp_thread(len(queries)):
                 scores, ids = index.search(queries, kk, params=params)
-            short = (ids >= 0).sum(axis=1).min() < want
+            # FAISS pads a row's missing results with -1 at its end: a row is short when
+            # its want-th entry is missing.
+            short = want > 0 and bool((ids[:, want - 1] < 0).any())
             if not short or probe >= nlist:
                 return scores, ids
             probe = min(nlist, probe * 4)
 
     @staticmethod
     def _rerank(fetch: Fetch, queries, scores, ids, k):
+        """The re-rank through `fetch` (LMDB): the candidates' vectors, then numpy."""
         nq = len(queries)
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)
         out_i = np.full((nq, k), -1, dtype=np.int64)
@@ -403,20 +423,49 @@ class VectorIndex:
         return True
 
 
-@contextmanager
-def _one_omp_thread(nq: int) -> Iterator[None]:
+def _bitmap_selector(bits: np.ndarray, cached: bool):
+    """An IDSelectorBitmap over a packed bitmap, holding the array (FAISS keeps a raw
+    pointer to it) for as long as the selector lives; a cached one (reused by later
+    searches) also keeps its search parameters per probe count (_search_ivf)."""
+    sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+    sel.referenced_bits = bits
+    if cached:
+        sel.params_by_probe = {}
+    return sel
+
+
+def _rerank_with_copy(copy: RerankCopy, queries: np.ndarray, ids: np.ndarray, k: int):
+    """The IVF-PQ candidates re-ranked from the resident copy (one native pass per query);
+    rows padded with id -1 (score -inf) when fewer than k candidates have a row."""
+    nq = len(queries)
+    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_i = np.full((nq, k), -1, dtype=np.int64)
+    for qi in range(nq):
+        s, i = copy.rerank(queries[qi], ids[qi], k)
+        out_s[qi, : len(s)] = s
+        out_i[qi, : len(i)] = i
+    return out_s, out_i
+
+
+def _one_omp_thread(nq: int) -> _OneOmpThread | nullcontext:
     """FAISS parallelises a search over its queries: one query gains nothing from an
     OpenMP team, and every concurrent caller starting one oversubscribes the cores.
     The setting is per calling thread (OpenMP's nthreads-var), restored afterwards."""
-    if nq != 1:
-        yield
-        return
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
+    return _OneOmpThread() if nq == 1 else nullcontext()
+
+
+class _OneOmpThread:
+    """_one_omp_thread's context manager for one query (a plain object: every search
+    takes one)."""
+
+    __slots__ = ("_before",)
+
+    def __enter__(self) -> None:
+        self._before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+
+    def __exit__(self, *exc) -> None:
+        faiss.omp_set_num_threads(self._before)
 
 
 class ReadWriteLock:
@@ -428,20 +477,24 @@ class ReadWriteLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._read_hold = _ReadHold(self)
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
+    def read(self) -> _ReadHold:
+        """`with lock.read():` holds a read share (a plain object, not a generator:
+        every search takes it)."""
+        return self._read_hold
+
+    def _acquire_read(self) -> None:
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+
+    def _release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -457,6 +510,21 @@ class ReadWriteLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+class _ReadHold:
+    """The context manager of ReadWriteLock.read (state lives in the lock: one per lock)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: ReadWriteLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock._acquire_read()  # noqa: SLF001
+
+    def __exit__(self, *exc) -> None:
+        self._lock._release_read()  # noqa: SLF001
 
 
 def default_nprobe(nlist: int) -> int:

@@ -15,6 +15,7 @@
 #include "filter_mask.hpp"
 #include "grant_mask.hpp"
 #include "normalize.hpp"
+#include "rerank.hpp"
 #include "splitter.hpp"
 #include "utf8.hpp"
 
@@ -382,4 +383,5 @@ NB_MODULE(_native, m) {
           "than chunk_size.");
   ragd::bind_filter_mask(m);
   ragd::bind_grant_mask(m);
+  ragd::bind_rerank(m);
 }
