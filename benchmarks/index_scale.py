@@ -814,7 +814,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=500)
-    ap.add_argument("--workdir", default=None, help="scratch directory for LMDB and snapshots (default: a temp dir)")
+    ap.add_argument("--workdir", default=None,
+                    help="scratch directory for LMDB and snapshots (default: a temp dir; --xlarge keeps its "
+                         "build files in a named one, for --reuse)")
     ap.add_argument("--out", default=str(RESULTS / "index_scale"), help="output path without extension")
     ap.add_argument("--restart-only", action="store_true",
                     help="only the real daemon restarts; merged into the existing JSON's results of the same sizes")
@@ -906,7 +908,7 @@ def main_xlarge(args, mix: Mixture, real: np.ndarray, real_q: np.ndarray) -> Non
     import index_xlarge
     sizes = args.size if "--size" in sys.argv else [10_000_000]
     out_path = RESULTS / "index_scale_xlarge" if args.out == str(RESULTS / "index_scale") else Path(args.out)
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ragd-index-xlarge-"))
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix=index_xlarge.TEMP_PREFIX))
     workdir.mkdir(parents=True, exist_ok=True)
     results = []
     for n in sizes:
