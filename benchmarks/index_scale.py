@@ -79,7 +79,7 @@ from ragd.engine.datadir import DataDir  # noqa: E402
 from ragd.index.columns import FilterColumns  # noqa: E402
 from ragd.index.columns_keeper import ColumnsKeeper  # noqa: E402
 from ragd.index.lifecycle import IndexContext, IndexKeeper, vector_fetch  # noqa: E402
-from ragd.index.vector_index import IndexSettings, VectorIndex, default_nprobe  # noqa: E402
+from ragd.index.vector_index import IndexSettings, VectorIndex, default_nprobe, default_rerank_factor  # noqa: E402
 from ragd.store.lmdb_store import DocRecord, Store  # noqa: E402
 
 CACHE = REPO / "var" / "bench-cache"
@@ -305,7 +305,8 @@ def run_size(n: int, mix: Mixture, real: np.ndarray, real_q: np.ndarray, nq: int
                          "best_of_3_p50_ms": pct(lat_pq3, 50), "best_of_3_p99_ms": pct(lat_pq3, 99)}
     res["default"] = {"p50_ms": pct(lat_def, 50), "p99_ms": pct(lat_def, 99), "recall@10": recall(got_def, truth),
                       "best_of_3_p50_ms": pct(lat_def3, 50), "best_of_3_p99_ms": pct(lat_def3, 99),
-                      "nprobe": settings.nprobe or default_nprobe(ivf.nlist), "rerank_factor": settings.rerank_factor}
+                      "nprobe": settings.nprobe or default_nprobe(ivf.nlist),
+                      "rerank_factor": settings.rerank_factor or default_rerank_factor(n)}
     print(f"exact flat:       p50 {res['exact']['p50_ms']:.2f} ms  p99 {res['exact']['p99_ms']:.2f} ms", flush=True)
     print(f"IVF-PQ alone:     p50 {res['ivfpq_only']['p50_ms']:.2f} ms  p99 {res['ivfpq_only']['p99_ms']:.2f} ms  "
           f"(best of 3: {res['ivfpq_only']['best_of_3_p50_ms']:.2f}/{res['ivfpq_only']['best_of_3_p99_ms']:.2f})  "
@@ -313,7 +314,7 @@ def run_size(n: int, mix: Mixture, real: np.ndarray, real_q: np.ndarray, nq: int
     print(f"IVF-PQ + rerank:  p50 {res['default']['p50_ms']:.2f} ms  p99 {res['default']['p99_ms']:.2f} ms  "
           f"(best of 3: {res['default']['best_of_3_p50_ms']:.2f}/{res['default']['best_of_3_p99_ms']:.2f})  "
           f"recall@10 {res['default']['recall@10']:.3f} (nprobe {res['default']['nprobe']}, "
-          f"rerank x{settings.rerank_factor})", flush=True)
+          f"rerank x{res['default']['rerank_factor']})", flush=True)
 
     sweep = []
     for nprobe in (32, 64, 128):

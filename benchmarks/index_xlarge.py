@@ -51,7 +51,15 @@ from ragd.domain import Filter, Grant, Visibility  # noqa: E402
 from ragd.index import snapshot as snapfile  # noqa: E402
 from ragd.index.columns import FilterColumns, encode_state  # noqa: E402
 from ragd.index.rerank_copy import RerankCopy  # noqa: E402
-from ragd.index.vector_index import LIVE, IndexSettings, VectorIndex, default_nprobe, nlist_for, train_size_for  # noqa: E402  # noqa: E402
+from ragd.index.vector_index import (  # noqa: E402
+    LIVE,
+    IndexSettings,
+    VectorIndex,
+    default_nprobe,
+    default_rerank_factor,
+    nlist_for,
+    train_size_for,
+)
 
 DIM = 384
 BATCH = 250_000
@@ -226,7 +234,8 @@ def compare_sources(ivf, n: int, nlist: int, queries: np.ndarray, truth: Truth, 
                 lat, got, _ = run_queries(view, queries, (lambda m=m: m) if m is not None else None,
                                           nprobe=nprobe, rerank_factor=rf)
                 row = {"rerank_from": source, "filter": flt_name, "nprobe": nprobe or default_nprobe(nlist),
-                       "rerank_factor": rf or settings.rerank_factor, **summary(lat, got, truth.ids(flt_name))}
+                       "rerank_factor": rf or settings.rerank_factor or default_rerank_factor(n),
+                       **summary(lat, got, truth.ids(flt_name))}
                 res["rows"].append(row)
                 print(f"  {source:5s} {flt_name:18s} nprobe {row['nprobe']:4d} rf {row['rerank_factor']:3d}: "
                       f"recall@10 {row['recall@10']:.4f}  p50 {row['p50_ms']:.2f} ms p99 {row['p99_ms']:.2f} ms",
@@ -435,7 +444,7 @@ def measure(res: dict, idx: VectorIndex, cols: FilterColumns, flts: dict, masks:
     # ---- latency and recall, one thread
     faiss.omp_set_num_threads(1)
     nl = default_nprobe(nlist)
-    res["default"] = {"nprobe": nl, "rerank_factor": settings.rerank_factor}
+    res["default"] = {"nprobe": nl, "rerank_factor": settings.rerank_factor or default_rerank_factor(n)}
     lat, got, _ = run_queries(idx, queries, None)
     lat3, _, _ = run_queries(idx, queries, None, repeat=3)
     res["unfiltered"] = {**summary(lat, got, truth.ids("all")), "best_of_3_p50_ms": pct(lat3, 50),

@@ -155,11 +155,11 @@ class IndexConfig:
     nlist_factor: float = opt(4.0, "IVF lists = this x sqrt(vectors) (FAISS advises 4..16).")
     pq_m: int = opt(0, "PQ sub-quantizers (8 bits each); 0 = dimension / 8 (48 bytes per 384-d vector).")
     nprobe: int = opt(0, "IVF lists probed per search unless the request sets SearchParams.nprobe; "
-                         "0 = nlist / 32, at least 32. At 10M chunks set 128 with rerank_factor 200 (recall@10 0.958, "
-                         "filtered p99 ~10 ms; benchmarks/README.md).")
-    rerank_factor: int = opt(40, "IVF-PQ candidates re-ranked with the exact stored vectors = top_k x this "
-                                 "(unless the request sets SearchParams.rerank_factor). Large collections need a "
-                                 "deeper re-rank: at 10M chunks 40 gives recall@10 0.88, 200 gives 0.96 (~1 ms more).")
+                         "0 = auto: nlist / 32, at least 32, at most 128 (past ~1M vectors a deeper re-rank "
+                         "buys more recall than more lists; benchmarks/README.md, the 10M profile).")
+    rerank_factor: int = opt(0, "IVF-PQ candidates re-ranked with the exact stored vectors = top_k x this "
+                                "(unless the request sets SearchParams.rerank_factor); 0 = auto: 40 up to 1M "
+                                "vectors, then 40 x (N / 1M)^0.7 (200 at 10M: recall@10 0.958, filtered p99 10 ms).")
     compact_fraction: float = opt(0.05, "Remove tombstoned vectors from the index in the background once "
                                         "they exceed this share of it.")
     snapshot_every_ops: int = opt(10_000, "Snapshot a collection's index after this many writes to that collection "

@@ -247,3 +247,17 @@ def test_store_backup_is_a_consistent_copy(store, tmp_path):
         copy.close()
     with pytest.raises(FileExistsError):
         store.backup(tmp_path / "backup")
+
+
+def test_default_probes_and_rerank_depth_are_the_measured_settings():
+    """The auto defaults at the sizes benchmarks/index_scale.py --xlarge measured: 1M (125
+    lists, x40: recall@10 0.967) and 10M (128 lists, x200: 0.958, where 395 lists x40 gave
+    0.876); probes stop at 128 lists, the re-rank depth keeps growing with N."""
+    from ragd.index.vector_index import default_nprobe, default_rerank_factor, nlist_for
+
+    assert (default_nprobe(nlist_for(1_000_000, 4.0)), default_rerank_factor(1_000_000)) == (125, 40)
+    assert (default_nprobe(nlist_for(10_000_000, 4.0)), default_rerank_factor(10_000_000)) == (128, 200)
+    assert default_nprobe(16) == 16 and default_nprobe(900) == 32  # never more lists than exist, at least 32
+    sizes = [50_000, 500_000, 2_000_000, 5_000_000, 20_000_000]
+    depths = [default_rerank_factor(n) for n in sizes]
+    assert depths == sorted(depths) and depths[0] == 40 and default_rerank_factor(10**9) == 400
