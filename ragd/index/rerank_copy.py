@@ -190,7 +190,9 @@ class RerankCopy:
         return scores[:n], out[:n]
 
     def fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ragd.index.vector_index.Fetch of the re-rank: (vectors [n, dim], found [n])."""
+        """The rows of these ids decoded to fp32: (vectors [n, dim], found [n]). Searches
+        re-rank with `rerank` (one native pass, no decoded copy); this is the plain form
+        that checks and tests compare with."""
         ids = np.asarray(ids, dtype=np.int64)
         rows = self._rows  # one consistent state (add replaces it whole)
         found = np.zeros(len(ids), dtype=bool)
